@@ -1,0 +1,29 @@
+# The two commands of the README: `make dashboard` and `make test`. Each creates .venv on a fresh machine.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: dashboard test setup bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed (set PYTHON=/path/to/python3.11)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+dashboard: $(STAMP)
+	$(PY) -m streamlit run dashboard/app.py --browser.gatherUsageStats false
+
+test: $(STAMP)
+	$(PY) -m pytest -q -ra tests
+
+bench: $(STAMP)
+	$(PY) bench/embed.py
+
+clean:
+	rm -rf $(VENV)
