@@ -134,7 +134,7 @@ def _probe(path: Path, max_pixels: int) -> str | None:
             with Image.open(path) as im:
                 w, h = im.size
     except Image.DecompressionBombError as exc:
-        return f"too large to decode safely ({exc})"
+        return f"too large to decode safely, above max_pixels={max_pixels} ({exc})"
     except Exception as exc:  # noqa: BLE001 - any decoder error means "unreadable", reported with its text
         return f"not a readable image: {type(exc).__name__}: {exc}"
     if w * h > max_pixels:
@@ -326,7 +326,7 @@ def read_image(path, size: int | None = None, resize: str = "center_crop",
     except ValueError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ValueError(f"too large to decode safely ({exc})") from None
+        raise ValueError(f"too large to decode safely, above max_pixels={max_pixels} ({exc})") from None
     except (OSError, SyntaxError, Image.UnidentifiedImageError, EOFError) as exc:
         raise ValueError(f"cannot decode: {type(exc).__name__}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - third-party decoders raise many kinds; keep the run alive

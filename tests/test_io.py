@@ -1,0 +1,163 @@
+"""Reading folders and decoding awkward files: every bad file is reported with a reason, every good one read."""
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import kit
+from kit.io import read_image
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def write_huge_png(path: Path, side: int = 20000) -> None:
+    """A valid side x side grayscale PNG, written in a streaming way (tiny on disk)."""
+    comp = zlib.compressobj(9)
+    row = b"\x00" + b"\x00" * side
+    parts = [comp.compress(row * 500) for _ in range(side // 500)]
+    parts.append(comp.flush())
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n")
+        f.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)))
+        f.write(_png_chunk(b"IDAT", b"".join(parts)))
+        f.write(_png_chunk(b"IEND", b""))
+
+
+def exif_rotated_jpeg(path: Path) -> None:
+    """60 wide x 40 high stored pixels, red block at stored top-left, EXIF orientation 6 (display rotated 90 CW)."""
+    arr = np.full((40, 60, 3), 200, np.uint8)
+    arr[:10, :10] = (255, 0, 0)
+    im = Image.fromarray(arr)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    im.save(path, quality=95, exif=exif.tobytes())
+
+
+@pytest.fixture
+def awkward_folder(tmp_path, photo):
+    """A folder with good images in every format and every kind of bad file the issue lists."""
+    root = tmp_path / "photos"
+    good = root / "good"
+    bad = root / "bad"
+    good.mkdir(parents=True)
+    bad.mkdir()
+    im = Image.fromarray(photo)
+    im.save(good / "a.jpg", quality=90)
+    im.save(good / "b.png")
+    im.save(good / "c.bmp")
+    im.save(good / "d.gif")
+    im.save(good / "e.webp")
+    im.save(good / "f.tiff")
+    im.convert("CMYK").save(good / "cmyk.jpg", quality=90)
+    grad16 = (np.tile(np.linspace(0, 65535, 64), (32, 1))).astype(np.uint16)
+    Image.fromarray(grad16).save(good / "sixteen_bit.png")
+    pal = Image.new("P", (32, 32), 0)
+    pal.putpalette([0, 0, 0, 0, 0, 255] + [0] * 762)
+    pal.paste(1, (16, 0, 32, 32))
+    pal.save(good / "palette_transparent.png", transparency=0)
+    exif_rotated_jpeg(good / "rotated.jpg")
+    (good / "png_named.jpg").write_bytes((good / "b.png").read_bytes())  # wrong extension, real PNG
+    (good / "notes.txt").write_text("not an image")
+
+    jpeg_bytes = (good / "a.jpg").read_bytes()
+    (bad / "truncated.jpg").write_bytes(jpeg_bytes[: len(jpeg_bytes) // 2])
+    (bad / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(2000))
+    (bad / "empty.png").write_bytes(b"")
+    (bad / "text.jpg").write_text("hello, I am not a JPEG")
+    write_huge_png(bad / "huge.png")
+    os.symlink(root, bad / "loop")  # a directory symlink back to the root
+    return root
+
+
+def test_load_folder_reports_every_bad_file(awkward_folder):
+    images = kit.load_folder(awkward_folder)
+    names = {Path(p).name for p in images.paths}
+    assert {"a.jpg", "b.png", "c.bmp", "d.gif", "e.webp", "f.tiff", "cmyk.jpg", "sixteen_bit.png",
+            "palette_transparent.png", "rotated.jpg", "png_named.jpg"} <= names
+    reasons = dict(zip(images.unreadable["path"].map(lambda p: Path(p).name), images.unreadable["reason"]))
+    assert "empty" in reasons["empty.png"]
+    assert "not a readable image" in reasons["text.jpg"]
+    assert "not a readable image" in reasons["corrupt.jpg"]
+    assert "max_pixels" in reasons["huge.png"]
+    # the symlink loop is followed once: every image appears once
+    assert len(images.paths) == len({Path(p).name for p in images.paths}) == 12
+    assert any(p.endswith("notes.txt") for p in images.ignored)
+    # labels are the first sub-folder; the truncated JPEG's header is fine, so it is found (and fails at decode)
+    assert dict(zip([Path(p).name for p in images.paths], images.labels))["a.jpg"] == "good"
+    assert dict(zip([Path(p).name for p in images.paths], images.labels))["truncated.jpg"] == "bad"
+
+
+def test_duplicates_are_reported(awkward_folder):
+    images = kit.load_folder(awkward_folder)
+    dup = images.duplicates
+    assert len(dup) == 1
+    assert {Path(dup.iloc[0]["path"]).name, Path(dup.iloc[0]["duplicate_of"]).name} == {"b.png", "png_named.jpg"}
+
+
+def test_modes_are_converted_to_rgb(awkward_folder):
+    good = awkward_folder / "good"
+    cmyk = read_image(good / "cmyk.jpg")
+    ref = read_image(good / "a.jpg")
+    assert cmyk.shape == ref.shape and cmyk.dtype == np.uint8
+    assert np.abs(cmyk.astype(int) - ref.astype(int)).mean() < 12  # colours survive CMYK
+
+    g16 = read_image(good / "sixteen_bit.png")
+    assert g16.shape == (32, 64, 3)
+    assert g16[0, 0, 0] == 0 and g16[0, -1, 0] == 255  # full 16-bit range mapped onto 0..255
+    assert 100 < g16[0, 32, 0] < 160
+
+    pal = read_image(good / "palette_transparent.png")
+    assert tuple(pal[5, 5]) == (255, 255, 255)  # transparent -> white
+    assert tuple(pal[5, 25]) == (0, 0, 255)
+
+
+def test_exif_orientation_is_applied(awkward_folder):
+    arr = read_image(awkward_folder / "good" / "rotated.jpg")
+    assert arr.shape == (60, 40, 3)  # displayed upright: 40 wide, 60 high
+    # orientation 6 turns the stored top-left corner to the top-right
+    assert arr[3, -4, 0] > 200 and arr[3, -4, 1] < 60
+    assert arr[3, 3, 1] > 150
+
+
+def test_truncated_and_huge_images_fail_with_reasons(awkward_folder):
+    with pytest.raises(ValueError, match="cannot decode"):
+        read_image(awkward_folder / "bad" / "truncated.jpg")
+    with pytest.raises(ValueError, match="max_pixels"):
+        read_image(awkward_folder / "bad" / "huge.png")
+
+
+def test_gif_first_frame(tmp_path):
+    frames = [Image.new("RGB", (20, 20), c) for c in ((255, 0, 0), (0, 255, 0))]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    arr = read_image(tmp_path / "anim.gif")
+    assert arr[10, 10, 0] > 200 and arr[10, 10, 1] < 50
+
+
+def test_center_crop_resize(photo, tmp_path):
+    Image.fromarray(photo[:, :400]).save(tmp_path / "tall.png")
+    arr = read_image(tmp_path / "tall.png", size=64)
+    assert arr.shape == (64, 64, 3)
+    with pytest.raises(ValueError, match="resize="):
+        read_image(tmp_path / "tall.png", size=64, resize="stretchy")
+
+
+def test_labels_from_csv_and_errors(tmp_path, photo):
+    for name in ("x.jpg", "y.jpg"):
+        Image.fromarray(photo).save(tmp_path / name)
+    pd.DataFrame({"path": ["x.jpg", "y.jpg"], "label": ["cat", "dog"]}).to_csv(tmp_path / "labels.csv", index=False)
+    images = kit.load_folder(tmp_path, labels=tmp_path / "labels.csv")
+    assert dict(zip([Path(p).name for p in images.paths], images.labels)) == {"x.jpg": "cat", "y.jpg": "dog"}
+    assert kit.load_folder(tmp_path).labels is None  # images at the root: unlabelled
+    with pytest.raises(NotADirectoryError, match="path="):
+        kit.load_folder(tmp_path / "nope")
+    pd.DataFrame({"file_name": ["x.jpg"], "what": ["cat"]}).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ValueError, match="path column"):
+        kit.load_folder(tmp_path, labels=tmp_path / "bad.csv")
