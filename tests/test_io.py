@@ -125,6 +125,11 @@ def test_exif_orientation_is_applied(awkward_folder):
     # orientation 6 turns the stored top-left corner to the top-right
     assert arr[3, -4, 0] > 200 and arr[3, -4, 1] < 60
     assert arr[3, 3, 1] > 150
+    # with a target size the turn is applied after resizing: same picture as turning first
+    small = read_image(awkward_folder / "good" / "rotated.jpg", size=20)
+    ref = np.asarray(Image.fromarray(arr).resize((20, 20), Image.Resampling.BILINEAR, box=(0, 10, 40, 50)))
+    assert np.abs(small.astype(int) - ref.astype(int)).max() < 40
+    assert small[1, -2, 0] > 170 and small[1, -2, 1] < 90  # red corner now top-right
 
 
 def test_truncated_and_huge_images_fail_with_reasons(awkward_folder):
