@@ -129,7 +129,7 @@ def test_exif_orientation_is_applied(awkward_folder):
     # with a target size the turn is applied after resizing: same picture as turning first
     small = read_image(awkward_folder / "good" / "rotated.jpg", size=20)
     ref = np.asarray(Image.fromarray(arr).resize((20, 20), Image.Resampling.BILINEAR, box=(0, 10, 40, 50)))
-    assert np.abs(small.astype(int) - ref.astype(int)).max() < 40
+    assert np.abs(small.astype(int) - ref.astype(int)).mean() < 3  # edges may differ by a pixel
     assert small[1, -2, 0] > 200 and small[1, -2, 1] < 60  # red corner now top-right
 
 
