@@ -1,0 +1,536 @@
+"""Clustering estimators with the scikit-learn API: ``fit(X)`` returns self, ``labels_`` (noise = -1),
+``fit_predict(X)``. Parameters are keyword-only and validated in ``fit``.
+
+Estimators: ``KMeans`` (scikit-learn or faiss backend), ``MiniBatchKMeans``, ``Agglomerative`` (with the
+scipy linkage matrix for dendrograms), ``DBSCAN`` (+ ``k_distance`` to pick eps), ``HDBSCAN``
+(scikit-learn's), ``Spectral``, ``ChineseWhispers``, ``Leiden`` and ``Infomap`` on a faiss kNN graph,
+``Ensemble`` across several embeddings, and ``rerank_distance`` (k-reciprocal re-ranking) and ``reduce``
+(PCA / whitening) as pre-steps. ``make(name, **params)`` builds one by name.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClusterMixin
+
+from ._knn import _normalise, knn, knn_graph
+
+
+def _check_X(X, name="X"):
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features); got shape {X.shape}")
+    if len(X) < 2:
+        raise ValueError(f"{name} has {len(X)} rows; clustering needs at least 2")
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first")
+    return X
+
+
+def _check_int(value, name, low=1):
+    if not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name}={value!r} must be an integer >= {low}")
+    return int(value)
+
+
+def _relabel(labels):
+    """Labels 0..K-1 by decreasing cluster size; -1 stays -1."""
+    labels = np.asarray(labels)
+    out = np.full(len(labels), -1, dtype=np.int64)
+    valid = labels >= 0
+    if valid.any():
+        uniq, inv, counts = np.unique(labels[valid], return_inverse=True, return_counts=True)
+        order = np.argsort(-counts, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        out[valid] = rank[inv]
+    return out
+
+
+class _Base(ClusterMixin, BaseEstimator):
+    def fit_predict(self, X, y=None):
+        return self.fit(X).labels_
+
+    @property
+    def n_clusters_(self):
+        return int(len(set(self.labels_.tolist()) - {-1}))
+
+
+# ---------------------------------------------------------------- k-means
+FAISS_MIN_WORK = 2e9  # N * K * D above which faiss beats scikit-learn here (bench/cluster.py)
+
+
+class KMeans(_Base):
+    """k-means with a scikit-learn or faiss backend.
+
+    ``backend="auto"`` picks by problem size (N x K x D), from ``bench/cluster.py`` on 2 cores:
+    scikit-learn (Lloyd, k-means++ init) below ``FAISS_MIN_WORK``, faiss (trained on all points) above.
+    """
+
+    def __init__(self, n_clusters=8, *, backend="auto", n_init=3, max_iter=100, random_state=0):
+        self.n_clusters = n_clusters
+        self.backend = backend
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def _choose(self, n, d):
+        if self.backend not in ("auto", "sklearn", "faiss"):
+            raise ValueError(f"backend={self.backend!r} must be 'auto', 'sklearn' or 'faiss'")
+        if self.backend != "auto":
+            return self.backend
+        return "faiss" if n * self.n_clusters * d >= FAISS_MIN_WORK else "sklearn"
+
+    def fit(self, X, y=None):
+        X = _check_X(X)
+        k = _check_int(self.n_clusters, "n_clusters")
+        if k > len(X):
+            raise ValueError(f"n_clusters={k} is larger than the number of samples ({len(X)})")
+        self.backend_ = self._choose(*X.shape)
+        if self.backend_ == "sklearn":
+            from sklearn.cluster import KMeans as SK
+
+            km = SK(n_clusters=k, n_init=self.n_init, max_iter=self.max_iter, random_state=self.random_state).fit(X)
+            self.labels_, self.cluster_centers_, self.inertia_ = km.labels_.astype(np.int64), km.cluster_centers_, float(km.inertia_)
+        else:
+            import faiss
+
+            seed = 0 if self.random_state is None else int(self.random_state)
+            km = faiss.Kmeans(X.shape[1], k, niter=self.max_iter, nredo=self.n_init, seed=seed,
+                              max_points_per_centroid=max(256, -(-len(X) // k)), verbose=False)
+            km.train(np.ascontiguousarray(X))
+            dist, lab = km.index.search(np.ascontiguousarray(X), 1)
+            self.labels_, self.cluster_centers_ = lab.ravel().astype(np.int64), km.centroids
+            self.inertia_ = float(dist.sum())
+        return self
+
+
+class MiniBatchKMeans(_Base):
+    """scikit-learn's MiniBatchKMeans (for very large N)."""
+
+    def __init__(self, n_clusters=8, *, batch_size=4096, n_init=3, random_state=0):
+        self.n_clusters = n_clusters
+        self.batch_size = batch_size
+        self.n_init = n_init
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        from sklearn.cluster import MiniBatchKMeans as SK
+
+        X = _check_X(X)
+        km = SK(n_clusters=_check_int(self.n_clusters, "n_clusters"), batch_size=self.batch_size,
+                n_init=self.n_init, random_state=self.random_state).fit(X)
+        self.labels_, self.cluster_centers_, self.inertia_ = km.labels_.astype(np.int64), km.cluster_centers_, float(km.inertia_)
+        return self
+
+
+# ---------------------------------------------------------------- hierarchical
+LINKAGES = ("ward", "average", "complete", "single")
+
+
+class Agglomerative(_Base):
+    """Agglomerative clustering with scipy's hierarchy; ``linkage_matrix_`` feeds dendrograms.
+
+    Give ``n_clusters`` or ``distance_threshold``. ``metric`` is "euclidean" or "cosine" (ward needs
+    euclidean; on L2-normalised vectors the two orderings agree), or "precomputed" with a square distance
+    matrix (for example ``rerank_distance``; not with ward).
+    """
+
+    def __init__(self, n_clusters=8, *, linkage="ward", metric="euclidean", distance_threshold=None):
+        self.n_clusters = n_clusters
+        self.linkage = linkage
+        self.metric = metric
+        self.distance_threshold = distance_threshold
+
+    def fit(self, X, y=None):
+        from scipy.cluster import hierarchy
+        from scipy.spatial.distance import squareform
+
+        if self.linkage not in LINKAGES:
+            raise ValueError(f"linkage={self.linkage!r} must be one of {LINKAGES}")
+        if self.metric == "precomputed":
+            D = np.asarray(X, dtype=np.float64)
+            if D.ndim != 2 or D.shape[0] != D.shape[1]:
+                raise ValueError(f"metric='precomputed' needs a square distance matrix; got shape {D.shape}")
+            if self.linkage == "ward":
+                raise ValueError("linkage='ward' cannot use metric='precomputed'; use 'average' or 'complete'")
+            D = (D + D.T) / 2
+            np.fill_diagonal(D, 0)
+            Z = hierarchy.linkage(squareform(D, checks=False), method=self.linkage)
+        else:
+            X = _check_X(X)
+            if self.linkage == "ward" and self.metric != "euclidean":
+                raise ValueError(f"linkage='ward' needs metric='euclidean', got metric={self.metric!r}")
+            Z = hierarchy.linkage(X.astype(np.float64), method=self.linkage, metric=self.metric)
+        self.linkage_matrix_ = Z
+        if self.distance_threshold is not None:
+            labels = hierarchy.fcluster(Z, t=float(self.distance_threshold), criterion="distance")
+        else:
+            labels = hierarchy.fcluster(Z, t=_check_int(self.n_clusters, "n_clusters"), criterion="maxclust")
+        self.labels_ = _relabel(labels - 1)
+        return self
+
+
+# ---------------------------------------------------------------- density
+def k_distance(X, k: int = 5):
+    """Sorted cosine distance to each point's k-th neighbour, and the knee of that curve as an ``eps``.
+
+    Returns ``(distances, eps)``; plot ``distances`` to choose DBSCAN's ``eps`` by eye.
+    """
+    from kneed import KneeLocator
+
+    sims, _ = knn(_check_X(X), k)
+    d = np.sort(1.0 - sims[:, -1])
+    knee = KneeLocator(np.arange(len(d)), d, curve="convex", direction="increasing").knee
+    eps = float(d[knee]) if knee is not None else float(np.median(d))
+    return d, eps
+
+
+class DBSCAN(_Base):
+    """scikit-learn's DBSCAN with cosine distance by default; ``eps="auto"`` uses ``k_distance``'s knee."""
+
+    def __init__(self, eps="auto", *, min_samples=5, metric="cosine"):
+        self.eps = eps
+        self.min_samples = min_samples
+        self.metric = metric
+
+    def fit(self, X, y=None):
+        from sklearn.cluster import DBSCAN as SK
+
+        if self.metric != "precomputed":
+            X = _check_X(X)
+        eps = self.eps
+        if eps == "auto":
+            if self.metric == "precomputed":
+                raise ValueError("eps='auto' needs vectors, not metric='precomputed'; give eps as a number")
+            _, eps = k_distance(X, self.min_samples)
+        if not isinstance(eps, (int, float)) or eps <= 0:
+            raise ValueError(f"eps={self.eps!r} must be a positive number or 'auto'")
+        self.eps_ = float(eps)
+        self.labels_ = _relabel(SK(eps=self.eps_, min_samples=self.min_samples, metric=self.metric).fit(X).labels_)
+        return self
+
+
+class HDBSCAN(_Base):
+    """scikit-learn's HDBSCAN after a whitened PCA to ``reduce_to`` dimensions (default 5).
+
+    In 1280-d most points end as noise (../shared/K-ESTIMATION.md). Measured on clothing10 (lite0): PCA-5
+    whitened with ``min_cluster_size=15, min_samples=5`` finds 10 clusters at NMI 0.47 (noise counted as
+    a cluster) but leaves about half the photos as noise; raw vectors give 3 clusters at NMI 0.22.
+    ``noise_fraction_`` says how much was left out. ``reduce_to=None`` clusters the raw vectors.
+    """
+
+    def __init__(self, min_cluster_size=15, *, min_samples=5, reduce_to=5, whiten=True, random_state=0):
+        self.min_cluster_size = min_cluster_size
+        self.min_samples = min_samples
+        self.reduce_to = reduce_to
+        self.whiten = whiten
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        from sklearn.cluster import HDBSCAN as SK
+
+        X = _check_X(X)
+        if self.reduce_to is not None and X.shape[1] > self.reduce_to:
+            X = reduce(X, n_components=self.reduce_to, whiten=self.whiten, random_state=self.random_state)
+        self.labels_ = _relabel(SK(min_cluster_size=_check_int(self.min_cluster_size, "min_cluster_size", 2),
+                                   min_samples=self.min_samples, copy=True).fit(X).labels_)
+        self.noise_fraction_ = float(np.mean(self.labels_ < 0))
+        return self
+
+
+class Spectral(_Base):
+    """scikit-learn's SpectralClustering on a kNN affinity graph."""
+
+    def __init__(self, n_clusters=8, *, n_neighbors=10, random_state=0):
+        self.n_clusters = n_clusters
+        self.n_neighbors = n_neighbors
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        from sklearn.cluster import SpectralClustering
+
+        X = _check_X(X)
+        A = knn_graph(X, min(self.n_neighbors, len(X) - 1))
+        self.labels_ = _relabel(SpectralClustering(
+            n_clusters=_check_int(self.n_clusters, "n_clusters"), affinity="precomputed",
+            random_state=self.random_state, assign_labels="cluster_qr").fit(A).labels_)
+        return self
+
+
+# ---------------------------------------------------------------- graph methods
+def _chinese_whispers_python(indptr, indices, weights, labels, orders):
+    for order in orders:
+        changed = 0
+        for node in order:
+            start, end = indptr[node], indptr[node + 1]
+            if start == end:
+                continue
+            best_label, best_score = labels[node], -1.0
+            scores = {}
+            for j in range(start, end):
+                lab = labels[indices[j]]
+                scores[lab] = scores.get(lab, 0.0) + weights[j]
+            for lab, s in scores.items():
+                if s > best_score or (s == best_score and lab < best_label):
+                    best_label, best_score = lab, s
+            if best_label != labels[node]:
+                labels[node] = best_label
+                changed += 1
+        if changed == 0:
+            break
+    return labels
+
+
+try:  # numba comes with umap-learn; the pure-Python loop is the same algorithm, slower
+    from numba import njit
+
+    @njit(cache=False)
+    def _chinese_whispers_numba(indptr, indices, weights, labels, orders):
+        n = len(labels)
+        acc = np.zeros(n, np.float64)
+        for it in range(orders.shape[0]):
+            changed = 0
+            for node in orders[it]:
+                start, end = indptr[node], indptr[node + 1]
+                if start == end:
+                    continue
+                for j in range(start, end):
+                    acc[labels[indices[j]]] += weights[j]
+                best_label, best_score = labels[node], -1.0
+                for j in range(start, end):
+                    lab = labels[indices[j]]
+                    s = acc[lab]
+                    if s > best_score or (s == best_score and lab < best_label):
+                        best_label, best_score = lab, s
+                for j in range(start, end):
+                    acc[labels[indices[j]]] = 0.0
+                if best_label != labels[node]:
+                    labels[node] = best_label
+                    changed += 1
+            if changed == 0:
+                break
+        return labels
+except ImportError:  # pragma: no cover
+    _chinese_whispers_numba = None
+
+
+class ChineseWhispers(_Base):
+    """Chinese Whispers (Biemann 2006; seed 003) on a cosine kNN graph built with faiss.
+
+    Each node repeatedly takes the label with the largest total edge weight among its neighbours,
+    visiting nodes in a random order per iteration. Edges below ``threshold`` (cosine similarity) are cut.
+    ``threshold="auto"`` uses the mean similarity to the ``k``-th neighbour minus one standard deviation
+    (measured on clothing10, lite0: 30 clusters, 8 of them with 10+ photos, NMI 0.57; mean alone gave 188
+    clusters, mean + 1 sd 594).
+    Hand-written (with numba) because no maintained package offers it on a sparse graph.
+    """
+
+    def __init__(self, threshold="auto", *, k=20, iterations=30, random_state=0):
+        self.threshold = threshold
+        self.k = k
+        self.iterations = iterations
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        X = _check_X(X)
+        k = min(_check_int(self.k, "k"), len(X) - 1)
+        sims, _ = knn(X, k)
+        thr = self.threshold
+        if thr == "auto":
+            kth = sims[:, -1]
+            thr = float(kth.mean() - kth.std())
+        if not isinstance(thr, (int, float)) or not -1 <= thr <= 1:
+            raise ValueError(f"threshold={self.threshold!r} must be a cosine similarity in [-1, 1] or 'auto'")
+        self.threshold_ = float(thr)
+        g = knn_graph(X, k, threshold=self.threshold_)
+        self.graph_ = g
+        rng = np.random.default_rng(self.random_state)
+        n = len(X)
+        orders = np.stack([rng.permutation(n) for _ in range(_check_int(self.iterations, "iterations"))])
+        labels = np.arange(n, dtype=np.int64)
+        fn = _chinese_whispers_numba or _chinese_whispers_python
+        labels = fn(g.indptr.astype(np.int64), g.indices.astype(np.int64), g.data.astype(np.float64), labels, orders)
+        self.labels_ = _relabel(labels)
+        return self
+
+
+class Leiden(_Base):
+    """Leiden community detection (``leidenalg``) on the cosine kNN graph; ``resolution`` sets granularity."""
+
+    def __init__(self, *, k=15, resolution=1.0, threshold=None, random_state=0):
+        self.k = k
+        self.resolution = resolution
+        self.threshold = threshold
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        import igraph as ig
+        import leidenalg
+
+        X = _check_X(X)
+        g = sp.triu(knn_graph(X, min(_check_int(self.k, "k"), len(X) - 1), threshold=self.threshold), k=1).tocoo()
+        graph = ig.Graph(n=len(X), edges=list(zip(g.row.tolist(), g.col.tolist())))
+        part = leidenalg.find_partition(graph, leidenalg.RBConfigurationVertexPartition, weights=g.data.tolist(),
+                                        resolution_parameter=float(self.resolution), seed=int(self.random_state or 0))
+        self.labels_ = _relabel(np.asarray(part.membership))
+        return self
+
+
+class Infomap(_Base):
+    """Infomap (``infomap`` package, two-level) on the cosine kNN graph."""
+
+    def __init__(self, *, k=15, threshold=None, random_state=0):
+        self.k = k
+        self.threshold = threshold
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        import infomap
+
+        X = _check_X(X)
+        g = sp.triu(knn_graph(X, min(_check_int(self.k, "k"), len(X) - 1), threshold=self.threshold), k=1).tocoo()
+        im = infomap.Infomap(two_level=True, silent=True, seed=int(self.random_state or 0) + 1, num_trials=2)
+        im.add_nodes(range(len(X)))
+        for a, b, w in zip(g.row.tolist(), g.col.tolist(), g.data.tolist()):
+            im.add_link(a, b, w)
+        im.run()
+        labels = np.zeros(len(X), np.int64)
+        for node, module in im.get_modules().items():
+            labels[node] = module
+        self.labels_ = _relabel(labels)
+        return self
+
+
+# ---------------------------------------------------------------- pre-steps
+def reduce(X, n_components=50, *, whiten=False, random_state=0):
+    """PCA (optionally whitened) to ``n_components`` dimensions (seed 000's ``--n-pca``); rows re-normalised."""
+    from sklearn.decomposition import PCA
+
+    X = _check_X(X)
+    n_components = min(_check_int(n_components, "n_components"), X.shape[0], X.shape[1])
+    Y = PCA(n_components=n_components, whiten=whiten, random_state=random_state).fit_transform(X)
+    return _normalise(Y)
+
+
+def rerank_distance(X, k1=20, k2=6, lambda_value=0.3):
+    """k-reciprocal re-ranking distance (Zhong et al., CVPR 2017; seed 000's "rerank"), N x N.
+
+    A pair is close when each is in the other's (expanded) k-reciprocal neighbourhood; the Jaccard
+    distance of those neighbourhoods is blended with the original distance by ``lambda_value``. Usable as
+    ``metric="precomputed"`` for ``DBSCAN`` and ``Agglomerative``. Memory is O(N^2): up to ~20k points.
+    Written here from the paper: no maintained package provides it outside person re-id code bases.
+    """
+    X = _normalise(_check_X(X))
+    n = len(X)
+    if n > 20000:
+        raise ValueError(f"rerank_distance is O(N^2) in memory; N={n} is above 20000: reduce or sample first")
+    k1 = min(_check_int(k1, "k1"), n - 1)
+    k2 = min(_check_int(k2, "k2"), n)
+    original = np.clip(2.0 - 2.0 * (X @ X.T), 0, None).astype(np.float32)  # squared euclidean on the sphere
+    original /= original.max(axis=0, keepdims=True) + 1e-12
+    rank = np.argsort(original, axis=1)[:, : k1 + 1]
+    V = np.zeros((n, n), np.float32)
+    half = max(1, int(round(k1 / 2)))
+    for i in range(n):
+        fwd = rank[i, : k1 + 1]
+        recip = fwd[np.any(rank[fwd, : k1 + 1] == i, axis=1)]
+        expanded = recip
+        for c in recip:
+            cf = rank[c, : half + 1]
+            cr = cf[np.any(rank[cf, : half + 1] == c, axis=1)]
+            if len(np.intersect1d(cr, recip)) > 2 / 3 * len(cr):
+                expanded = np.union1d(expanded, cr)
+        w = np.exp(-original[i, expanded])
+        V[i, expanded] = w / w.sum()
+    if k2 > 1:
+        V = np.stack([V[rank[i, :k2]].mean(axis=0) for i in range(n)])
+    # Jaccard distance between the soft neighbourhoods: 1 - sum(min)/sum(max)
+    jaccard = np.empty((n, n), np.float32)
+    for i in range(n):
+        mins = np.minimum(V[i][None, :], V).sum(axis=1)
+        jaccard[i] = 1.0 - mins / (2.0 - mins)
+    D = (1 - lambda_value) * jaccard + lambda_value * original
+    D = (D + D.T) / 2
+    np.fill_diagonal(D, 0.0)
+    return D
+
+
+# ---------------------------------------------------------------- ensembles
+def co_association(labelings) -> np.ndarray:
+    """Fraction of the labelings that put each pair together (noise never pairs), N x N float32."""
+    labelings = [np.asarray(l) for l in labelings]
+    n = len(labelings[0])
+    if any(len(l) != n for l in labelings):
+        raise ValueError(f"labelings have lengths {[len(l) for l in labelings]}; they must all be equal")
+    C = np.zeros((n, n), np.float32)
+    for lab in labelings:
+        valid = lab >= 0
+        onehot = sp.csr_matrix((np.ones(valid.sum(), np.float32), (np.flatnonzero(valid), lab[valid])),
+                               shape=(n, lab.max() + 1 if valid.any() else 1))
+        C += (onehot @ onehot.T).toarray()
+    return C / len(labelings)
+
+
+class Ensemble(_Base):
+    """Cluster several embeddings of the same images and combine the labelings (seed 000).
+
+    ``combine="coassociation"``: average-linkage clustering of 1 - co-association (evidence accumulation).
+    ``combine="stack"``: seed 000's own way, k-means on the stacked one-hot label vectors (a baseline).
+    ``fit`` takes a list of arrays (one per backbone, same rows) or of precomputed label vectors when
+    ``base=None``.
+    """
+
+    def __init__(self, n_clusters=8, *, base="kmeans", base_params=None, combine="coassociation", random_state=0):
+        self.n_clusters = n_clusters
+        self.base = base
+        self.base_params = base_params
+        self.combine = combine
+        self.random_state = random_state
+
+    def fit(self, Xs, y=None):
+        if not isinstance(Xs, (list, tuple)) or len(Xs) < 2:
+            raise ValueError("Ensemble.fit needs a list of at least two embeddings (or labelings with base=None)")
+        k = _check_int(self.n_clusters, "n_clusters")
+        if self.base is None:
+            labelings = [np.asarray(l) for l in Xs]
+        else:
+            params = {"n_clusters": k, **(self.base_params or {})}
+            labelings = [make(self.base, random_state=self.random_state, **params).fit(X).labels_ for X in Xs]
+        self.labelings_ = labelings
+        if self.combine == "coassociation":
+            D = 1.0 - co_association(labelings)
+            self.labels_ = Agglomerative(k, linkage="average", metric="precomputed").fit(D).labels_
+        elif self.combine == "stack":
+            blocks = []
+            for lab in labelings:
+                lab = np.where(lab < 0, lab.max() + 1, lab)
+                blocks.append(np.eye(lab.max() + 1, dtype=np.float32)[lab])
+            self.labels_ = KMeans(k, random_state=self.random_state).fit(np.hstack(blocks)).labels_
+        else:
+            raise ValueError(f"combine={self.combine!r} must be 'coassociation' or 'stack'")
+        return self
+
+
+METHODS = {
+    "kmeans": KMeans, "minibatch_kmeans": MiniBatchKMeans, "agglomerative": Agglomerative, "dbscan": DBSCAN,
+    "hdbscan": HDBSCAN, "spectral": Spectral, "chinese_whispers": ChineseWhispers, "leiden": Leiden,
+    "infomap": Infomap,
+}
+NEEDS_K = {"kmeans", "minibatch_kmeans", "agglomerative", "spectral"}
+
+
+def make(name: str, **params):
+    """Build a clustering estimator by name (``METHODS``); parameters it does not take are ignored
+    only for ``random_state`` and ``n_clusters``, others raise."""
+    if name not in METHODS:
+        raise ValueError(f"method={name!r} is not one of {sorted(METHODS)}")
+    cls = METHODS[name]
+    accepted = cls._get_param_names()
+    for soft in ("random_state", "n_clusters"):
+        if soft in params and soft not in accepted:
+            params.pop(soft)
+    unknown = set(params) - set(accepted)
+    if unknown:
+        raise ValueError(f"{name} does not take {sorted(unknown)}; it takes {accepted}")
+    return cls(**params)

@@ -1,0 +1,303 @@
+"""Estimating the number of clusters K. Each method returns a ``KEstimate``: its answer and the evidence
+behind it (a curve over k, or a dendrogram's merge heights). ``estimate`` runs several and adds a consensus.
+
+Read ../shared/K-ESTIMATION.md: on real photo embeddings most indices answer the smallest k (coarse
+splits such as shoes vs garments dominate), the gap statistic rarely peaks, and a plain median is only as
+good as the majority. The consensus therefore drops answers at the ends of the k range, weighs each
+method by how stable its answer is across bootstrap resamples, and reports spread and agreement.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ._knn import _normalise, knn, knn_graph
+from .cluster import _check_X, reduce
+
+
+@dataclass
+class KEstimate:
+    """One method's estimate of K.
+
+    ``curve`` has columns ``k`` and ``score`` (what the method maximises or the raw index); ``detail``
+    holds anything else (linkage matrix, noise fraction, threshold...).
+    """
+
+    method: str
+    k: int | None
+    curve: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["k", "score"]))
+    detail: dict = field(default_factory=dict)
+
+
+def _k_values(k_range, n):
+    lo, hi = int(k_range[0]), int(min(k_range[1], n - 1))
+    if lo < 2 or hi < lo:
+        raise ValueError(f"k_range={tuple(k_range)} must satisfy 2 <= low <= high < N={n}")
+    return np.arange(lo, hi + 1)
+
+
+def _kmeans_sweep(X, ks, random_state, n_init=3):
+    from sklearn.cluster import KMeans
+
+    out = {}
+    for k in ks:
+        km = KMeans(int(k), n_init=n_init, random_state=random_state).fit(X)
+        out[int(k)] = (km.labels_, float(km.inertia_))
+    return out
+
+
+def elbow(X, k_range=(2, 30), random_state=0, sweep=None) -> KEstimate:
+    """Kneedle (``kneed``) on the k-means inertia curve."""
+    from kneed import KneeLocator
+
+    X = _check_X(X)
+    ks = _k_values(k_range, len(X))
+    sweep = sweep or _kmeans_sweep(X, ks, random_state)
+    inertia = np.array([sweep[int(k)][1] for k in ks])
+    knee = KneeLocator(ks, inertia, curve="convex", direction="decreasing").knee
+    return KEstimate("elbow", None if knee is None else int(knee), pd.DataFrame({"k": ks, "score": inertia}))
+
+
+def _index_sweep(name, fn, better, X, k_range, random_state, sweep):
+    X = _check_X(X)
+    ks = _k_values(k_range, len(X))
+    sweep = sweep or _kmeans_sweep(X, ks, random_state)
+    scores = np.array([fn(X, sweep[int(k)][0]) for k in ks])
+    best = ks[int(np.argmax(scores) if better == "max" else np.argmin(scores))]
+    return KEstimate(name, int(best), pd.DataFrame({"k": ks, "score": scores}))
+
+
+def silhouette(X, k_range=(2, 30), random_state=0, sweep=None) -> KEstimate:
+    """k with the highest mean silhouette (cosine) of k-means labelings."""
+    from sklearn.metrics import silhouette_score
+
+    return _index_sweep("silhouette", lambda X, l: silhouette_score(X, l, metric="cosine", sample_size=min(
+        len(X), 5000), random_state=random_state), "max", X, k_range, random_state, sweep)
+
+
+def calinski_harabasz(X, k_range=(2, 30), random_state=0, sweep=None) -> KEstimate:
+    """k with the highest Calinski-Harabasz index."""
+    from sklearn.metrics import calinski_harabasz_score
+
+    return _index_sweep("calinski_harabasz", calinski_harabasz_score, "max", X, k_range, random_state, sweep)
+
+
+def davies_bouldin(X, k_range=(2, 30), random_state=0, sweep=None) -> KEstimate:
+    """k with the lowest Davies-Bouldin index."""
+    from sklearn.metrics import davies_bouldin_score
+
+    return _index_sweep("davies_bouldin", davies_bouldin_score, "min", X, k_range, random_state, sweep)
+
+
+def gap_statistic(X, k_range=(2, 30), n_refs=5, reduce_to=50, random_state=0) -> KEstimate:
+    """Tibshirani's gap statistic with the 1-SE rule; reference data uniform in the PCA-aligned box.
+
+    Runs on a PCA to ``reduce_to`` dimensions (about 6x cheaper than 1280-d, same answers measured).
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+
+    X = _check_X(X)
+    ks = _k_values(k_range, len(X))
+    if reduce_to is not None and X.shape[1] > reduce_to:
+        X = PCA(min(reduce_to, len(X)), random_state=random_state).fit_transform(X).astype(np.float32)
+    rng = np.random.default_rng(random_state)
+    Xc = X - X.mean(0)
+    _, _, vt = np.linalg.svd(Xc, full_matrices=False)
+    Xp = Xc @ vt.T
+    lo, hi = Xp.min(0), Xp.max(0)
+    refs = [rng.uniform(lo, hi, size=Xp.shape) @ vt for _ in range(n_refs)]
+    gaps, sks = [], []
+    for k in ks:
+        w = np.log(KMeans(int(k), n_init=1, random_state=random_state).fit(X).inertia_)
+        wr = np.log([KMeans(int(k), n_init=1, random_state=random_state).fit(r).inertia_ for r in refs])
+        gaps.append(wr.mean() - w)
+        sks.append(wr.std() * np.sqrt(1 + 1 / n_refs))
+    gaps, sks = np.array(gaps), np.array(sks)
+    k_hat = None
+    for i in range(len(ks) - 1):
+        if gaps[i] >= gaps[i + 1] - sks[i + 1]:
+            k_hat = int(ks[i])
+            break
+    if k_hat is None:
+        k_hat = int(ks[int(np.argmax(gaps))])
+    return KEstimate("gap", k_hat, pd.DataFrame({"k": ks, "score": gaps, "sk": sks}))
+
+
+def eigengap(X, k_range=(2, 30), n_neighbors=10) -> KEstimate:
+    """Largest gap in the eigenvalues of the normalised Laplacian of a symmetric cosine kNN graph."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import laplacian
+    from scipy.sparse.linalg import eigsh
+
+    X = _check_X(X)
+    ks = _k_values(k_range, len(X))
+    A = knn_graph(X, min(n_neighbors, len(X) - 1))
+    L = laplacian(A.astype(np.float64), normed=True)
+    m = int(min(ks[-1] + 2, len(X) - 1))
+    try:
+        vals = np.sort(eigsh(L, k=m, sigma=-1e-3, which="LM", return_eigenvectors=False))
+    except Exception:  # noqa: BLE001 - fall back to the dense solver on hard cases
+        vals = np.sort(np.linalg.eigvalsh(L.toarray()))[:m]
+    gaps = np.diff(vals)  # gaps[i] = lambda_{i+1} - lambda_i : i+1 clusters before the gap
+    k_axis = np.arange(1, len(gaps) + 1)
+    mask = (k_axis >= ks[0]) & (k_axis <= ks[-1])
+    best = int(k_axis[mask][np.argmax(gaps[mask])])
+    return KEstimate("eigengap", best, pd.DataFrame({"k": k_axis[mask], "score": gaps[mask]}),
+                     {"eigenvalues": vals})
+
+
+def dendrogram(X, k_range=(2, 30), linkage="ward", criterion="gap") -> KEstimate:
+    """Cut a hierarchy where merges jump: ``criterion="gap"`` (largest height difference) or ``"ratio"``.
+
+    Cutting between the merges that leave k and k-1 clusters gives k clusters.
+    """
+    from scipy.cluster import hierarchy
+
+    X = _check_X(X)
+    ks = _k_values(k_range, len(X))
+    Z = hierarchy.linkage(X.astype(np.float64), method=linkage, metric="euclidean")
+    h = Z[:, 2]
+    n = len(X)
+    # going from k to k-1 clusters is merge number n-k (0-based); the gap before it is h[n-k] - h[n-k-1]
+    after = np.array([h[n - k] for k in ks])
+    before = np.array([h[n - k - 1] for k in ks])
+    score = after - before if criterion == "gap" else after / np.maximum(before, 1e-12)
+    if criterion not in ("gap", "ratio"):
+        raise ValueError(f"criterion={criterion!r} must be 'gap' or 'ratio'")
+    best = int(ks[int(np.argmax(score))])
+    return KEstimate(f"dendrogram_{criterion}", best, pd.DataFrame({"k": ks, "score": score}), {"linkage": Z})
+
+
+def hdbscan_count(X, random_state=0, **params) -> KEstimate:
+    """Number of clusters HDBSCAN finds (kit defaults), with the noise fraction beside it."""
+    from .cluster import HDBSCAN
+
+    est = HDBSCAN(random_state=random_state, **params).fit(X)
+    return KEstimate("hdbscan", est.n_clusters_, detail={"noise_fraction": est.noise_fraction_})
+
+
+def probe_count(X, n_probes=50, threshold=None, random_state=0) -> KEstimate:
+    """Seed 002's estimate on global embeddings: K = N / mean number of images that match a random probe.
+
+    A match is a cosine similarity above ``threshold`` (default: the mean similarity to the 5th neighbour).
+    Measured: with such a neighbourhood threshold it answers about N/10 (it measures neighbourhood size,
+    not K); seed 002 used far stricter DELF geometric matching. Kept as a baseline and shown as such.
+    """
+    X = _normalise(_check_X(X))
+    rng = np.random.default_rng(random_state)
+    if threshold is None:
+        sims, _ = knn(X, min(5, len(X) - 1))
+        threshold = float(sims[:, -1].mean())
+    probes = rng.choice(len(X), size=min(n_probes, len(X)), replace=False)
+    matches = ((X[probes] @ X.T) >= threshold).sum(1)  # includes the probe itself
+    k = int(round(len(X) / max(matches.mean(), 1.0)))
+    return KEstimate("probe_count", k, detail={"threshold": threshold, "mean_matches": float(matches.mean())})
+
+
+METHODS = ("elbow", "silhouette", "calinski_harabasz", "davies_bouldin", "gap", "eigengap", "dendrogram_gap",
+           "dendrogram_ratio", "hdbscan", "probe_count")
+FAST_METHODS = ("elbow", "silhouette", "calinski_harabasz", "davies_bouldin", "eigengap", "dendrogram_gap",
+                "dendrogram_ratio", "hdbscan", "probe_count")
+
+
+def _run(method, X, k_range, random_state, sweep=None):
+    if method in ("elbow", "silhouette", "calinski_harabasz", "davies_bouldin"):
+        return globals()[method](X, k_range, random_state, sweep=sweep)
+    if method == "gap":
+        return gap_statistic(X, k_range, random_state=random_state)
+    if method == "eigengap":
+        return eigengap(X, k_range)
+    if method.startswith("dendrogram_"):
+        return dendrogram(X, k_range, criterion=method.split("_", 1)[1])
+    if method == "hdbscan":
+        return hdbscan_count(X, random_state=random_state)
+    if method == "probe_count":
+        return probe_count(X, random_state=random_state)
+    raise ValueError(f"method={method!r} is not one of {METHODS} (or 'word_vectors' with images)")
+
+
+def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bootstrap_fraction=0.8,
+             reduce_to=50, estimates=None) -> pd.DataFrame:
+    """Run several K estimators and a consensus.
+
+    Parameters
+    ----------
+    X : (N, D) array of embeddings
+    methods : sequence of names from ``METHODS`` (default ``FAST_METHODS``: all but the slow gap statistic)
+    k_range : (low, high) inclusive
+    n_bootstrap : int
+        Each method is re-run on this many random subsamples (``bootstrap_fraction`` of the rows) to
+        measure how stable its answer is; 0 skips it.
+    reduce_to : int or None
+        PCA dimensions used for the k-means-based sweeps (faster; K-ESTIMATION.md measured similar answers).
+    estimates : list of KEstimate, optional
+        Extra estimates to include (for example ``word_vectors`` from the inspection module).
+
+    Returns
+    -------
+    DataFrame with one row per method (``method, k, at_boundary, stability, weight, note``) and a last
+    row ``consensus`` whose ``note`` gives the spread and the agreement. ``.attrs["estimates"]`` keeps the
+    ``KEstimate`` objects (curves and dendrograms).
+    """
+    X = _check_X(X)
+    methods = list(methods or FAST_METHODS)
+    ks = _k_values(k_range, len(X))
+    Xr = reduce(X, reduce_to, random_state=random_state) if reduce_to and X.shape[1] > reduce_to else X
+
+    def run_all(data, seed):
+        need_sweep = any(m in methods for m in ("elbow", "silhouette", "calinski_harabasz", "davies_bouldin"))
+        sweep = _kmeans_sweep(data, _k_values(k_range, len(data)), seed) if need_sweep else None
+        return {m: _run(m, data, k_range, seed, sweep) for m in methods}
+
+    main = run_all(Xr, random_state)
+    rng = np.random.default_rng(random_state)
+    boot = {m: [] for m in methods}
+    for b in range(n_bootstrap):
+        idx = rng.choice(len(X), size=int(bootstrap_fraction * len(X)), replace=False)
+        for m, est in run_all(Xr[idx], random_state + b + 1).items():
+            boot[m].append(est.k)
+
+    rows = []
+    all_estimates = list(main.values()) + list(estimates or [])
+    for est in all_estimates:
+        answers = [est.k] + boot.get(est.method, [])
+        answers = [a for a in answers if a is not None]
+        at_boundary = est.k is None or est.k <= ks[0] or est.k >= ks[-1]
+        if len(answers) > 1:
+            spread = float(np.median(np.abs(np.array(answers) - np.median(answers))))
+            stability = float(1.0 / (1.0 + spread))
+        else:
+            stability = 1.0 if est.method not in boot else 0.5
+        note = ""
+        if "noise_fraction" in est.detail:
+            note = f"noise {est.detail['noise_fraction']:.0%}"
+        if est.method == "probe_count":
+            note = "baseline: measures neighbourhood size"
+        rows.append(dict(method=est.method, k=est.k, at_boundary=at_boundary, stability=stability,
+                         bootstrap=answers[1:], note=note))
+    table = pd.DataFrame(rows)
+    usable = table[~table["at_boundary"] & table["k"].notna() & (table["method"] != "probe_count")]
+    if len(usable):
+        ks_u = usable["k"].to_numpy(float)
+        w = usable["stability"].to_numpy(float)
+        order = np.argsort(ks_u)
+        cum = np.cumsum(w[order])
+        k_cons = int(ks_u[order][np.searchsorted(cum, cum[-1] / 2)])  # weighted median
+        agree = float(w[np.abs(ks_u - k_cons) <= max(1, 0.2 * k_cons)].sum() / w.sum())
+        q1, q3 = np.percentile(ks_u, [25, 75])
+        note = (f"{len(usable)}/{len(table)} methods usable (others at the range ends or baselines); "
+                f"IQR {q1:.0f}-{q3:.0f}; {agree:.0%} of the weight within 20% of K")
+        if agree < 0.5:
+            note += "; low agreement: this data has no clear K"
+    else:
+        k_cons, agree = None, 0.0
+        note = "every method answered at the ends of the k range: no clear K"
+    table["weight"] = np.where(table["at_boundary"] | (table["method"] == "probe_count"), 0.0, table["stability"])
+    table = pd.concat([table, pd.DataFrame([dict(method="consensus", k=k_cons, at_boundary=False,
+                                                 stability=agree, weight=np.nan, bootstrap=[], note=note)])],
+                      ignore_index=True)
+    table.attrs["estimates"] = {e.method: e for e in all_estimates}
+    return table
