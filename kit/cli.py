@@ -44,6 +44,61 @@ def _cmd_cache(args) -> int:
     return 0
 
 
+def _parse_params(items):
+    import ast
+
+    params = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SystemExit(f"--param {item!r}: expected NAME=VALUE, e.g. --param min_cluster_size=20")
+        key, value = item.split("=", 1)
+        try:
+            params[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[key] = value
+    return params
+
+
+def _cmd_compare(args) -> int:
+    from .compare import compare
+    from .progress import TqdmProgress
+
+    k = "auto" if args.k == "auto" else int(args.k)
+    bar = TqdmProgress(file=sys.stderr)
+    table = compare(args.folder, backbones=args.backbones.split(","), methods=args.methods.split(","), k=k,
+                    random_state=args.random_state, progress=bar)
+    bar.close()
+    table.to_csv(args.out, index=False)
+    cols = [c for c in ("backbone", "method", "k", "n_clusters", "nmi", "ari", "bcubed_f", "silhouette")
+            if c in table.columns]
+    print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"-> {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_cluster(args) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from . import cluster
+    from .embed import Embeddings
+
+    emb = Embeddings.load(args.features)
+    params = {"random_state": args.random_state, **_parse_params(args.param)}
+    if args.k is not None:
+        params["n_clusters"] = args.k
+    est = cluster.make(args.method, **params).fit(emb.vectors)
+    pd.DataFrame({"path": emb.paths, "cluster": est.labels_}).to_csv(args.out, index=False)
+    noise = int(np.sum(est.labels_ < 0))
+    print(f"{est.n_clusters_} clusters, {noise} noise points -> {args.out}", file=sys.stderr)
+    if emb.labels is not None:
+        from .metrics import score
+
+        s = score(emb.labels, est.labels_)
+        print(f"NMI {s['nmi']:.3f}  ARI {s['ari']:.3f}  BCubed F {s['bcubed_f']:.3f}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m kit", description="Image clustering exploration kit")
     sub = p.add_subparsers(dest="command", required=True)
@@ -61,6 +116,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-cache", action="store_true")
     e.add_argument("--no-labels", action="store_true", help="do not take labels from sub-folder names")
     e.set_defaults(func=_cmd_embed)
+
+    cp = sub.add_parser("compare", help="score backbones x clustering methods on a labelled folder")
+    cp.add_argument("folder")
+    cp.add_argument("--backbones", default="efficientnet_lite0", help="comma-separated names")
+    cp.add_argument("--methods", default="kmeans", help="comma-separated: kmeans,agglomerative,hdbscan,...")
+    cp.add_argument("--k", default="auto", help="number of clusters, or 'auto'")
+    cp.add_argument("--random-state", type=int, default=0)
+    cp.add_argument("--out", required=True, help="output CSV")
+    cp.set_defaults(func=_cmd_compare)
+
+    cl = sub.add_parser("cluster", help="cluster an .npz of vectors (from 'embed') into a CSV path -> cluster")
+    cl.add_argument("features")
+    cl.add_argument("--method", default="kmeans")
+    cl.add_argument("--k", type=int, default=None, help="number of clusters, for methods that take one")
+    cl.add_argument("--param", action="append", help="NAME=VALUE, repeatable (e.g. --param threshold=0.6)")
+    cl.add_argument("--random-state", type=int, default=0)
+    cl.add_argument("--out", required=True)
+    cl.set_defaults(func=_cmd_cluster)
 
     c = sub.add_parser("cache", help="show or clear the embedding cache")
     c.add_argument("action", choices=["info", "clear"])

@@ -1,0 +1,361 @@
+"""Scores of a clustering: external (against true labels) and internal (from the features alone).
+
+Every metric is a pure function returning a Python float. External scores take ``labels_true`` and
+``labels_pred`` (lists or arrays of ints or strings) and a ``noise`` policy for predicted label ``-1``:
+``"cluster"`` (all noise points form one extra cluster, the default) or ``"singletons"`` (each noise
+point is its own cluster). Pairwise and BCubed scores follow the face-clustering literature
+(Yang et al., CVPR 2019; Chen et al., ECCV 2022) and are computed from the contingency table, so
+they scale to millions of samples. Internal scores leave noise points out and return nan when
+undefined (fewer than two clusters, or every point its own cluster).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+from sklearn import metrics as _skm
+from sklearn.metrics.cluster import contingency_matrix
+from sklearn.utils import check_random_state
+
+NOISE_POLICIES = ("cluster", "singletons")
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def _as_labels(labels, name: str) -> np.ndarray:
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}; pass one label per sample.")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty; pass at least one label.")
+    missing = pd.isna(arr)
+    if missing.any():
+        raise ValueError(f"{name} contains NaN (or None) at index {int(np.flatnonzero(missing)[0])}; "
+                         "drop those samples or give them a label (-1 marks noise in labels_pred).")
+    return arr
+
+
+def _noise_mask(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.kind in "iuf" or arr.dtype == object:
+        return np.asarray(arr == -1, dtype=bool)
+    return np.zeros(arr.shape, dtype=bool)  # string labels have no noise marker
+
+
+def _check_noise(noise) -> None:
+    if noise not in NOISE_POLICIES:
+        raise ValueError(f"noise={noise!r} is not supported; use 'cluster' (noise points form one cluster) "
+                         "or 'singletons' (each noise point is its own cluster).")
+
+
+def _check_pair(labels_true, labels_pred, noise: str = "cluster"):
+    """Validate both labelings; return them as integer codes with the noise policy applied to the prediction."""
+    _check_noise(noise)
+    t, p = _as_labels(labels_true, "labels_true"), _as_labels(labels_pred, "labels_pred")
+    if t.shape[0] != p.shape[0]:
+        raise ValueError(f"labels_true and labels_pred have different lengths: {t.shape[0]} and {p.shape[0]}; "
+                         "pass one true and one predicted label per sample.")
+    t_codes = pd.factorize(t)[0]
+    p_codes = pd.factorize(p)[0]
+    if noise == "singletons":
+        mask = _noise_mask(p)
+        p_codes[mask] = p_codes.max() + 1 + np.arange(int(mask.sum()))
+    return t_codes, p_codes
+
+
+def _contingency(t, p):
+    """Sparse (n_classes, n_clusters) table n_ij, as COO so that rows, columns and counts are aligned."""
+    return contingency_matrix(t, p, sparse=True).tocoo()
+
+
+def _f(precision: float, recall: float) -> float:
+    return 0.0 if precision + recall == 0 else 2.0 * precision * recall / (precision + recall)
+
+
+def _pairs(n) -> int:
+    n = np.asarray(n, dtype=np.int64)
+    return int((n * (n - 1) // 2).sum())
+
+
+def _pairwise(c) -> tuple:
+    tp = _pairs(c.data)
+    pred_pairs = _pairs(np.asarray(c.sum(axis=0)).ravel())
+    true_pairs = _pairs(np.asarray(c.sum(axis=1)).ravel())
+    precision = tp / pred_pairs if pred_pairs else 1.0
+    recall = tp / true_pairs if true_pairs else 1.0
+    return float(precision), float(recall), float(_f(precision, recall))
+
+
+def _bcubed(c) -> tuple:
+    n_ij = c.data.astype(np.float64)
+    class_size = np.asarray(c.sum(axis=1)).ravel()[c.row]
+    cluster_size = np.asarray(c.sum(axis=0)).ravel()[c.col]
+    n = n_ij.sum()
+    precision = float((n_ij ** 2 / cluster_size).sum() / n)
+    recall = float((n_ij ** 2 / class_size).sum() / n)
+    return precision, recall, float(_f(precision, recall))
+
+
+def _purity(c) -> float:
+    return float(c.tocsc().max(axis=0).toarray().sum() / c.data.sum())
+
+
+def _hungarian(c) -> float:
+    table = c.toarray()
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    return float(table[rows, cols].sum() / table.sum())
+
+
+# ------------------------------------------------------------------------------------- external scores
+def _sklearn_score(sk_func, name: str, what: str):
+    def metric(labels_true, labels_pred, noise: str = "cluster") -> float:
+        t, p = _check_pair(labels_true, labels_pred, noise)
+        return float(sk_func(t, p))
+
+    metric.__name__ = metric.__qualname__ = name
+    metric.__doc__ = f"""{what} (``sklearn.metrics.{sk_func.__name__}``).
+
+    Parameters
+    ----------
+    labels_true, labels_pred : array-like of shape (n_samples,), ints or strings
+    noise : {{"cluster", "singletons"}}, default "cluster"
+        How predicted label -1 is treated: one extra cluster, or one cluster per noise point.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from kit.metrics import {name}
+    >>> {name}([0, 0, 1, 1], [1, 1, 0, 0])
+    1.0
+    """
+    return metric
+
+
+nmi = _sklearn_score(_skm.normalized_mutual_info_score, "nmi", "Normalised mutual information (arithmetic mean)")
+ami = _sklearn_score(_skm.adjusted_mutual_info_score, "ami", "Adjusted mutual information")
+ari = _sklearn_score(_skm.adjusted_rand_score, "ari", "Adjusted Rand index")
+homogeneity = _sklearn_score(_skm.homogeneity_score, "homogeneity", "Homogeneity: each cluster holds one class")
+completeness = _sklearn_score(_skm.completeness_score, "completeness", "Completeness: each class in one cluster")
+v_measure = _sklearn_score(_skm.v_measure_score, "v_measure", "V-measure: homogeneity and completeness combined")
+
+
+def purity(labels_true, labels_pred, noise: str = "cluster") -> float:
+    """Fraction of samples that belong to the most common true class of their predicted cluster.
+
+    Parameters and ``noise`` as in :func:`nmi`. Purity is 1.0 for all-singleton predictions.
+
+    Examples
+    --------
+    >>> purity([0, 0, 1, 1], [0, 0, 0, 1])
+    0.75
+    """
+    return _purity(_contingency(*_check_pair(labels_true, labels_pred, noise)))
+
+
+def hungarian_accuracy(labels_true, labels_pred, noise: str = "cluster") -> float:
+    """Accuracy after the best one-to-one matching of clusters to classes (Hungarian algorithm).
+
+    Clusters left without a class (more clusters than classes) count as wrong. Parameters as in :func:`nmi`.
+
+    Examples
+    --------
+    >>> hungarian_accuracy([0, 0, 1, 1], [5, 5, 7, 8])
+    0.75
+    """
+    return _hungarian(_contingency(*_check_pair(labels_true, labels_pred, noise)))
+
+
+def pairwise_precision_recall_f(labels_true, labels_pred, noise: str = "cluster") -> tuple:
+    """Pairwise precision, recall and F-score over pairs of samples.
+
+    With n_ij the contingency table, TP = sum_ij C(n_ij, 2); precision = TP / sum_j C(n_.j, 2) (pairs in a
+    predicted cluster), recall = TP / sum_i C(n_i., 2) (pairs in a true class); F is their harmonic mean.
+    Precision is 1.0 when no predicted pair exists (all singletons), recall 1.0 when no true pair exists.
+
+    Returns
+    -------
+    (precision, recall, f) : tuple of float
+
+    Examples
+    --------
+    >>> pairwise_precision_recall_f([0, 0, 1, 1], [0, 0, 0, 0])
+    (0.3333333333333333, 1.0, 0.5)
+    """
+    return _pairwise(_contingency(*_check_pair(labels_true, labels_pred, noise)))
+
+
+def pairwise_f(labels_true, labels_pred, noise: str = "cluster") -> float:
+    """Pairwise F-score; see :func:`pairwise_precision_recall_f`.
+
+    Examples
+    --------
+    >>> pairwise_f([0, 0, 1, 1], [0, 0, 1, 1])
+    1.0
+    """
+    return pairwise_precision_recall_f(labels_true, labels_pred, noise)[2]
+
+
+def bcubed_precision_recall_f(labels_true, labels_pred, noise: str = "cluster") -> tuple:
+    """BCubed precision, recall and F-score.
+
+    For each sample i, precision_i = |cluster(i) & class(i)| / |cluster(i)| and recall_i =
+    |cluster(i) & class(i)| / |class(i)|, averaged over samples; F is their harmonic mean.
+
+    Returns
+    -------
+    (precision, recall, f) : tuple of float
+
+    Examples
+    --------
+    >>> bcubed_precision_recall_f([0, 0, 1, 1], [0, 0, 0, 0])
+    (0.5, 1.0, 0.6666666666666666)
+    """
+    return _bcubed(_contingency(*_check_pair(labels_true, labels_pred, noise)))
+
+
+def bcubed_f(labels_true, labels_pred, noise: str = "cluster") -> float:
+    """BCubed F-score; see :func:`bcubed_precision_recall_f`.
+
+    Examples
+    --------
+    >>> bcubed_f([0, 0, 1, 1], [0, 0, 1, 1])
+    1.0
+    """
+    return bcubed_precision_recall_f(labels_true, labels_pred, noise)[2]
+
+
+#: The scalar external scores, by the name :func:`score` gives them.
+EXTERNAL = {
+    "nmi": nmi, "ami": ami, "ari": ari, "homogeneity": homogeneity, "completeness": completeness,
+    "v_measure": v_measure, "purity": purity, "accuracy": hungarian_accuracy, "pairwise_f": pairwise_f,
+    "bcubed_f": bcubed_f,
+}
+
+
+# ------------------------------------------------------------------------------------- internal scores
+def _internal(X, labels):
+    """Validated (X, codes) with noise points dropped, or None when the score is undefined."""
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}; reshape it.")
+    arr = _as_labels(labels, "labels")
+    if arr.shape[0] != X.shape[0]:
+        raise ValueError(f"X and labels have different lengths: {X.shape[0]} and {arr.shape[0]}; "
+                         "pass one label per row of X.")
+    keep = ~_noise_mask(arr)
+    X, codes = X[keep], pd.factorize(arr[keep])[0]
+    return (X, codes) if 2 <= len(np.unique(codes)) < len(codes) else None
+
+
+def silhouette(X, labels, sample_size: int = 10000, random_state=0) -> float:
+    """Mean silhouette coefficient (``sklearn.metrics.silhouette_score``), in [-1, 1].
+
+    Noise points (label -1) are left out. Above ``sample_size`` points, a random sample of that size is
+    scored (None: never sample). Returns nan when undefined: fewer than two clusters, or every point its
+    own cluster.
+
+    Examples
+    --------
+    >>> silhouette([[0, 0], [0, 1], [9, 9], [9, 8]], [0, 0, 1, 1]) > 0.8
+    True
+    """
+    if sample_size is not None and (not isinstance(sample_size, (int, np.integer)) or sample_size < 2):
+        raise ValueError(f"sample_size={sample_size!r} must be an integer >= 2, or None to score all points.")
+    prepared = _internal(X, labels)
+    if prepared is None:
+        return math.nan
+    X, codes = prepared
+    if sample_size is not None and len(codes) > sample_size:
+        idx = check_random_state(random_state).permutation(len(codes))[:sample_size]
+        X, codes = X[idx], codes[idx]
+        if not 2 <= len(np.unique(codes)) < len(codes):
+            return math.nan
+    return float(_skm.silhouette_score(X, codes))
+
+
+def calinski_harabasz(X, labels) -> float:
+    """Calinski-Harabasz index (higher is better); noise left out, nan when undefined.
+
+    Examples
+    --------
+    >>> calinski_harabasz([[0, 0], [0, 1], [9, 9], [9, 8]], [0, 0, 1, 1]) > 100
+    True
+    """
+    prepared = _internal(X, labels)
+    return math.nan if prepared is None else float(_skm.calinski_harabasz_score(*prepared))
+
+
+def davies_bouldin(X, labels) -> float:
+    """Davies-Bouldin index (lower is better); noise left out, nan when undefined.
+
+    Examples
+    --------
+    >>> davies_bouldin([[0, 0], [0, 1], [9, 9], [9, 8]], [0, 0, 1, 1]) < 0.2
+    True
+    """
+    prepared = _internal(X, labels)
+    return math.nan if prepared is None else float(_skm.davies_bouldin_score(*prepared))
+
+
+# -------------------------------------------------------------------------------------------- summary
+def cluster_sizes(labels) -> dict:
+    """Sizes of the clusters of a labeling (noise, label -1, is not a cluster).
+
+    Returns
+    -------
+    dict
+        ``n_clusters``, ``noise_fraction``, ``min_size``, ``median_size``, ``max_size``, ``singletons``
+        (clusters of one point). Sizes are nan when every point is noise.
+
+    Examples
+    --------
+    >>> cluster_sizes([0, 0, 0, 1, 2, -1])["singletons"]
+    2
+    """
+    arr = _as_labels(labels, "labels")
+    noise = _noise_mask(arr)
+    sizes = np.bincount(pd.factorize(arr[~noise])[0]) if (~noise).any() else np.zeros(0, dtype=np.int64)
+    empty = sizes.size == 0
+    return {
+        "n_clusters": int(sizes.size),
+        "noise_fraction": float(noise.mean()),
+        "min_size": math.nan if empty else int(sizes.min()),
+        "median_size": math.nan if empty else float(np.median(sizes)),
+        "max_size": math.nan if empty else int(sizes.max()),
+        "singletons": int((sizes == 1).sum()),
+    }
+
+
+def score(truth, labels, X=None, noise: str = "cluster", random_state=0) -> dict:
+    """Every score of one clustering, as a dict of Python floats (one row of a scores table).
+
+    External scores (``nmi, ami, ari, homogeneity, completeness, v_measure, purity, accuracy,
+    pairwise_precision, pairwise_recall, pairwise_f, bcubed_precision, bcubed_recall, bcubed_f``) when
+    ``truth`` is not None; internal ones (``silhouette, calinski_harabasz, davies_bouldin``) when ``X`` is
+    given; and the :func:`cluster_sizes` of ``labels`` always.
+
+    Examples
+    --------
+    >>> score([0, 0, 1, 1], [0, 0, 1, 1])["pairwise_f"]
+    1.0
+    """
+    row = {}
+    if truth is not None:
+        t, p = _check_pair(truth, labels, noise)
+        c = _contingency(t, p)
+        row["nmi"], row["ami"], row["ari"] = nmi(t, p), ami(t, p), ari(t, p)
+        h, cpl, v = _skm.homogeneity_completeness_v_measure(t, p)
+        row.update(homogeneity=h, completeness=cpl, v_measure=v, purity=_purity(c), accuracy=_hungarian(c))
+        row["pairwise_precision"], row["pairwise_recall"], row["pairwise_f"] = _pairwise(c)
+        row["bcubed_precision"], row["bcubed_recall"], row["bcubed_f"] = _bcubed(c)
+    else:
+        _check_noise(noise)
+    if X is not None:
+        row["silhouette"] = silhouette(X, labels, random_state=random_state)
+        row["calinski_harabasz"] = calinski_harabasz(X, labels)
+        row["davies_bouldin"] = davies_bouldin(X, labels)
+    row.update(cluster_sizes(labels))
+    return {key: float(value) for key, value in row.items()}

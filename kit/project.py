@@ -1,0 +1,380 @@
+"""2-D / 3-D projections of embedding vectors (PCA, t-SNE, UMAP), cached on disk.
+
+``project(X, method=...)`` returns a :class:`Projection` whose ``coords`` are an ``N x n_components``
+float32 array. A projection is stored under ``<cache_dir>/<key>.npy`` where ``key`` is a BLAKE2b hash
+of the vectors (as contiguous float32), their shape, the method, every parameter that changes the
+result (including ``random_state`` and ``n_components``) and a cache format version; a second
+identical call reads the file back instead of recomputing. Files are written to a temporary file in
+the same folder and renamed into place, so a crash never leaves a half-written entry.
+
+scikit-learn, openTSNE and umap-learn are imported only when a projection of that kind is computed.
+:func:`trustworthiness` scores how well a projection keeps each point's nearest neighbours.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import io
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._config import kit_home
+from .cache import _atomic_write
+from .progress import report
+
+METHODS = ("pca", "tsne", "umap")
+PROJECTION_CACHE_FORMAT = 1
+
+# Keyword arguments that change speed or logging, never the coordinates: not part of the cache key.
+_NOT_IN_KEY = frozenset({"n_jobs", "verbose", "callbacks", "callbacks_every_iters", "tqdm_kwds",
+                         "low_memory", "transform_queue_size"})
+
+
+def default_cache_dir() -> Path:
+    """``$KIT_HOME/projections`` (``~/.cache/kit/projections`` by default). Not created here."""
+    return kit_home() / "projections"
+
+
+@dataclass(repr=False)
+class Projection:
+    """Low-dimensional coordinates of a set of vectors.
+
+    Attributes
+    ----------
+    coords : ndarray (N, n_components) float32
+        One row per input row, in the same order.
+    method : str
+        ``"pca"``, ``"tsne"`` or ``"umap"``.
+    params : dict
+        Every parameter the projection was computed with, including ``n_components``,
+        ``random_state`` and the defaults the kit chose (``perplexity``, ``n_neighbors``, ``metric``...).
+    seconds : float
+        Wall time of the call that produced this object (reading the cache when ``from_cache``).
+    from_cache : bool
+        True when the coordinates were read from the on-disk cache.
+    """
+
+    coords: np.ndarray
+    method: str
+    params: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    from_cache: bool = False
+
+    @property
+    def n_components(self) -> int:
+        return int(self.coords.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.coords.shape[0])
+
+    def __repr__(self) -> str:
+        src = "cache" if self.from_cache else f"{self.seconds:.2f} s"
+        return f"Projection({self.method}, {self.coords.shape[0]} x {self.coords.shape[1]}, {src})"
+
+
+# --------------------------------------------------------------------------- validation
+
+def _as_matrix(X) -> np.ndarray:
+    """Contiguous float32 2-D array from an array-like or an object with ``.vectors`` (``Embeddings``)."""
+    if hasattr(X, "vectors"):
+        X = X.vectors
+    try:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"X must be a numeric N x D array (or an Embeddings); converting it failed: {exc}") from None
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D array of shape (N, D); got an array of shape {X.shape}. "
+                         "Reshape it, e.g. X.reshape(len(X), -1)")
+    if not np.isfinite(X).all():
+        bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
+        raise ValueError(f"X contains NaN or infinite values in {bad.size} row(s) (first: row {int(bad[0])}); "
+                         "drop or impute those rows before projecting")
+    return X
+
+
+def _check_n_components(n_components) -> int:
+    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) \
+            or not 1 <= n_components <= 3:
+        raise ValueError(f"n_components={n_components!r} is not supported; use 2 (or 3, or 1)")
+    return int(n_components)
+
+
+def _check_size(X: np.ndarray, n_components: int, method: str) -> None:
+    n, d = X.shape
+    need = max(3, n_components + 1)
+    if n < need:
+        raise ValueError(f"X has N={n} rows; a {n_components}-D {method} projection needs at least {need} "
+                         "points. Project more points")
+    if method == "pca" and d < n_components:
+        raise ValueError(f"X has D={d} columns; PCA cannot give n_components={n_components} > D. "
+                         f"Use n_components<={d} or another method")
+
+
+def _check_random_state(random_state):
+    if random_state is None or isinstance(random_state, np.random.RandomState):
+        return random_state
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return int(random_state)
+    raise ValueError(f"random_state={random_state!r} must be an int, None or a numpy RandomState; "
+                     "pass an int (e.g. 0) for reproducible coordinates")
+
+
+def _check_params(method: str, cls, params: dict, reserved: tuple) -> None:
+    allowed = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    for name in params:
+        if name in reserved:
+            raise TypeError(f"project() got {name}= among **params; pass it as project({name}=...) instead")
+        if name not in allowed:
+            raise TypeError(f"project(method={method!r}) got an unexpected parameter {name!r}; "
+                            f"{cls.__module__}.{cls.__name__} accepts: {', '.join(sorted(allowed - set(reserved)))}")
+
+
+# --------------------------------------------------------------------------- the three methods
+
+def _import(module: str, pip_name: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"this projection needs {pip_name}: pip install {pip_name} ({exc})") from exc
+
+
+def _pca_setup(X, n_components, random_state, params):
+    PCA = _import("sklearn.decomposition", "scikit-learn").PCA
+    _check_params("pca", PCA, params, ("n_components", "random_state"))
+    full = dict(params, n_components=n_components, random_state=random_state)
+
+    def run():
+        return PCA(**full).fit_transform(X)
+
+    return full, run
+
+
+def _tsne_setup(X, n_components, random_state, params):
+    openTSNE = _import("openTSNE", "openTSNE")
+    _check_params("tsne", openTSNE.TSNE, params, ("n_components", "random_state"))
+    n = X.shape[0]
+    max_perplexity = (n - 1) / 3
+    full = dict(perplexity=min(30.0, max_perplexity), metric="cosine",
+                negative_gradient_method="auto" if n_components <= 2 else "bh")
+    full.update(params)
+    if full["perplexity"] > max_perplexity + 1e-9:
+        raise ValueError(f"perplexity={full['perplexity']!r} is too large for N={n} points; "
+                         f"use at most (N-1)/3 = {max_perplexity:.4g}")
+    if n_components > 2 and str(full["negative_gradient_method"]).lower() in {"fft", "interpolation"}:
+        raise ValueError(f"negative_gradient_method={full['negative_gradient_method']!r} supports only "
+                         f"n_components<=2 (got {n_components}); use negative_gradient_method='bh' for 3-D")
+    full.update(n_components=n_components, random_state=random_state)
+    full.setdefault("n_jobs", os.cpu_count() or 1)
+
+    def run():
+        return np.asarray(openTSNE.TSNE(**full).fit(X))
+
+    return full, run
+
+
+def _umap_setup(X, n_components, random_state, params):
+    umap = _import("umap", "umap-learn")
+    _check_params("umap", umap.UMAP, params, ("n_components", "random_state"))
+    n = X.shape[0]
+    full = dict(n_neighbors=min(15, n - 1), min_dist=0.1, metric="cosine")
+    if n <= n_components + 2:
+        # The spectral initialisation needs n_components + 1 eigenvectors of an N x N graph (k < N).
+        full["init"] = "pca"
+    full.update(params)
+    if not 2 <= full["n_neighbors"] <= n - 1:
+        raise ValueError(f"n_neighbors={full['n_neighbors']!r} is out of range for N={n} points; "
+                         f"use a value between 2 and N-1 = {n - 1}")
+    full.update(n_components=n_components, random_state=random_state)
+    if random_state is not None:
+        full.setdefault("n_jobs", 1)  # umap-learn is single-threaded when seeded; say so to skip its warning
+
+    def run():
+        with warnings.catch_warnings():
+            # umap-learn warns that a seed disables parallelism; that trade-off is ours to make.
+            warnings.filterwarnings("ignore", message=".*overridden to 1 by setting random_state.*")
+            return umap.UMAP(**full).fit_transform(X)
+
+    return full, run
+
+
+_SETUP = {"pca": _pca_setup, "tsne": _tsne_setup, "umap": _umap_setup}
+
+
+# --------------------------------------------------------------------------- cache
+
+def _json_default(obj):
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, (tuple, set, frozenset)):
+        return sorted(obj) if isinstance(obj, (set, frozenset)) else list(obj)
+    raise TypeError(type(obj).__name__)
+
+
+def _cache_key(X: np.ndarray, method: str, params: dict) -> str | None:
+    """BLAKE2b of (format, method, shape, params, vectors); None when the params are not JSON-able
+    (a callable metric, an array initialisation...) or the result is not reproducible (no int seed)."""
+    if not isinstance(params.get("random_state"), int):
+        return None
+    try:
+        header = json.dumps({"format": PROJECTION_CACHE_FORMAT, "method": method, "shape": list(X.shape),
+                             "dtype": "float32",
+                             "params": {k: v for k, v in params.items() if k not in _NOT_IN_KEY}},
+                            sort_keys=True, default=_json_default)
+    except (TypeError, ValueError):
+        return None
+    h = hashlib.blake2b(digest_size=20)
+    h.update(header.encode())
+    h.update(b"\0")
+    h.update(memoryview(X).cast("B"))
+    return h.hexdigest()
+
+
+def _read_cached(path: Path, n: int, n_components: int):
+    try:
+        coords = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"unreadable cached projection {path} ({exc}); recomputing it", RuntimeWarning, stacklevel=3)
+        return None
+    if coords.shape != (n, n_components) or coords.dtype != np.float32:
+        warnings.warn(f"cached projection {path} has shape {coords.shape}, expected {(n, n_components)}; "
+                      "recomputing it", RuntimeWarning, stacklevel=3)
+        return None
+    return coords
+
+
+def _write_cached(path: Path, coords: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, coords, allow_pickle=False)
+    _atomic_write(path, buf.getvalue())
+
+
+# --------------------------------------------------------------------------- public API
+
+def project(X, method: str = "umap", n_components: int = 2, random_state=0, cache_dir=None,
+            use_cache: bool = True, progress=None, **params) -> Projection:
+    """Project vectors to 2-D (or 3-D) with PCA, t-SNE (openTSNE) or UMAP (umap-learn), cached on disk.
+
+    Parameters
+    ----------
+    X : array-like (N, D) or Embeddings
+        The vectors (an ``Embeddings`` is read through its ``.vectors``). Converted to float32;
+        NaN or infinite values raise ``ValueError``.
+    method : {"umap", "tsne", "pca"}, default "umap"
+    n_components : int, default 2
+        2 or 3 (1 also works). Needs ``N >= max(3, n_components + 1)``.
+    random_state : int, RandomState or None, default 0
+        Seed of every random step. Only results with an int seed are cached (others are not
+        reproducible). With a seed, UMAP runs single-threaded.
+    cache_dir : str or Path, optional
+        Where ``<key>.npy`` files go; defaults to ``default_cache_dir()`` (``$KIT_HOME/projections``).
+    use_cache : bool, default True
+        False neither reads nor writes the cache.
+    progress : callable(done, total, stage), optional
+        Called with ``(0, 1, "projection")`` at the start and ``(1, 1, "projection")`` at the end.
+    **params
+        Passed to the estimator: ``sklearn.decomposition.PCA``, ``openTSNE.TSNE`` or ``umap.UMAP``.
+        Kit defaults: t-SNE ``perplexity=min(30, (N-1)/3)``, ``metric="cosine"``,
+        ``n_jobs=os.cpu_count()``, ``negative_gradient_method="bh"`` for 3-D; UMAP
+        ``n_neighbors=min(15, N-1)``, ``min_dist=0.1``, ``metric="cosine"`` (and ``init="pca"`` when
+        ``N <= n_components + 2``, too few points for its spectral initialisation). Parameters that are not
+        JSON-serialisable (a callable metric, an array initialisation) disable the cache for the call.
+
+    Returns
+    -------
+    Projection
+        ``coords`` (N x n_components float32), ``method``, ``params``, ``seconds``, ``from_cache``.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> X = np.random.default_rng(0).normal(size=(50, 8))
+    >>> p = project(X, method="pca", cache_dir=tempfile.mkdtemp())
+    >>> p.coords.shape, p.coords.dtype.name, p.from_cache
+    ((50, 2), 'float32', False)
+    """
+    start = time.perf_counter()
+    if not isinstance(method, str) or method.lower() not in METHODS:
+        raise ValueError(f"method={method!r} is not supported; use one of {', '.join(repr(m) for m in METHODS)}")
+    method = method.lower()
+    n_components = _check_n_components(n_components)
+    random_state = _check_random_state(random_state)
+    X = _as_matrix(X)
+    _check_size(X, n_components, method)
+
+    full, run = _SETUP[method](X, n_components, random_state, dict(params))
+    report(progress, 0, 1, "projection")
+
+    path = None
+    if use_cache:
+        key = _cache_key(X, method, full)
+        if key is not None:
+            folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+            path = folder / f"{key}.npy"
+            coords = _read_cached(path, X.shape[0], n_components)
+            if coords is not None:
+                report(progress, 1, 1, "projection")
+                return Projection(coords=coords, method=method, params=full,
+                                  seconds=time.perf_counter() - start, from_cache=True)
+
+    coords = np.ascontiguousarray(run(), dtype=np.float32)
+    if path is not None:
+        _write_cached(path, coords)
+    report(progress, 1, 1, "projection")
+    return Projection(coords=coords, method=method, params=full, seconds=time.perf_counter() - start,
+                      from_cache=False)
+
+
+def trustworthiness(X, coords, n_neighbors: int = 10, metric: str = "cosine") -> float:
+    """How well a projection keeps each point's neighbours, in [0, 1] (1 = no intruders).
+
+    Wraps ``sklearn.manifold.trustworthiness``: it penalises points that are among a point's
+    ``n_neighbors`` nearest in the projection but not in the original space.
+
+    Parameters
+    ----------
+    X : array-like (N, D) or Embeddings
+        The original vectors.
+    coords : array-like (N, k) or Projection
+    n_neighbors : int, default 10
+        Must be below N / 2.
+    metric : str, default "cosine"
+        Distance in the original space (the projection is always compared with Euclidean distance).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(40, 5))
+    >>> round(trustworthiness(X, X[:, :5], n_neighbors=5, metric="euclidean"), 3)
+    1.0
+    """
+    from sklearn.manifold import trustworthiness as _tw
+
+    X = _as_matrix(X)
+    if isinstance(coords, Projection):
+        coords = coords.coords
+    coords = _as_matrix(coords)
+    if coords.shape[0] != X.shape[0]:
+        raise ValueError(f"coords has {coords.shape[0]} rows but X has {X.shape[0]}; "
+                         "pass the projection of these very vectors")
+    n = X.shape[0]
+    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)) \
+            or not 1 <= n_neighbors < n / 2:
+        raise ValueError(f"n_neighbors={n_neighbors!r} must be an int with 1 <= n_neighbors < N/2 = {n / 2:g}; "
+                         "lower it")
+    return float(_tw(X, coords, n_neighbors=int(n_neighbors), metric=metric))

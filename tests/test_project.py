@@ -1,0 +1,232 @@
+"""kit.project: quality with trustworthiness thresholds (not coordinates), determinism, the on-disk cache,
+and the errors. UMAP pays its numba JIT once per process, so it runs only three times here."""
+import numpy as np
+import pytest
+
+from kit.embed import Embeddings
+from kit.project import Projection, project, trustworthiness
+
+# Measured on load_digits() (scikit-learn 1.9, openTSNE 1.0.4, umap-learn 0.5.12), cosine trustworthiness,
+# n_neighbors=10: full 2-D PCA 0.829, t-SNE 0.991, UMAP 0.988; 600-point 3-D PCA 0.909, t-SNE 0.992,
+# UMAP 0.988 (full 3-D PCA 0.913). Thresholds sit a little below.
+THRESHOLD_2D = {"pca": 0.80, "tsne": 0.97, "umap": 0.97}
+THRESHOLD_3D = {"pca": 0.88, "tsne": 0.97, "umap": 0.97}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    return load_digits().data  # 1797 x 64, float64
+
+
+@pytest.fixture(scope="module")
+def digits600(digits):
+    idx = np.sort(np.random.default_rng(0).choice(len(digits), 600, replace=False))
+    return digits[idx]
+
+
+@pytest.fixture(scope="module")
+def umap3d(digits600, tmp_path_factory):
+    """One 3-D UMAP of the 600 digits (UMAP run 2 of 3), with its cache folder."""
+    folder = tmp_path_factory.mktemp("umap3d")
+    return project(digits600, method="umap", n_components=3, random_state=0, cache_dir=folder), folder
+
+
+# ------------------------------------------------------------------------------------------- quality
+
+@pytest.mark.parametrize("method", ["pca", "tsne", "umap"])
+def test_2d_quality_on_digits(digits, method, tmp_path):
+    p = project(digits, method=method, cache_dir=tmp_path)
+    assert isinstance(p, Projection)
+    assert p.coords.shape == (1797, 2) and p.coords.dtype == np.float32
+    assert np.isfinite(p.coords).all()
+    assert p.method == method and not p.from_cache and p.seconds > 0
+    assert p.params["n_components"] == 2 and p.params["random_state"] == 0
+    tw = trustworthiness(digits, p)
+    assert tw >= THRESHOLD_2D[method], f"{method}: trustworthiness {tw:.4f}"
+
+
+def test_3d_quality_pca_and_tsne(digits600, tmp_path):
+    for method in ("pca", "tsne"):
+        p = project(digits600, method=method, n_components=3, cache_dir=tmp_path)
+        assert p.coords.shape == (600, 3) and p.coords.dtype == np.float32
+        tw = trustworthiness(digits600, p.coords)
+        assert tw >= THRESHOLD_3D[method], f"{method} 3-D: trustworthiness {tw:.4f}"
+    assert p.params["negative_gradient_method"] == "bh"  # openTSNE's FFT gradient is 1-D/2-D only
+
+
+def test_3d_quality_umap(digits600, umap3d):
+    p, _ = umap3d
+    assert p.coords.shape == (600, 3) and p.coords.dtype == np.float32
+    assert p.params["n_neighbors"] == 15 and p.params["metric"] == "cosine"
+    tw = trustworthiness(digits600, p)
+    assert tw >= THRESHOLD_3D["umap"], f"umap 3-D: trustworthiness {tw:.4f}"
+
+
+def test_pca_beats_nothing_and_tsne_beats_pca(digits600, tmp_path):
+    """Trustworthiness ranks projections sensibly: random coordinates < PCA < t-SNE."""
+    rand = np.random.default_rng(0).normal(size=(600, 2))
+    pca = project(digits600, method="pca", cache_dir=tmp_path)
+    tsne = project(digits600, method="tsne", cache_dir=tmp_path)
+    scores = [trustworthiness(digits600, c) for c in (rand, pca, tsne)]
+    assert scores[0] < scores[1] < scores[2]
+    assert isinstance(scores[0], float)
+
+
+# ------------------------------------------------------------------------------ determinism & cache
+
+def test_same_random_state_same_coords(digits600, tmp_path):
+    for method in ("pca", "tsne"):
+        a = project(digits600, method=method, random_state=3, use_cache=False)
+        b = project(digits600, method=method, random_state=3, use_cache=False)
+        np.testing.assert_array_equal(a.coords, b.coords)
+    c = project(digits600, method="tsne", random_state=4, use_cache=False)
+    assert not np.array_equal(a.coords, c.coords)
+    assert not any(tmp_path.iterdir())  # use_cache=False wrote nothing (and cache_dir was not given)
+
+
+def test_umap_same_random_state_same_coords_and_cached(digits600, umap3d):
+    p, folder = umap3d
+    again = project(digits600, method="umap", n_components=3, random_state=0, use_cache=False)  # UMAP run 3
+    assert not again.from_cache
+    np.testing.assert_array_equal(p.coords, again.coords)
+    cached = project(digits600, method="umap", n_components=3, random_state=0, cache_dir=folder)
+    assert cached.from_cache
+    np.testing.assert_array_equal(p.coords, cached.coords)
+
+
+def test_second_call_comes_from_cache(digits600, tmp_path):
+    calls = []
+    first = project(digits600, method="tsne", cache_dir=tmp_path, progress=lambda *a: calls.append(a))
+    files = sorted(tmp_path.iterdir())
+    assert [f.suffix for f in files] == [".npy"]  # one entry, no temporary file left behind
+    second = project(digits600, method="tsne", cache_dir=tmp_path, progress=lambda *a: calls.append(a))
+    assert not first.from_cache and second.from_cache
+    np.testing.assert_array_equal(first.coords, second.coords)
+    assert second.coords.dtype == np.float32
+    assert second.params == first.params
+    assert calls == [(0, 1, "projection"), (1, 1, "projection")] * 2
+    # the same vectors given as float32 or as an Embeddings hit the same entry
+    emb = Embeddings(vectors=digits600.astype(np.float32), paths=[str(i) for i in range(600)], labels=None,
+                     backbone="test", preprocessing={})
+    assert project(emb, method="tsne", cache_dir=tmp_path).from_cache
+    assert sorted(tmp_path.iterdir()) == files
+
+
+def test_changed_parameter_recomputes(digits600, tmp_path):
+    base = project(digits600, method="tsne", cache_dir=tmp_path)
+    assert base.params["perplexity"] == 30
+    other = project(digits600, method="tsne", perplexity=10, cache_dir=tmp_path)
+    assert not other.from_cache and other.params["perplexity"] == 10
+    assert not np.array_equal(base.coords, other.coords)
+    seed = project(digits600, method="tsne", random_state=1, cache_dir=tmp_path)
+    assert not seed.from_cache
+    dims = project(digits600, method="pca", n_components=3, cache_dir=tmp_path)
+    assert not dims.from_cache
+    changed = digits600.copy()
+    changed[0, 0] += 1
+    assert not project(changed, method="pca", n_components=3, cache_dir=tmp_path).from_cache
+    # n_jobs changes speed, not coordinates: same entry
+    assert project(digits600, method="tsne", n_jobs=1, cache_dir=tmp_path).from_cache
+    assert len(list(tmp_path.glob("*.npy"))) == 5
+
+
+def test_default_cache_dir_is_under_kit_home(digits600, tmp_path, monkeypatch):
+    monkeypatch.setenv("KIT_HOME", str(tmp_path / "home"))
+    project(digits600, method="pca")
+    assert len(list((tmp_path / "home" / "projections").glob("*.npy"))) == 1
+    assert project(digits600, method="pca").from_cache
+
+
+def test_unseeded_results_are_not_cached(digits600, tmp_path):
+    project(digits600, method="pca", random_state=None, cache_dir=tmp_path)
+    assert not project(digits600, method="pca", random_state=None, cache_dir=tmp_path).from_cache
+    assert not any(tmp_path.iterdir())
+
+
+def test_corrupt_cache_entry_is_recomputed(digits600, tmp_path):
+    first = project(digits600, method="pca", cache_dir=tmp_path)
+    (entry,) = tmp_path.glob("*.npy")
+    entry.write_bytes(b"not a numpy file")
+    with pytest.warns(RuntimeWarning, match="recomputing"):
+        again = project(digits600, method="pca", cache_dir=tmp_path)
+    assert not again.from_cache
+    np.testing.assert_array_equal(first.coords, again.coords)
+    assert project(digits600, method="pca", cache_dir=tmp_path).from_cache
+
+
+# -------------------------------------------------------------------------------------- small inputs
+
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+@pytest.mark.parametrize("n, k", [(3, 2), (4, 3), (7, 2)])
+def test_tiny_inputs_work(method, n, k, tmp_path):
+    X = np.random.default_rng(0).normal(size=(n, 5))
+    p = project(X, method=method, n_components=k, cache_dir=tmp_path)
+    assert p.coords.shape == (n, k) and np.isfinite(p.coords).all()
+    if method == "tsne":
+        assert p.params["perplexity"] == pytest.approx((n - 1) / 3)
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne", "umap"])
+def test_too_few_points_raise(method, tmp_path):
+    with pytest.raises(ValueError, match="N=2"):
+        project(np.ones((2, 5)), method=method, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="N=3.*at least 4"):
+        project(np.random.default_rng(0).normal(size=(3, 5)), method=method, n_components=3, cache_dir=tmp_path)
+
+
+# -------------------------------------------------------------------------------------------- errors
+
+def test_unknown_method_names_the_choices():
+    with pytest.raises(ValueError, match=r"method='tsne2'.*'pca', 'tsne', 'umap'"):
+        project(np.ones((10, 3)), method="tsne2")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_values_raise(bad):
+    X = np.random.default_rng(0).normal(size=(20, 4))
+    X[5, 1] = bad
+    with pytest.raises(ValueError, match="NaN or infinite.*row 5"):
+        project(X, method="pca", use_cache=False)
+
+
+@pytest.mark.parametrize("X, match", [(np.ones(10), r"2-D.*\(10,\)"), (np.ones((4, 2, 2)), "2-D"),
+                                      ([["a", "b"]] * 4, "numeric")])
+def test_bad_shapes_raise(X, match):
+    with pytest.raises(ValueError, match=match):
+        project(X, method="pca", use_cache=False)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n_components=4), "n_components=4"),
+    (dict(n_components=2.0), "n_components=2.0"),
+    (dict(random_state="0"), "random_state='0'"),
+    (dict(method="tsne", perplexity=50), r"perplexity=50.*N=20.*6\.33"),
+    (dict(method="tsne", n_components=3, negative_gradient_method="fft"), "negative_gradient_method='fft'.*'bh'"),
+    (dict(method="umap", n_neighbors=20), r"n_neighbors=20.*N=20.*19"),
+])
+def test_bad_parameters_raise(kwargs, match):
+    X = np.random.default_rng(0).normal(size=(20, 4))
+    with pytest.raises(ValueError, match=match):
+        project(X, use_cache=False, **{"method": "pca", **kwargs})
+
+
+def test_unknown_estimator_parameter_raises_type_error():
+    X = np.random.default_rng(0).normal(size=(20, 4))
+    with pytest.raises(TypeError, match="perplexity.*accepts"):
+        project(X, method="pca", perplexity=5, use_cache=False)
+
+
+def test_pca_cannot_exceed_the_input_dimension():
+    with pytest.raises(ValueError, match="D=2.*n_components=3"):
+        project(np.random.default_rng(0).normal(size=(20, 2)), method="pca", n_components=3, use_cache=False)
+
+
+def test_trustworthiness_checks_its_inputs():
+    X = np.random.default_rng(0).normal(size=(20, 4))
+    assert trustworthiness(X, X[:, :4], n_neighbors=5, metric="euclidean") == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="coords has 19 rows but X has 20"):
+        trustworthiness(X, X[:19, :2])
+    with pytest.raises(ValueError, match="n_neighbors=10"):
+        trustworthiness(X, X[:, :2], n_neighbors=10)
