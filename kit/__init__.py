@@ -1,10 +1,11 @@
 """kit: an image clustering exploration kit.
 
-Embed a folder of photos with pretrained CNN backbones, cluster, score and compare.
+Embed a folder of photos with pretrained CNN backbones, estimate K, cluster, score and compare.
 Importing ``kit`` is cheap: TensorFlow loads only when a backbone is first used.
 """
 from ._config import __version__, kit_home
-from . import backbones, cache, io, progress
+from . import backbones, cache, cluster, formats, io, k, metrics, progress, project
+from ._compare import compare
 from .embed import Embeddings, embed
 from .io import ImageSet, load_folder, read_image
 
@@ -14,10 +15,16 @@ __all__ = [
     "ImageSet",
     "backbones",
     "cache",
+    "cluster",
+    "compare",
     "embed",
+    "formats",
     "io",
+    "k",
     "kit_home",
     "load_folder",
+    "metrics",
     "progress",
+    "project",
     "read_image",
 ]

@@ -60,7 +60,7 @@ def _parse_params(items):
 
 
 def _cmd_compare(args) -> int:
-    from .compare import compare
+    from ._compare import compare
     from .progress import TqdmProgress
 
     k = "auto" if args.k == "auto" else int(args.k)

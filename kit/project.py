@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import io
+from io import BytesIO
 import json
 import os
 import time
@@ -31,9 +31,9 @@ from .progress import report
 METHODS = ("pca", "tsne", "umap")
 PROJECTION_CACHE_FORMAT = 1
 
-# Keyword arguments that change speed or logging, never the coordinates: not part of the cache key.
-_NOT_IN_KEY = frozenset({"n_jobs", "verbose", "callbacks", "callbacks_every_iters", "tqdm_kwds",
-                         "low_memory", "transform_queue_size"})
+# Keyword arguments that change logging only, never the coordinates: not part of the cache key.
+# (``n_jobs`` is part of it: openTSNE's Annoy neighbours, used from N = 1000 on, depend on it.)
+_NOT_IN_KEY = frozenset({"verbose", "callbacks", "callbacks_every_iters", "tqdm_kwds"})
 
 
 def default_cache_dir() -> Path:
@@ -255,7 +255,7 @@ def _read_cached(path: Path, n: int, n_components: int):
 
 
 def _write_cached(path: Path, coords: np.ndarray) -> None:
-    buf = io.BytesIO()
+    buf = BytesIO()
     np.save(buf, coords, allow_pickle=False)
     _atomic_write(path, buf.getvalue())
 
@@ -290,6 +290,10 @@ def project(X, method: str = "umap", n_components: int = 2, random_state=0, cach
         ``n_neighbors=min(15, N-1)``, ``min_dist=0.1``, ``metric="cosine"`` (and ``init="pca"`` when
         ``N <= n_components + 2``, too few points for its spectral initialisation). Parameters that are not
         JSON-serialisable (a callable metric, an array initialisation) disable the cache for the call.
+        For N >= 1000 openTSNE's approximate neighbours, hence the coordinates, depend on ``n_jobs``
+        (which is part of the cache key). On a machine whose cores are busy, openTSNE's OpenMP threads
+        spin-wait and can run ten times slower than ``n_jobs=1``: pass ``n_jobs=1`` there, or start
+        Python with ``OMP_WAIT_POLICY=passive``.
 
     Returns
     -------

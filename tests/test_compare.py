@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import kit
-from kit.compare import compare
+from kit import compare
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,6 +11,9 @@ from kit.project import Projection, project, trustworthiness
 # UMAP 0.988 (full 3-D PCA 0.913). Thresholds sit a little below.
 THRESHOLD_2D = {"pca": 0.80, "tsne": 0.97, "umap": 0.97}
 THRESHOLD_3D = {"pca": 0.88, "tsne": 0.97, "umap": 0.97}
+# The tests that only check caching/determinism run openTSNE single-threaded: on a busy machine its
+# OpenMP threads spin-wait and a 600-point t-SNE takes 15-25 s with n_jobs=2 instead of about 1 s.
+ONE = dict(n_jobs=1)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +51,8 @@ def test_2d_quality_on_digits(digits, method, tmp_path):
 
 
 def test_3d_quality_pca_and_tsne(digits600, tmp_path):
-    for method in ("pca", "tsne"):
-        p = project(digits600, method=method, n_components=3, cache_dir=tmp_path)
+    for method, kw in (("pca", {}), ("tsne", ONE)):
+        p = project(digits600, method=method, n_components=3, cache_dir=tmp_path, **kw)
         assert p.coords.shape == (600, 3) and p.coords.dtype == np.float32
         tw = trustworthiness(digits600, p.coords)
         assert tw >= THRESHOLD_3D[method], f"{method} 3-D: trustworthiness {tw:.4f}"
@@ -68,7 +71,7 @@ def test_pca_beats_nothing_and_tsne_beats_pca(digits600, tmp_path):
     """Trustworthiness ranks projections sensibly: random coordinates < PCA < t-SNE."""
     rand = np.random.default_rng(0).normal(size=(600, 2))
     pca = project(digits600, method="pca", cache_dir=tmp_path)
-    tsne = project(digits600, method="tsne", cache_dir=tmp_path)
+    tsne = project(digits600, method="tsne", cache_dir=tmp_path, **ONE)
     scores = [trustworthiness(digits600, c) for c in (rand, pca, tsne)]
     assert scores[0] < scores[1] < scores[2]
     assert isinstance(scores[0], float)
@@ -77,13 +80,13 @@ def test_pca_beats_nothing_and_tsne_beats_pca(digits600, tmp_path):
 # ------------------------------------------------------------------------------ determinism & cache
 
 def test_same_random_state_same_coords(digits600, tmp_path):
-    for method in ("pca", "tsne"):
-        a = project(digits600, method=method, random_state=3, use_cache=False)
-        b = project(digits600, method=method, random_state=3, use_cache=False)
+    for method, kw in (("pca", {}), ("tsne", ONE)):
+        a = project(digits600, method=method, random_state=3, cache_dir=tmp_path, use_cache=False, **kw)
+        b = project(digits600, method=method, random_state=3, cache_dir=tmp_path, use_cache=False, **kw)
         np.testing.assert_array_equal(a.coords, b.coords)
-    c = project(digits600, method="tsne", random_state=4, use_cache=False)
+    c = project(digits600, method="tsne", random_state=4, use_cache=False, **ONE)
     assert not np.array_equal(a.coords, c.coords)
-    assert not any(tmp_path.iterdir())  # use_cache=False wrote nothing (and cache_dir was not given)
+    assert not any(tmp_path.iterdir())  # use_cache=False neither reads nor writes
 
 
 def test_umap_same_random_state_same_coords_and_cached(digits600, umap3d):
@@ -98,10 +101,10 @@ def test_umap_same_random_state_same_coords_and_cached(digits600, umap3d):
 
 def test_second_call_comes_from_cache(digits600, tmp_path):
     calls = []
-    first = project(digits600, method="tsne", cache_dir=tmp_path, progress=lambda *a: calls.append(a))
+    first = project(digits600, method="tsne", cache_dir=tmp_path, progress=lambda *a: calls.append(a), **ONE)
     files = sorted(tmp_path.iterdir())
     assert [f.suffix for f in files] == [".npy"]  # one entry, no temporary file left behind
-    second = project(digits600, method="tsne", cache_dir=tmp_path, progress=lambda *a: calls.append(a))
+    second = project(digits600, method="tsne", cache_dir=tmp_path, progress=lambda *a: calls.append(a), **ONE)
     assert not first.from_cache and second.from_cache
     np.testing.assert_array_equal(first.coords, second.coords)
     assert second.coords.dtype == np.float32
@@ -110,26 +113,38 @@ def test_second_call_comes_from_cache(digits600, tmp_path):
     # the same vectors given as float32 or as an Embeddings hit the same entry
     emb = Embeddings(vectors=digits600.astype(np.float32), paths=[str(i) for i in range(600)], labels=None,
                      backbone="test", preprocessing={})
-    assert project(emb, method="tsne", cache_dir=tmp_path).from_cache
+    assert project(emb, method="tsne", cache_dir=tmp_path, **ONE).from_cache
     assert sorted(tmp_path.iterdir()) == files
 
 
 def test_changed_parameter_recomputes(digits600, tmp_path):
-    base = project(digits600, method="tsne", cache_dir=tmp_path)
+    base = project(digits600, method="tsne", cache_dir=tmp_path, **ONE)
     assert base.params["perplexity"] == 30
-    other = project(digits600, method="tsne", perplexity=10, cache_dir=tmp_path)
+    other = project(digits600, method="tsne", perplexity=10, cache_dir=tmp_path, **ONE)
     assert not other.from_cache and other.params["perplexity"] == 10
     assert not np.array_equal(base.coords, other.coords)
-    seed = project(digits600, method="tsne", random_state=1, cache_dir=tmp_path)
+    seed = project(digits600, method="tsne", random_state=1, cache_dir=tmp_path, **ONE)
     assert not seed.from_cache
     dims = project(digits600, method="pca", n_components=3, cache_dir=tmp_path)
     assert not dims.from_cache
     changed = digits600.copy()
     changed[0, 0] += 1
     assert not project(changed, method="pca", n_components=3, cache_dir=tmp_path).from_cache
-    # n_jobs changes speed, not coordinates: same entry
-    assert project(digits600, method="tsne", n_jobs=1, cache_dir=tmp_path).from_cache
+    # verbose changes logging only: same entry
+    assert project(digits600, method="tsne", verbose=False, cache_dir=tmp_path, **ONE).from_cache
     assert len(list(tmp_path.glob("*.npy"))) == 5
+
+
+def test_n_jobs_is_part_of_the_key_for_tsne():
+    """From N = 1000 on, openTSNE's Annoy neighbours (hence the coordinates) depend on n_jobs."""
+    from kit.project import _cache_key
+
+    X = np.zeros((1000, 4), np.float32)
+    key = lambda **kw: _cache_key(X, "tsne", {"random_state": 0, "perplexity": 30, **kw})  # noqa: E731
+    assert key(n_jobs=1) != key(n_jobs=2)
+    assert key(n_jobs=1) == key(n_jobs=1, verbose=True)
+    assert key(n_jobs=1, random_state=None) is None  # unseeded: never cached
+    assert key(n_jobs=1, metric=lambda a, b: 0.0) is None  # not JSON-able: not cached
 
 
 def test_default_cache_dir_is_under_kit_home(digits600, tmp_path, monkeypatch):
