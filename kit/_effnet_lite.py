@@ -78,12 +78,35 @@ def _fold(sd, conv_key: str, bn_key: str):
     return w.astype(np.float32), b.astype(np.float32)
 
 
-def build(name: str, state_dict=None):
+def _guided_relu6_layer(name):
+    """ReLU6 whose gradient is guided (Springenberg et al. 2015): passed back only where both the
+    input was in the linear range and the incoming gradient is positive."""
+    import keras
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def guided(x):
+        y = tf.clip_by_value(x, 0.0, 6.0)
+
+        def grad(dy):
+            return dy * tf.cast(dy > 0, dy.dtype) * tf.cast((x > 0) & (x < 6), dy.dtype)
+
+        return y, grad
+
+    class GuidedReLU6(keras.layers.Layer):
+        def call(self, x):
+            return guided(x)
+
+    return GuidedReLU6(name=name)
+
+
+def build(name: str, state_dict=None, guided: bool = False):
     """Build the Keras model ``name`` with ImageNet weights.
 
     Returns a ``keras.Model`` taking float32 images in [0, 1] of shape (None, S, S, 3) and
     returning ``[features (None, 1280), logits (None, 1000)]``; its layer ``head_relu6`` is the
-    last convolutional feature map (for class activation maps).
+    last convolutional feature map (for class activation maps). ``guided=True`` uses guided-ReLU6
+    gradients (for guided backpropagation); the forward pass is unchanged.
     """
     import keras
     from keras import layers
@@ -107,7 +130,8 @@ def build(name: str, state_dict=None):
         x = layer(x)
         layer.set_weights([kernel, b])
         if act:
-            x = layers.ReLU(max_value=6.0, name=lname + "_relu6")(x)
+            x = (_guided_relu6_layer(lname + "_relu6") if guided
+                 else layers.ReLU(max_value=6.0, name=lname + "_relu6"))(x)
         return x
 
     inputs = keras.Input((size, size, 3), name="images")

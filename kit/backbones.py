@@ -7,7 +7,9 @@ images in [0, 1]):
   TF-Hub-style SavedModels under ``$KIT_HOME/models`` -- offline;
 * TF-Hub handles (the seed projects' Inception, MobileNet and ResNet models) -- need internet
   the first time, then load from ``$TFHUB_CACHE_DIR`` offline;
-* any local SavedModel folder (pass its path; give ``input_size`` if it is not 224).
+* any local SavedModel folder (pass its path; give ``input_size`` if it is not 224);
+* ``keras.applications`` models (``keras_mobilenet_v2``, ``keras_resnet50``, ``keras_inception_v3``) when
+  their ImageNet weights are in the Keras cache (``$KERAS_HOME/models``); downloaded once otherwise.
 """
 from __future__ import annotations
 
@@ -91,6 +93,26 @@ REGISTRY: dict[str, BackboneSpec] = {
 }
 
 
+# name -> (keras.applications class, module, input size, feature dim, weights file, folder on the server)
+KERAS_APPS = {
+    "keras_mobilenet_v2": ("MobileNetV2", "mobilenet_v2", 224, 1280,
+                           "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5", "mobilenet_v2"),
+    "keras_resnet50": ("ResNet50", "resnet50", 224, 2048, "resnet50_weights_tf_dim_ordering_tf_kernels.h5", "resnet"),
+    "keras_inception_v3": ("InceptionV3", "inception_v3", 299, 2048,
+                           "inception_v3_weights_tf_dim_ordering_tf_kernels.h5", "inception_v3"),
+}
+_KERAS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/{}/{}"
+for _name, (_cls, _mod, _size, _dim, _file, _folder) in KERAS_APPS.items():
+    REGISTRY[_name] = BackboneSpec(name=_name, source="keras", handle=_name, input_size=_size, feature_dim=_dim,
+                                   classifier_handle=_name, description=f"keras.applications.{_cls}, ImageNet")
+
+
+def keras_weights_path(name: str) -> Path:
+    """Where Keras keeps the ImageNet weights file of a ``keras.applications`` backbone."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "models" / KERAS_APPS[name][4]
+
+
 def hub_cache_dir() -> Path:
     """Where tensorflow_hub keeps downloaded models: ``$TFHUB_CACHE_DIR`` or its default."""
     return Path(os.environ.get("TFHUB_CACHE_DIR") or os.path.join(os.environ.get("TMPDIR", "/tmp"), "tfhub_modules"))
@@ -119,6 +141,8 @@ def is_offline_ready(spec: BackboneSpec) -> bool:
             return False
     if spec.source == "savedmodel":
         return (Path(spec.handle) / "saved_model.pb").exists()
+    if spec.source == "keras":
+        return keras_weights_path(spec.name).exists()
     return (hub_cache_path(spec.handle) / "saved_model.pb").exists()
 
 
@@ -176,6 +200,83 @@ def _check_reachable(url: str) -> None:
 
 
 _export_lock = threading.Lock()
+_KERAS_MODELS: dict = {}
+
+
+def _guided_clone(model):
+    """A copy of ``model`` whose ReLU gradients are guided (for guided backpropagation)."""
+    import keras
+    import tensorflow as tf
+
+    def make(max_value, lname):
+        @tf.custom_gradient
+        def guided(x):
+            y = tf.nn.relu(x) if max_value is None else tf.clip_by_value(x, 0.0, float(max_value))
+
+            def grad(dy):
+                ok = (x > 0) if max_value is None else ((x > 0) & (x < float(max_value)))
+                return dy * tf.cast(dy > 0, dy.dtype) * tf.cast(ok, dy.dtype)
+
+            return y, grad
+
+        class GuidedReLU(keras.layers.Layer):
+            def call(self, x):
+                return guided(x)
+
+        return GuidedReLU(name=lname)
+
+    def clone(layer):
+        cfg = layer.get_config()
+        if isinstance(layer, keras.layers.ReLU):
+            return make(cfg.get("max_value"), layer.name)
+        if isinstance(layer, keras.layers.Activation) and cfg.get("activation") == "relu":
+            return make(None, layer.name)
+        return layer.__class__.from_config(cfg)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def keras_model(backbone=DEFAULT_BACKBONE, guided: bool = False):
+    """A Keras model of a classifying backbone: float32 images in [0, 1] -> ``[features, logits]``.
+
+    Works for the built-in EfficientNet-Lite family and ``keras.applications`` backbones. The model's
+    attribute ``cam_layer`` names the layer whose *input* is the last convolutional feature map (the
+    global pooling). ``guided=True`` returns a copy with guided-ReLU gradients. Cached per process.
+    """
+    spec = get(backbone)
+    key = (spec.name, guided)
+    if key in _KERAS_MODELS:
+        return _KERAS_MODELS[key]
+    import keras
+
+    if spec.source == "builtin":
+        model = _effnet_lite.build(spec.name, guided=guided)
+        model.cam_layer = "features"
+    elif spec.source == "keras":
+        if guided:
+            base = keras_model(spec.name, guided=False)
+            model = _guided_clone(base)
+            model.cam_layer = base.cam_layer
+        else:
+            cls, module, size, _, fname, folder = KERAS_APPS[spec.name]
+            path = keras_weights_path(spec.name)
+            if not path.exists():
+                _check_reachable(_KERAS_URL.format(folder, fname))
+            app_module = getattr(keras.applications, module)
+            inp = keras.Input((size, size, 3), name="images")
+            x = keras.layers.Lambda(lambda t: app_module.preprocess_input(t * 255.0), name="preprocess")(inp)
+            app = getattr(keras.applications, cls)(include_top=True, weights="imagenet", input_tensor=x,
+                                                 classifier_activation=None)
+            gap = next(layer for layer in app.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D))
+            model = keras.Model(inp, [gap.output, app.output], name=spec.name)
+            model.cam_layer = gap.name
+    else:
+        raise ValueError(f"backbone {spec.name!r} ({spec.source}) has no Keras model; CAM and guided backprop need "
+                         f"a built-in or keras.applications backbone (see kit.backbones.available())")
+    _KERAS_MODELS[key] = model
+    return model
 
 
 def _ensure_builtin(name: str) -> Path:
@@ -223,6 +324,10 @@ class Backbone:
     def _load(self, classifier: bool):
         import tensorflow_hub as hub
 
+        if self.spec.source == "keras":
+            model = keras_model(self.spec)
+            index = 1 if classifier else 0
+            return lambda x: model(x, training=False)[index]
         path = _resolve_path(self.spec, classifier)
         try:
             return hub.load(path)

@@ -220,7 +220,7 @@ def _run(method, X, k_range, random_state, sweep=None):
 
 
 def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bootstrap_fraction=0.8,
-             reduce_to=50, estimates=None) -> pd.DataFrame:
+             reduce_to=50, estimates=None, images=None, backbone="efficientnet_lite0") -> pd.DataFrame:
     """Run several K estimators and a consensus.
 
     Parameters
@@ -234,7 +234,9 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
     reduce_to : int or None
         PCA dimensions used for the k-means-based sweeps (faster; K-ESTIMATION.md measured similar answers).
     estimates : list of KEstimate, optional
-        Extra estimates to include (for example ``word_vectors`` from the inspection module).
+        Extra estimates to include.
+    images : ImageSet, folder or paths, optional
+        When given, seed 004's ``word_vectors`` estimate (labels predicted by ``backbone``) is one more row.
 
     Returns
     -------
@@ -262,6 +264,8 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
 
     rows = []
     all_estimates = list(main.values()) + list(estimates or [])
+    if images is not None:
+        all_estimates.append(word_vectors(images, backbone=backbone, k_range=k_range).as_estimate())
     for est in all_estimates:
         answers = [est.k] + boot.get(est.method, [])
         answers = [a for a in answers if a is not None]
@@ -301,3 +305,74 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
                       ignore_index=True)
     table.attrs["estimates"] = {e.method: e for e in all_estimates}
     return table
+
+
+# ------------------------------------------------------------------ seed 004: K from word vectors
+@dataclass
+class WordVectorK:
+    """K from the word vectors of predicted ImageNet labels (seed 004).
+
+    ``labels`` are the distinct predicted label names in the order of the linkage's leaves 0..n-1,
+    ``counts`` how often each was predicted (its weight), ``linkage`` a scipy linkage matrix over them
+    (cosine distance, frequency-weighted average linkage), ``groups`` the K lists of label names.
+    """
+
+    k: int
+    linkage: np.ndarray
+    labels: list
+    counts: np.ndarray
+    groups: list
+    curve: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["k", "score"]))
+    skipped: list = field(default_factory=list)
+
+    def as_estimate(self) -> KEstimate:
+        return KEstimate("word_vectors", self.k, self.curve, {"groups": self.groups, "linkage": self.linkage})
+
+
+def word_vectors(images, backbone="efficientnet_lite0", vectors="glove", top=1, k_range=(2, 30), threshold=None,
+                 weighted=True, top_table=None, progress=None) -> WordVectorK:
+    """Estimate K from what the network recognises (seed 004).
+
+    Each image's top-1 label (or its top-``top`` labels weighted by probability) is turned into a word
+    vector (mean of the words of the label name); the distinct labels are clustered by average linkage,
+    weighted by how often each is predicted; K is where the merge distances jump most (within
+    ``k_range``), or the number of groups below ``threshold`` when given.
+
+    ``vectors``: "glove" (GloVe 6B 50-d, offline), a word2vec-format file, or a TF-Hub text-embedding handle.
+    ``top_table``: a ``kit.inspect.top_labels`` table to reuse (computed when None).
+    """
+    from scipy.cluster import hierarchy
+
+    from . import _wordvec
+    from .inspect import top_labels
+
+    if not isinstance(top, int) or top < 1:
+        raise ValueError(f"top={top!r} must be a positive integer")
+    table = top_table if top_table is not None else top_labels(images, backbone=backbone, k=top, progress=progress)
+    table = table[table["rank"] <= top]
+    weight = table["probability"] if top > 1 else pd.Series(1.0, index=table.index)
+    counts = weight.groupby(table["name"]).sum().sort_values(ascending=False)
+    names = list(counts.index)
+    vecs = _wordvec.phrase_vectors(names, vectors)
+    keep = [i for i, v in enumerate(vecs) if v is not None]
+    skipped = [names[i] for i in range(len(names)) if i not in keep]
+    names = [names[i] for i in keep]
+    w = counts.to_numpy(float)[keep] if weighted else np.ones(len(keep))
+    if len(names) < 3:
+        raise ValueError(f"only {len(names)} distinct labels have word vectors; K cannot be estimated from them")
+    V = np.stack([vecs[i] for i in keep])
+    Z = _wordvec.weighted_average_linkage(V, w)
+    n = len(names)
+    h = Z[:, 2]
+    lo, hi = int(k_range[0]), int(min(k_range[1], n - 1))
+    ks = np.arange(lo, hi + 1)
+    gaps = np.array([h[n - k] - h[n - k - 1] for k in ks])
+    if threshold is not None:
+        k = int(len(set(hierarchy.fcluster(Z, t=float(threshold), criterion="distance"))))
+    else:
+        k = int(ks[int(np.argmax(gaps))])
+    assign = hierarchy.fcluster(Z, t=k, criterion="maxclust")
+    groups = [[names[i] for i in np.flatnonzero(assign == g)] for g in np.unique(assign)]
+    groups.sort(key=lambda g: -sum(float(counts[x]) for x in g))
+    return WordVectorK(k=k, linkage=Z, labels=names, counts=counts.to_numpy(float)[keep], groups=groups,
+                       curve=pd.DataFrame({"k": ks, "score": gaps}), skipped=skipped)
