@@ -1,20 +1,30 @@
-"""Dashboard entry point (placeholder until the dashboard issue): lists the backbones the kit can use."""
+"""Image clustering exploration kit: the dashboard. ``streamlit run dashboard/app.py``.
+
+One entry file: ``st.navigation`` over thin pages in ``views/``; the shared sidebar and cached ``kit``
+calls live in ``state.py``. No algorithm lives here: every computation is a ``kit`` function.
+"""
+import sys
+from pathlib import Path
+
 import streamlit as st
 
-import kit
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import state  # noqa: E402
 
 st.set_page_config(page_title="Image clustering kit", page_icon=":frame_with_picture:", layout="wide")
-st.title("Image clustering exploration kit")
-st.caption(f"kit {kit.__version__} · backbones available on this machine")
 
-
-@st.cache_data
-def backbone_table():
-    return kit.backbones.available()
-
-
-table = backbone_table()
-st.dataframe(table, hide_index=True, width="stretch", key="backbones")
-offline = table.loc[table["offline"], "name"].tolist()
-st.info(f"{len(offline)} backbones work offline right now: {', '.join(offline)}. "
-        "TF-Hub backbones need internet once, then load from the TF-Hub cache.")
+VIEWS = Path(__file__).resolve().parent / "views"
+pages = [
+    st.Page(VIEWS / "data.py", title="Data", icon=":material/photo_library:", default=True),
+    st.Page(VIEWS / "backbones.py", title="Backbones", icon=":material/compare:"),
+    st.Page(VIEWS / "k.py", title="How many groups?", icon=":material/account_tree:"),
+    st.Page(VIEWS / "cluster.py", title="Cluster", icon=":material/bubble_chart:"),
+    st.Page(VIEWS / "gallery.py", title="Gallery", icon=":material/grid_view:"),
+    st.Page(VIEWS / "inspect.py", title="Inspect", icon=":material/visibility:"),
+    st.Page(VIEWS / "export.py", title="Export", icon=":material/download:"),
+]
+page = st.navigation(pages)
+state.sidebar()  # drawn here, in the entry file, so its widgets keep their values on every page
+page.run()
+state.sidebar_footer()

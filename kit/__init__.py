@@ -4,7 +4,7 @@ Embed a folder of photos with pretrained CNN backbones, estimate K, cluster, sco
 Importing ``kit`` is cheap: TensorFlow loads only when a backbone is first used.
 """
 from ._config import __version__, kit_home
-from . import backbones, cache, cluster, formats, io, k, metrics, progress, project
+from . import backbones, cache, cluster, datasets, export, formats, inspect, io, k, metrics, plot, progress, project
 from ._compare import compare
 from .embed import Embeddings, embed
 from .io import ImageSet, load_folder, read_image
@@ -17,6 +17,10 @@ __all__ = [
     "cache",
     "cluster",
     "compare",
+    "datasets",
+    "export",
+    "inspect",
+    "plot",
     "embed",
     "formats",
     "io",

@@ -9,7 +9,8 @@ images in [0, 1]):
   the first time, then load from ``$TFHUB_CACHE_DIR`` offline;
 * any local SavedModel folder (pass its path; give ``input_size`` if it is not 224);
 * ``keras.applications`` models (``keras_mobilenet_v2``, ``keras_resnet50``, ``keras_inception_v3``) when
-  their ImageNet weights are in the Keras cache (``$KERAS_HOME/models``); downloaded once otherwise.
+  their ImageNet weights are in the Keras cache (``$KERAS_HOME/models``); downloaded once otherwise;
+* ``dlib_face``: faces found, aligned and described by dlib (``kit.faces``); rows are faces, not photos.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ class BackboneSpec:
     """
 
     name: str
-    source: str  # "builtin", "tfhub" or "savedmodel"
+    source: str  # "builtin", "tfhub", "savedmodel", "keras" or "dlib" (faces, see kit.faces)
     handle: str
     input_size: int
     feature_dim: int | None
@@ -105,6 +106,9 @@ _KERAS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/{}/{}
 for _name, (_cls, _mod, _size, _dim, _file, _folder) in KERAS_APPS.items():
     REGISTRY[_name] = BackboneSpec(name=_name, source="keras", handle=_name, input_size=_size, feature_dim=_dim,
                                    classifier_handle=_name, description=f"keras.applications.{_cls}, ImageNet")
+REGISTRY["dlib_face"] = BackboneSpec(
+    name="dlib_face", source="dlib", handle="dlib_face_recognition_resnet_model_v1", input_size=150, feature_dim=128,
+    description="faces: dlib HOG detection (upsample 1), 5-point alignment, 128-d ResNet descriptor (kit.faces)")
 
 
 def keras_weights_path(name: str) -> Path:
@@ -143,6 +147,9 @@ def is_offline_ready(spec: BackboneSpec) -> bool:
         return (Path(spec.handle) / "saved_model.pb").exists()
     if spec.source == "keras":
         return keras_weights_path(spec.name).exists()
+    if spec.source == "dlib":
+        from . import faces
+        return faces.is_available()
     return (hub_cache_path(spec.handle) / "saved_model.pb").exists()
 
 
@@ -322,6 +329,11 @@ class Backbone:
         return self.spec.input_size
 
     def _load(self, classifier: bool):
+        if self.spec.source == "dlib":  # images taken as face crops (kit.faces); no classifier
+            if classifier:
+                _resolve_path(self.spec, classifier)  # raises: no classification head
+            from . import faces
+            return faces.crop_features
         import tensorflow_hub as hub
 
         if self.spec.source == "keras":

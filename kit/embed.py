@@ -30,14 +30,16 @@ class Embeddings:
 
     Attributes
     ----------
-    vectors : ndarray (N, D) float32, rows L2-normalised
-    paths : list of str, one per row
+    vectors : ndarray (N, D) float32, rows L2-normalised (face backbones: dlib's raw descriptors, see kit.faces)
+    paths : list of str, one per row (face backbones: the photo each face comes from)
     labels : list of str or None
     backbone : str
     preprocessing : dict
     unreadable : DataFrame (path, reason): images that could not be embedded
     hashes : list of str, content hash per row
     stats : dict: ``cached``, ``computed``, ``seconds``
+    faces : DataFrame or None
+        Face backbones only: one row per vector (path, face, faces_in_photo, left, top, right, bottom, score).
     """
 
     vectors: np.ndarray
@@ -48,6 +50,7 @@ class Embeddings:
     unreadable: pd.DataFrame = field(default_factory=_empty_unreadable)
     hashes: list = field(default_factory=list)
     stats: dict = field(default_factory=dict)
+    faces: pd.DataFrame | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -140,6 +143,10 @@ def embed(images, backbone=_bb.DEFAULT_BACKBONE, batch_size: int = 32, cache_dir
     t0 = time.perf_counter()
     imageset = _as_imageset(images)
     spec = _bb.get(backbone)
+    if spec.source == "dlib":  # rows are faces found in the photos; num_workers are processes
+        from .faces import _embed_imageset
+        return _embed_imageset(imageset, spec, cache_dir=cache_dir, progress=progress, use_cache=use_cache,
+                               num_workers=num_workers)
     preprocessing = {"input_size": spec.input_size, "resize": resize, "range": "0-1", "filter": "bilinear",
                      "exif": True}
     cache = EmbeddingCache(spec.cache_key, preprocessing, cache_dir) if use_cache else None

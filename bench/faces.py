@@ -1,0 +1,172 @@
+"""Face benchmarks on ../shared/data/faces_5celeb (93 tight 150x150 face crops, 5 people). One result line
+per figure, all measured in the same run.
+
+(a) detection time per photo and photos with a face: HOG (upsample 0, 1) and CNN/mmod (upsample 1)
+(b) alignment and descriptor time per face; embedding time per photo, HOG pipeline vs CNN pipeline
+(c) faces per second through kit.embed (no cache): one process vs all cores, the speed-up, when the pool's
+    first photo is done, and the largest descriptor difference between the two
+(d) BCubed F (and clusters) per clustering method and threshold: crop_as_face, and HOG-detected faces
+(e) the same on random subsets with 2, 3 and 5 photos per person (mean of 20 draws): how the defaults hold
+    up when people have few photos
+
+Usage: python bench/faces.py [--skip-cnn] [--workers N]
+"""
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# bench/ holds inspect.py, which would shadow the standard library's inspect: import from the root instead
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+
+import argparse  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import kit  # noqa: E402
+from kit import faces  # noqa: E402
+from kit.metrics import bcubed_f  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "faces_5celeb" / "images"
+
+SWEEP = {
+    "agglomerative": [0.55, 0.6, 0.65, 0.7, 0.75, 0.8],
+    "dlib_chinese_whispers": [0.5, 0.55, 0.6, 0.65, 0.7],
+    "dbscan": [0.45, 0.5, 0.55, 0.6],
+    "chinese_whispers": [0.88, 0.9, 0.92, 0.94],
+    "leiden": [0.9, 0.92],
+    "infomap": [0.9, 0.92],
+}
+SEEDED = {"dlib_chinese_whispers", "chinese_whispers", "leiden", "infomap"}
+
+
+def line(label, value, unit="", note=""):
+    print(f"{label}: {value}{unit}{'  ' + note if note else ''}", flush=True)
+
+
+def timed(fn, items):
+    t = time.perf_counter()
+    out = [fn(x) for x in items]
+    return out, (time.perf_counter() - t) / max(1, len(items))
+
+
+def detection(images, detector, upsample):
+    boxes, sec = timed(lambda im: faces.detect(im, detector, upsample), images)
+    found = sum(len(b) > 0 for b in boxes)
+    line(f"(a) {detector.upper()} upsample {upsample} detection", f"{sec * 1000:.1f}", " ms/photo",
+         f"{found} of {len(images)} photos with a face")
+    return boxes
+
+
+def embedding(images, boxes, name):
+    pairs = [(im, b[0]) for im, b in zip(images, boxes) if len(b)]
+    chips, sec_align = timed(lambda p: faces.align(p[0], p[1]), pairs)
+    _, sec_desc = timed(lambda c: faces.describe([c]), chips)
+    line(f"(b) {name}: alignment", f"{sec_align * 1000:.1f}", " ms/face")
+    line(f"(b) {name}: descriptor", f"{sec_desc * 1000:.1f}", " ms/face")
+    return sec_align + sec_desc
+
+
+def sweep(emb, name):
+    y = np.asarray(emb.labels)
+    for method, thresholds in SWEEP.items():
+        for t in thresholds:
+            seeds = range(5) if method in SEEDED else [0]
+            runs = [faces.FaceClustering(method, threshold=t, random_state=s).fit(emb.vectors) for s in seeds]
+            f = [faces.score(emb, r.labels_)["bcubed_f"] for r in runs]
+            k = sorted({r.n_clusters_ for r in runs})
+            spread = f" (min {min(f):.3f} over {len(f)} seeds)" if len(f) > 1 else ""
+            line(f"(d) {name}: {method} threshold {t}", f"{np.mean(f):.3f}", " BCubed F",
+                 f"clusters {k[0]}-{k[-1]}{spread}" if len(k) > 1 else f"clusters {k[0]}{spread}")
+    auto = faces.FaceClustering().fit(emb.vectors)
+    line(f"(d) {name}: method='auto' ({auto.method_} {auto.threshold_})",
+         f"{faces.score(emb, auto.labels_)['bcubed_f']:.3f}", " BCubed F", f"clusters {auto.n_clusters_}")
+
+
+def subsets(emb, name, per_person, draws=20):
+    X, y = emb.vectors, np.asarray(emb.labels)
+    candidates = [(m, faces.FACE_METHODS[m][1]) for m in
+                  ("agglomerative", "dlib_chinese_whispers", "dbscan", "chinese_whispers", "leiden", "infomap")]
+    candidates += [("agglomerative", 0.75), ("dlib_chinese_whispers", 0.5)]
+    scores = {c: [] for c in candidates}
+    for seed in range(draws):
+        rng = np.random.default_rng(seed)
+        idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_person] for c in np.unique(y)])
+        for method, t in candidates:
+            lab = faces.cluster_faces(X[idx], method, threshold=t, random_state=seed)
+            scores[(method, t)].append(bcubed_f(y[idx], lab, noise="singletons"))
+    for (method, t), f in scores.items():
+        line(f"(e) {name}, {per_person} photos per person: {method} threshold {t}", f"{np.mean(f):.3f}",
+             " BCubed F", f"mean of {draws} draws, min {min(f):.3f}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--skip-cnn", action="store_true", help="leave out the (slow) CNN detector")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for 'all cores'")
+    args = ap.parse_args()
+    if not DATA.is_dir():
+        sys.exit(f"{DATA} is absent: the benchmark needs ../shared/data")
+    if not faces.is_available():
+        sys.exit(f"dlib or the face models are missing: {faces.INSTALL}")
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("KIT_HOME", tempfile.mkdtemp(prefix="kit-bench-"))
+    imageset = kit.load_folder(DATA)
+    line("photos", len(imageset), "", f"{len(set(imageset.labels))} people, cores {os.cpu_count()}, "
+                                      f"load average {os.getloadavg()[0]:.1f} at start")
+    images = [kit.read_image(p) for p in imageset.paths]
+    faces.detect(images[0])  # load the models before timing
+    faces.describe([faces.align(images[0], faces.whole_image_box(images[0])[0])])
+
+    # (a, b) one process, photos decoded beforehand
+    detection(images, "hog", 0)
+    hog_boxes = detection(images, "hog", 1)
+    hog_embed = embedding(images, hog_boxes, "HOG faces")
+    crop_embed = embedding(images, [faces.whole_image_box(im) for im in images], "crop_as_face")
+    hog_detect = timed(lambda im: faces.detect(im, "hog", 1), images)[1]
+    line("(b) embedding per photo, HOG pipeline (detect + align + describe)", f"{(hog_detect + hog_embed) * 1000:.0f}",
+         " ms/photo")
+    line("(b) embedding per photo, crop_as_face (align + describe)", f"{crop_embed * 1000:.0f}", " ms/photo")
+    if not args.skip_cnn:
+        faces.detect(images[0], "cnn", 1)
+        cnn_boxes = detection(images, "cnn", 1)
+        cnn_detect = timed(lambda im: faces.detect(im, "cnn", 1), images[:20])[1]
+        cnn_embed = embedding(images, cnn_boxes, "CNN faces")
+        line("(b) embedding per photo, CNN pipeline (detect + align + describe)",
+             f"{(cnn_detect + cnn_embed) * 1000:.0f}", " ms/photo")
+
+    # (c) processes, through kit.embed without the cache; alternated twice, best of each (the machine is shared)
+    spec = faces.backbone()
+    runs = {1: [], args.workers: []}
+    for _ in range(2):
+        for workers in runs:
+            first = []
+            t = time.perf_counter()
+            emb = kit.embed(imageset, backbone=spec, use_cache=False, num_workers=workers,
+                            progress=lambda d, n, s: first.append(time.perf_counter() - t) if d and not first else None)
+            runs[workers].append((time.perf_counter() - t, first[0] if first else float("nan"), emb))
+    (t_one, _, one), (t_many, first_many, many) = min(runs[1], key=lambda r: r[0]), min(runs[args.workers],
+                                                                                        key=lambda r: r[0])
+    line("(c) faces/s, one process", f"{len(one) / t_one:.1f}", " faces/s", f"{t_one:.1f} s for {len(one)} faces")
+    line(f"(c) faces/s, {args.workers} processes", f"{len(many) / t_many:.1f}", " faces/s",
+         f"{t_many:.1f} s; speed-up {t_one / t_many:.2f}x; first photos done after {first_many:.1f} s "
+         f"(pool start-up)")
+    line("(c) largest descriptor difference, processes vs one process",
+         f"{np.abs(one.vectors - many.vectors).max():.1e}", "", f"same paths: {one.paths == many.paths}")
+    line("(c) load average at the end", f"{os.getloadavg()[0]:.1f}", "", "other work on the machine slows (c)")
+
+    # (d, e) clustering
+    crops = kit.embed(imageset, backbone=faces.backbone(crop_as_face=True))
+    line("(d) HOG upsample 1 faces", len(many), "", f"{many.stats['no_face']} photos with no face found")
+    for emb, name in ((crops, "crop_as_face"), (many, "HOG faces")):
+        sweep(emb, name)
+    for emb, name in ((crops, "crop_as_face"), (many, "HOG faces")):
+        for m in (2, 3, 5):
+            subsets(emb, name, m)
+
+
+if __name__ == "__main__":
+    main()

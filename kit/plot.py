@@ -1,0 +1,199 @@
+"""Figures from results. Every function takes results that were already computed and returns a figure
+(Plotly ``go.Figure``, or Matplotlib ``Figure`` for image grids); nothing is recomputed or shown here."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D",
+           "#BAB0AC", "#1F77B4", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22",
+           "#17BECF", "#AEC7E8"]
+NOISE_COLOUR = "#C8C8C8"
+
+
+def _go():
+    import plotly.graph_objects as go
+
+    return go
+
+
+def _sort_key(v):
+    return (0, int(v)) if isinstance(v, (int, np.integer)) or (isinstance(v, str) and v.lstrip("-").isdigit()) \
+        else (1, str(v))
+
+
+def scatter(coords, color=None, hover=None, title=None, color_title="cluster", marker_size=6, customdata=None):
+    """2-D (or 3-D) WebGL scatter of a projection, one trace per colour value (noise -1 in grey).
+
+    ``coords``: (N, 2|3) array or a ``kit.project.Projection``; ``color``: one value per point (cluster or
+    label); ``hover``: one text per point; ``customdata``: one value per point (e.g. the row index) that
+    selections return.
+    """
+    go = _go()
+    coords = np.asarray(getattr(coords, "coords", coords))
+    n = len(coords)
+    color = np.asarray(["all"] * n if color is None else color, dtype=object)
+    hover = np.asarray([""] * n if hover is None else hover, dtype=object)
+    custom = np.arange(n) if customdata is None else np.asarray(customdata)
+    fig = go.Figure()
+    values = sorted(set(color.tolist()), key=_sort_key)
+    for i, v in enumerate(values):
+        m = color == v
+        is_noise = str(v) == "-1"
+        style = dict(size=marker_size, color=NOISE_COLOUR if is_noise else PALETTE[i % len(PALETTE)],
+                     opacity=0.5 if is_noise else 0.85)
+        name = "noise" if is_noise else str(v)
+        if coords.shape[1] == 3:
+            fig.add_trace(go.Scatter3d(x=coords[m, 0], y=coords[m, 1], z=coords[m, 2], mode="markers", name=name,
+                                       marker=style, text=hover[m], customdata=custom[m],
+                                       hovertemplate="%{text}<extra>" + name + "</extra>"))
+        else:
+            fig.add_trace(go.Scattergl(x=coords[m, 0], y=coords[m, 1], mode="markers", name=name, marker=style,
+                                       text=hover[m], customdata=custom[m],
+                                       hovertemplate="%{text}<extra>" + name + "</extra>"))
+    fig.update_layout(title=title, legend_title_text=color_title, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      xaxis=dict(showticklabels=False, title=None), yaxis=dict(showticklabels=False, title=None),
+                      template="plotly_white", height=420)
+    return fig
+
+
+def bar(series: pd.Series, title=None, x_title=None, y_title="images"):
+    """A bar chart of a Series (index -> value), e.g. counts per label or cluster sizes."""
+    go = _go()
+    fig = go.Figure(go.Bar(x=[str(i) for i in series.index], y=series.to_numpy(), marker_color=PALETTE[0]))
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, template="plotly_white", height=320,
+                      margin=dict(l=10, r=10, t=40 if title else 10, b=10))
+    return fig
+
+
+def cluster_sizes(labels, title="Cluster sizes"):
+    """Bar chart of cluster sizes (largest first; noise, if any, last and grey)."""
+    labels = np.asarray(labels)
+    counts = pd.Series(labels[labels >= 0]).value_counts()
+    fig = bar(counts, title=title, x_title="cluster")
+    if (labels < 0).any():
+        fig.add_bar(x=["noise"], y=[int((labels < 0).sum())], marker_color=NOISE_COLOUR, showlegend=False)
+    fig.update_layout(showlegend=False)
+    return fig
+
+
+def k_curves(table, columns=3):
+    """Small multiples of every K estimator's curve from ``kit.k.estimate(...)``, the chosen k marked."""
+    from plotly.subplots import make_subplots
+
+    go = _go()
+    ests = [e for e in table.attrs.get("estimates", {}).values() if len(e.curve)]
+    rows = max(1, -(-len(ests) // columns))
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[f"{e.method}: k={e.k}" for e in ests],
+                        horizontal_spacing=0.06, vertical_spacing=0.12)
+    for i, e in enumerate(ests):
+        r, c = i // columns + 1, i % columns + 1
+        fig.add_trace(go.Scatter(x=e.curve["k"], y=e.curve["score"], mode="lines+markers", marker_size=4,
+                                 line_color=PALETTE[0], showlegend=False), row=r, col=c)
+        if e.k is not None and (e.curve["k"] == e.k).any():
+            y = float(e.curve.loc[e.curve["k"] == e.k, "score"].iloc[0])
+            fig.add_trace(go.Scatter(x=[e.k], y=[y], mode="markers", marker=dict(size=10, color=PALETTE[3]),
+                                     showlegend=False), row=r, col=c)
+    fig.update_layout(template="plotly_white", height=260 * rows, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def dendrogram(linkage, labels=None, p=30, title=None, color_threshold=None, orientation="bottom"):
+    """Dendrogram of a scipy linkage matrix (truncated to the last ``p`` merges), drawn with Plotly.
+
+    ``labels``: leaf names (e.g. the word-vector method's label names); with ``p`` below the number of
+    leaves, leaves are shown as merged groups with their sizes.
+    """
+    from scipy.cluster import hierarchy
+
+    go = _go()
+    n = len(linkage) + 1
+    kwargs = dict(no_plot=True, labels=None if labels is None else list(labels), color_threshold=color_threshold)
+    if p and n > p:
+        kwargs.update(truncate_mode="lastp", p=p)
+    d = hierarchy.dendrogram(linkage, **kwargs)
+    fig = go.Figure()
+    colours = {}
+    for xs, ys, col in zip(d["icoord"], d["dcoord"], d["color_list"]):
+        colours.setdefault(col, PALETTE[len(colours) % len(PALETTE)])
+        if orientation == "left":
+            fig.add_trace(go.Scatter(x=ys, y=xs, mode="lines", line=dict(color=colours[col], width=1.5),
+                                     hoverinfo="skip", showlegend=False))
+        else:
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colours[col], width=1.5),
+                                     hoverinfo="skip", showlegend=False))
+    ticks = [5 + 10 * i for i in range(len(d["ivl"]))]
+    axis = dict(tickmode="array", tickvals=ticks, ticktext=d["ivl"])
+    if orientation == "left":
+        fig.update_layout(yaxis=axis, xaxis_title="merge distance", height=max(360, 14 * len(ticks)))
+    else:
+        fig.update_layout(xaxis=axis, yaxis_title="merge distance", height=420)
+    fig.update_layout(title=title, template="plotly_white", margin=dict(l=10, r=10, t=40 if title else 10, b=10))
+    return fig
+
+
+def k_distance(distances, eps=None, title="Sorted distance to the k-th neighbour"):
+    """DBSCAN's k-distance curve with the suggested ``eps`` as a horizontal line."""
+    go = _go()
+    d = np.asarray(distances)
+    fig = go.Figure(go.Scatter(x=np.arange(len(d)), y=d, mode="lines", line_color=PALETTE[0], name="k-distance"))
+    if eps is not None:
+        fig.add_hline(y=eps, line_dash="dash", line_color=PALETTE[3], annotation_text=f"eps = {eps:.3f}")
+    fig.update_layout(title=title, xaxis_title="points (sorted)", yaxis_title="cosine distance",
+                      template="plotly_white", height=320, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def scores_bar(table, metric="nmi", by="backbone", color="method"):
+    """Grouped bars of one score across backbones and methods (a ``kit.compare`` table)."""
+    import plotly.express as px
+
+    fig = px.bar(table, x=by, y=metric, color=color, barmode="group", template="plotly_white",
+                 color_discrete_sequence=PALETTE, height=340)
+    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def image_grid(images, titles=None, columns=6, size=2.0, marks=None):
+    """A Matplotlib grid of images (RGB arrays or file paths); ``marks`` (bools) draws a red frame."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from .io import read_image
+
+    n = len(images)
+    rows = max(1, -(-n // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, img in enumerate(images):
+        ax = axes.ravel()[i]
+        arr = img if isinstance(img, np.ndarray) else read_image(img, size=160)
+        ax.imshow(arr)
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=8)
+        if marks is not None and marks[i]:
+            for side in ax.spines.values():
+                side.set_visible(True)
+                side.set_edgecolor("red")
+                side.set_linewidth(3)
+            ax.axis("on")
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def explanation_grid(explanation, columns=4, size=2.6):
+    """Photos beside their map overlays (a ``kit.inspect.Explanation``)."""
+    images, titles = [], []
+    for i, ov in enumerate(explanation.overlays):
+        images.append(ov)
+        titles.append(f"{explanation.kind}: {explanation.class_names[i].split(',')[0]}")
+        if explanation.gradients is not None:
+            images.append(explanation.gradients[i])
+            titles.append("gradient")
+    return image_grid(images, titles=titles, columns=columns, size=size)
