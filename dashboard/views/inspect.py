@@ -15,7 +15,7 @@ if state.need_folder(folder):
     idx = st.selectbox("Image", range(len(images.paths)), format_func=lambda i: names[i], key="inspect_image")
     path = images.paths[idx]
     left, right = st.columns([1, 1])
-    left.image(kit.read_image(path), caption=names[idx], width="stretch")
+    left.image(kit.read_image(path), caption=names[idx], width=420)
     table = state.top5(path, bb)
     right.subheader("Top-5 ImageNet labels")
     right.dataframe(table[["rank", "name", "probability", "synset"]], hide_index=True, key="top5",

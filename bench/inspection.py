@@ -1,17 +1,16 @@
 """Inspection benchmark: CAM, Grad-CAM and guided backprop time per image on a batch of 32 (skimage photos,
 efficientnet_lite0), after one warm-up call. One result line per figure.
 
-Usage: python bench/inspect.py [--backbone efficientnet_lite0]
+(Named inspection.py, not inspect.py: a script folder holding inspect.py shadows the standard library's
+module for every script in it.)
+
+Usage: python bench/inspection.py [--backbone efficientnet_lite0]
 """
+import argparse
+import os
 import sys
-
-# This file is named like the standard library's ``inspect``: take its own folder off the import path first.
-sys.path = [p for p in sys.path if p not in ("", __file__.rsplit("/", 1)[0])]
-
-import argparse  # noqa: E402
-import os  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
