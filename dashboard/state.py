@@ -189,6 +189,16 @@ def cluster_choice(images: kit.ImageSet) -> tuple[str, str]:
     return c["method"], json.dumps(params, sort_keys=True)
 
 
+def current_result(folder: str):
+    """The images, primary backbone, clustering choice, embeddings and labels every result page shows."""
+    images = load_images(folder)
+    bb = primary_backbone()
+    method, params_json = cluster_choice(images)
+    emb = embeddings(folder, bb)
+    labels = cluster_labels(folder, bb, method, params_json)
+    return images, bb, method, params_json, emb, labels
+
+
 def need_folder(folder) -> bool:
     if folder is None:
         st.info("Choose images in the sidebar: the built-in sample photos, a folder, or a zip.")

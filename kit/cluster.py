@@ -367,6 +367,12 @@ class ChineseWhispers(_Base):
         return self
 
 
+def _edges(X, k, threshold):
+    """Upper-triangle edges (rows, cols, weights) of the symmetric cosine kNN graph."""
+    g = sp.triu(knn_graph(X, min(_check_int(k, "k"), len(X) - 1), threshold=threshold), k=1).tocoo()
+    return g.row.tolist(), g.col.tolist(), g.data.tolist()
+
+
 class Leiden(_Base):
     """Leiden community detection (``leidenalg``) on the cosine kNN graph; ``resolution`` sets granularity."""
 
@@ -381,9 +387,9 @@ class Leiden(_Base):
         import leidenalg
 
         X = _check_X(X)
-        g = sp.triu(knn_graph(X, min(_check_int(self.k, "k"), len(X) - 1), threshold=self.threshold), k=1).tocoo()
-        graph = ig.Graph(n=len(X), edges=list(zip(g.row.tolist(), g.col.tolist())))
-        part = leidenalg.find_partition(graph, leidenalg.RBConfigurationVertexPartition, weights=g.data.tolist(),
+        rows, cols, weights = _edges(X, self.k, self.threshold)
+        graph = ig.Graph(n=len(X), edges=list(zip(rows, cols)))
+        part = leidenalg.find_partition(graph, leidenalg.RBConfigurationVertexPartition, weights=weights,
                                         resolution_parameter=float(self.resolution), seed=int(self.random_state or 0))
         self.labels_ = _relabel(np.asarray(part.membership))
         return self
@@ -401,10 +407,9 @@ class Infomap(_Base):
         import infomap
 
         X = _check_X(X)
-        g = sp.triu(knn_graph(X, min(_check_int(self.k, "k"), len(X) - 1), threshold=self.threshold), k=1).tocoo()
         im = infomap.Infomap(two_level=True, silent=True, seed=int(self.random_state or 0) + 1, num_trials=2)
         im.add_nodes(range(len(X)))
-        for a, b, w in zip(g.row.tolist(), g.col.tolist(), g.data.tolist()):
+        for a, b, w in zip(*_edges(X, self.k, self.threshold)):
             im.add_link(a, b, w)
         im.run()
         labels = np.zeros(len(X), np.int64)

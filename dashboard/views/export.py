@@ -9,11 +9,7 @@ import state
 st.title("Export")
 folder = state.folder()
 if state.need_folder(folder):
-    images = state.load_images(folder)
-    bb = state.primary_backbone()
-    method, params_json = state.cluster_choice(images)
-    emb = state.embeddings(folder, bb)
-    labels = state.cluster_labels(folder, bb, method, params_json)
+    images, bb, method, params_json, emb, labels = state.current_result(folder)
     s = state.scores(folder, bb, method, params_json)
     st.caption(f"Current result: **{method}** on **{bb}**, {int(s['n_clusters'])} clusters.")
     default_out = str(kit.kit_home() / "exports" / "latest")

@@ -7,11 +7,7 @@ import state
 st.title("Gallery")
 folder = state.folder()
 if state.need_folder(folder):
-    images = state.load_images(folder)
-    bb = state.primary_backbone()
-    method, params_json = state.cluster_choice(images)
-    emb = state.embeddings(folder, bb)
-    labels = state.cluster_labels(folder, bb, method, params_json)
+    images, bb, method, params_json, emb, labels = state.current_result(folder)
     clusters = sorted(set(labels.tolist()) - {-1})
     sizes = {c: int((labels == c).sum()) for c in clusters}
     if (labels < 0).any():
