@@ -12,18 +12,16 @@ per figure, all measured in the same run.
 
 Usage: python bench/faces.py [--skip-cnn] [--workers N]
 """
+import argparse
 import os
 import sys
+import tempfile
+import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# bench/ holds inspect.py, which would shadow the standard library's inspect: import from the root instead
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-
-import argparse  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
+sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 

@@ -4,7 +4,7 @@ Embed a folder of photos with pretrained CNN backbones, estimate K, cluster, sco
 Importing ``kit`` is cheap: TensorFlow loads only when a backbone is first used.
 """
 from ._config import __version__, kit_home
-from . import backbones, cache, cluster, datasets, export, formats, inspect, io, k, metrics, plot, progress, project
+from . import backbones, cache, cluster, datasets, export, faces, formats, inspect, io, k, metrics, plot, progress, project
 from ._compare import compare
 from .embed import Embeddings, embed
 from .io import ImageSet, load_folder, read_image
@@ -19,6 +19,7 @@ __all__ = [
     "compare",
     "datasets",
     "export",
+    "faces",
     "inspect",
     "plot",
     "embed",

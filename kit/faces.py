@@ -325,7 +325,7 @@ def _work(chunk, settings: dict):
     return [(i, *_photo_records(path, s)) for i, path in chunk]
 
 
-POOL_MIN_PHOTOS = 48
+POOL_MIN_PHOTOS = 100
 
 
 def _default_context() -> str:
@@ -333,12 +333,19 @@ def _default_context() -> str:
 
 
 def processes_for(n_photos: int, settings: FaceSettings, num_workers: int | None = None) -> int:
-    """How many processes :func:`map_photos` uses for ``n_photos`` (1: it works in this process)."""
-    workers = num_workers if num_workers is not None else (os.cpu_count() or 1)
-    if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1:
+    """How many processes :func:`map_photos` uses for ``n_photos`` (1: it works in this process).
+
+    ``num_workers=None``: all cores, once there are ``POOL_MIN_PHOTOS`` photos (HOG or crops) or two per
+    core (CNN). A number: that many processes whenever there are at least two photos per process.
+    """
+    if num_workers is not None and (not isinstance(num_workers, (int, np.integer)) or isinstance(num_workers, bool)
+                                    or num_workers < 1):
         raise ValueError(f"num_workers={num_workers!r} must be a positive integer (None: one per core)")
-    slow = settings.detector == "cnn" and not settings.crop_as_face
-    return 1 if n_photos < (2 * workers if slow else max(2 * workers, POOL_MIN_PHOTOS)) else int(workers)
+    workers = int(num_workers or os.cpu_count() or 1)
+    minimum = 2 * workers
+    if num_workers is None and not (settings.detector == "cnn" and not settings.crop_as_face):
+        minimum = max(minimum, POOL_MIN_PHOTOS)
+    return workers if n_photos >= minimum else 1
 
 
 def map_photos(paths, settings: FaceSettings | None = None, num_workers: int | None = None, progress=None,
@@ -347,10 +354,10 @@ def map_photos(paths, settings: FaceSettings | None = None, num_workers: int | N
 
     Yields ``(index, records, reason)`` as photos finish (any order): ``records`` as in
     :func:`faces_in_image` (zero rows: no face found), or None with the decoding ``reason``.
-    Photos are processed in this process when ``num_workers=1`` or when there are fewer than
-    ``POOL_MIN_PHOTOS`` (``2 * num_workers`` for the CNN detector): a pool's first result comes after
-    about 2 s (the workers import the kit and load the models) while one process does about 15 photos/s
-    (``bench/faces.py``). ``mp_context`` is ``"forkserver"`` (default where available: the workers fork
+    :func:`processes_for` decides how many processes run: on 2 cores (``bench/faces.py``) one process
+    does 15-16 photos/s (HOG, 150 px photos), two do 30 once started, but the pool's first result comes
+    after 2-3 s (the workers import the kit and load the models), so below ``POOL_MIN_PHOTOS`` photos one
+    process is as fast. ``mp_context`` is ``"forkserver"`` (default where available: the workers fork
     from a server that imported the caller's modules once) or ``"spawn"``; never ``"fork"``.
     """
     s = (settings or FaceSettings()).validated()
@@ -462,7 +469,8 @@ def embed(images, *, detector="hog", upsample=1, keep="largest", crop_as_face=Fa
           num_workers=None, progress=None, cache_dir=None, use_cache=True):
     """Shorthand for ``kit.embed(images, backbone=kit.faces.backbone(...))``; see :class:`FaceSettings`.
 
-    ``num_workers`` is the number of processes (default: one per core).
+    ``num_workers`` is the number of processes (default: one per core when there are enough photos, see
+    :func:`processes_for`).
 
     Examples
     --------

@@ -2,6 +2,7 @@
 crop-as-face option, the process pool, the cache, clustering quality, scores with photos that have no face,
 and crops for galleries and exports."""
 import itertools
+import os
 import shutil
 
 import numpy as np
@@ -30,7 +31,11 @@ def crop_emb(faces5):
 @pytest.fixture(scope="session")
 def hog_emb(faces5):
     """HOG upsample 1, the default backbone, computed with two processes and no cache."""
-    return kit.embed(faces5, backbone="dlib_face", use_cache=False, num_workers=2)
+    calls = []
+    emb = kit.embed(faces5, backbone="dlib_face", use_cache=False, num_workers=2,
+                    progress=lambda d, t, s: calls.append((d, t, s)))
+    emb.progress_calls = calls
+    return emb
 
 
 @pytest.fixture
@@ -88,6 +93,8 @@ def test_hog_detection_finds_at_least_85_of_93(faces5, hog_emb):
     print(f"HOG upsample 1: {len(hog_emb)} faces in {n} photos, {hog_emb.stats}")
     assert len(hog_emb) >= 85
     assert hog_emb.stats["processes"] == 2 and hog_emb.stats["faces"] == len(hog_emb)
+    done = [d for d, _, _ in hog_emb.progress_calls]
+    assert hog_emb.progress_calls[-1] == (n, n, "faces") and done == sorted(done) and len(set(done)) > 10
     assert hog_emb.vectors.shape == (len(hog_emb), 128) and hog_emb.vectors.dtype == np.float32
     # every photo is accounted for: a face row, or "no face found"
     assert set(hog_emb.paths) | set(hog_emb.unreadable["path"]) == set(faces5.paths)
@@ -106,9 +113,23 @@ def test_hog_detection_finds_at_least_85_of_93(faces5, hog_emb):
     assert norms.min() > 1.1 and norms.max() < 2.0
 
 
+def test_cnn_detector_finds_the_same_faces(hog_emb):
+    paths = hog_emb.paths[::30]  # 3 photos of different people
+    cnn = kit.embed(paths, backbone=faces.backbone(detector="cnn"), use_cache=False)
+    assert cnn.paths == paths and cnn.preprocessing["detector"] == "cnn"
+    assert (cnn.faces["score"] > 0.5).all()  # mmod confidences
+    dist = np.linalg.norm(cnn.vectors - hog_emb.vectors[::30], axis=1)
+    print("CNN vs HOG descriptors of the same photos:", dist)
+    assert (dist < 0.35).all()
+
+
 def test_process_pool_gives_the_same_descriptors(faces5, hog_emb):
     one = kit.embed(faces5, backbone="dlib_face", use_cache=False, num_workers=1)
     assert one.stats["processes"] == 1
+    # by default a pool starts only when it pays for its start-up; an explicit num_workers is obeyed
+    assert faces.processes_for(93, faces.FaceSettings()) == 1
+    assert faces.processes_for(500, faces.FaceSettings()) == os.cpu_count()
+    assert faces.processes_for(93, faces.FaceSettings(), 2) == 2
     assert one.paths == hog_emb.paths
     np.testing.assert_array_equal(one.vectors, hog_emb.vectors)
     assert one.faces.equals(hog_emb.faces)
