@@ -27,10 +27,15 @@ def _cluster_name(c) -> str:
 
 
 def check_outside(out, paths=(), source_root=None) -> None:
-    """Raise ValueError when ``out`` is inside ``source_root`` or inside any image's own folder."""
+    """Raise ValueError when ``out`` is inside ``source_root``, inside any image's own folder, or inside the
+    folder that holds all of them (unless that is the filesystem root or the home folder)."""
     out = Path(out)
     out = out.resolve()
     folders = {Path(p).resolve().parent for p in paths}
+    if len(folders) > 1:  # the folder the images were gathered from, unless that is / or the home folder
+        common = Path(os.path.commonpath([str(f) for f in folders]))
+        if common != Path(common.anchor) and common != Path.home().resolve():
+            folders.add(common)
     if source_root is not None:
         folders.add(Path(source_root).resolve())
     for folder in folders:
@@ -54,9 +59,11 @@ def to_csv(paths, labels, out, extra: dict | None = None, source_root=None) -> P
     return out
 
 
-def to_excel(paths, labels, out, thumbnails: bool = False, thumb_size: int = 96, source_root=None) -> Path:
+def to_excel(paths, labels, out, thumbnails: bool = False, thumb_size: int = 96, source_root=None,
+             images=None) -> Path:
     """Excel workbook (openpyxl): a summary sheet and one sheet per cluster listing its files
-    (with small thumbnails when ``thumbnails=True``)."""
+    (with small thumbnails when ``thumbnails=True``). ``images``: one picture per row to use as the
+    thumbnail instead of the file (e.g. face crops from ``kit.faces.face_crops``)."""
     from openpyxl import Workbook
     from openpyxl.drawing.image import Image as XLImage
     from PIL import Image
@@ -71,6 +78,8 @@ def to_excel(paths, labels, out, thumbnails: bool = False, thumb_size: int = 96,
     summary = wb.active
     summary.title = "summary"
     summary.append(["cluster", "images"])
+    if images is not None and len(images) != len(table):
+        raise ValueError(f"images has {len(images)} entries for {len(table)} rows; pass one per row")
     groups = sorted(table.groupby("cluster"), key=lambda g: (g[0] < 0, g[0]))
     tmp_files = []
     for c, g in groups:
@@ -79,14 +88,19 @@ def to_excel(paths, labels, out, thumbnails: bool = False, thumb_size: int = 96,
         ws.append(["file", "path"])
         ws.column_dimensions["A"].width = 32
         ws.column_dimensions["B"].width = 90
-        for r, p in enumerate(g["path"], start=2):
+        for r, (row_index, p) in enumerate(zip(g.index, g["path"]), start=2):
             ws.cell(row=r, column=1, value=Path(p).name)
             ws.cell(row=r, column=2, value=p)
             if thumbnails:
-                try:
-                    arr = read_image(p, size=thumb_size)
-                except ValueError:
-                    continue
+                if images is not None:
+                    pic = images[row_index]
+                    pic = pic if isinstance(pic, Image.Image) else Image.fromarray(np.asarray(pic))
+                    arr = np.asarray(pic.convert("RGB").resize((thumb_size, thumb_size)))
+                else:
+                    try:
+                        arr = read_image(p, size=thumb_size)
+                    except ValueError:
+                        continue
                 import tempfile
 
                 fd, tmp = tempfile.mkstemp(suffix=".png")
@@ -134,6 +148,22 @@ def to_folders(paths, labels, out_dir, mode: str = "copy", source_root=None) -> 
         written.append(str(target))
     table["written"] = written
     return table
+
+
+def crops_to_folders(groups: dict, out_dir, source_paths=(), source_root=None) -> pd.DataFrame:
+    """Write pictures grouped by cluster (``{cluster: [(file name, PIL image), ...]}``, e.g.
+    ``kit.faces.crops_by_cluster``) as ``out_dir/cluster_XXX/<name>``. Returns ``cluster, written``."""
+    out_dir = Path(out_dir)
+    check_outside(out_dir, source_paths, source_root)
+    rows = []
+    for c, items in groups.items():
+        folder = out_dir / _cluster_name(c)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, pic in items:
+            target = folder / name
+            pic.convert("RGB").save(target)
+            rows.append((int(c), str(target)))
+    return pd.DataFrame(rows, columns=["cluster", "written"])
 
 
 def _jsonable(v):

@@ -2,6 +2,9 @@
 (Plotly ``go.Figure``, or Matplotlib ``Figure`` for image grids); nothing is recomputed or shown here."""
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 import pandas as pd
 
@@ -158,7 +161,10 @@ def image_grid(images, titles=None, columns=6, size=2.0, marks=None):
     """A Matplotlib grid of images (RGB arrays or file paths); ``marks`` (bools) draws a red frame."""
     import matplotlib
 
-    matplotlib.use("Agg", force=False)
+    if not os.environ.get("MPLBACKEND") and "matplotlib.pyplot" not in sys.modules:
+        # No backend chosen yet: a non-GUI one, safe in worker threads (Streamlit). A backend that was chosen
+        # (Jupyter's inline one, through MPLBACKEND) is kept, so the figure displays in notebooks.
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from .io import read_image
@@ -197,3 +203,119 @@ def explanation_grid(explanation, columns=4, size=2.6):
             images.append(explanation.gradients[i])
             titles.append("gradient")
     return image_grid(images, titles=titles, columns=columns, size=size)
+
+
+def k_curve(estimate, title=None, y_title="score"):
+    """One K estimator's curve (a ``kit.k.KEstimate``: ``curve`` columns ``k``, ``score``) with its k marked.
+
+    The gap statistic's ``sk`` column, when present, is drawn as error bars.
+    """
+    go = _go()
+    curve = estimate.curve
+    error = dict(type="data", array=curve["sk"].to_numpy(float), visible=True) if "sk" in curve else None
+    fig = go.Figure(go.Scatter(x=curve["k"], y=curve["score"], mode="lines+markers", marker_size=5,
+                               line_color=PALETTE[0], error_y=error, name=estimate.method))
+    if estimate.k is not None and (curve["k"] == estimate.k).any():
+        y = float(curve.loc[curve["k"] == estimate.k, "score"].iloc[0])
+        fig.add_trace(go.Scatter(x=[estimate.k], y=[y], mode="markers", marker=dict(size=12, color=PALETTE[3]),
+                                 name=f"k = {estimate.k}"))
+    fig.update_layout(title=title or f"{estimate.method}: k = {estimate.k}", xaxis_title="k", yaxis_title=y_title,
+                      template="plotly_white", height=320, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def projection_grid(projections, color=None, hover=None, columns=2, marker_size=5, color_title="label", height=420):
+    """Several 2-D projections of the same points side by side, coloured alike, with one shared legend.
+
+    ``projections``: dict of panel title -> (N, 2) array or ``kit.project.Projection`` (e.g.
+    ``{"t-SNE": tsne, "UMAP": umap}``); ``color`` and ``hover``: one value per point, as in `scatter`.
+    """
+    from plotly.subplots import make_subplots
+
+    go = _go()
+    names = list(projections)
+    if not names:
+        raise ValueError("projections is empty; pass a dict such as {'t-SNE': coords, 'UMAP': coords}")
+    coords = {name: np.asarray(getattr(p, "coords", p)) for name, p in projections.items()}
+    n = len(coords[names[0]])
+    if any(len(c) != n or c.ndim != 2 or c.shape[1] < 2 for c in coords.values()):
+        raise ValueError(f"every projection needs the same N rows and 2 columns; got shapes "
+                         f"{[c.shape for c in coords.values()]}")
+    color = np.asarray(["all"] * n if color is None else color, dtype=object)
+    hover = np.asarray([""] * n if hover is None else hover, dtype=object)
+    cols = max(1, min(int(columns), len(names)))
+    rows = -(-len(names) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.04, vertical_spacing=0.08)
+    values = sorted(set(color.tolist()), key=_sort_key)
+    for j, name in enumerate(names):
+        c = coords[name]
+        for i, v in enumerate(values):
+            m = color == v
+            is_noise = str(v) == "-1"
+            label = "noise" if is_noise else str(v)
+            fig.add_trace(go.Scattergl(
+                x=c[m, 0], y=c[m, 1], mode="markers", name=label, legendgroup=label, showlegend=j == 0,
+                marker=dict(size=marker_size, color=NOISE_COLOUR if is_noise else PALETTE[i % len(PALETTE)],
+                            opacity=0.5 if is_noise else 0.85),
+                text=hover[m], hovertemplate="%{text}<extra>" + label + "</extra>"),
+                row=j // cols + 1, col=j % cols + 1)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    fig.update_layout(legend_title_text=color_title, template="plotly_white", height=height * rows,
+                      margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def cluster_panel(backbone, k, method, coords, labelings, scores=None, hover=None, score_names=("nmi", "ari")):
+    """The figure of an interactive panel: one precomputed clustering drawn on one precomputed projection.
+
+    Made for ``ipywidgets.interactive`` / ``interact`` with widgets for ``backbone``, ``k`` and ``method``
+    and ``ipywidgets.fixed`` for the data, so a notebook needs no callback of its own. Nothing is computed
+    here: the widgets only choose which results to draw.
+
+    Parameters
+    ----------
+    backbone, k, method
+        The keys chosen by the widgets.
+    coords : dict
+        backbone -> (N, 2) array or ``Projection``.
+    labelings : dict
+        ``(backbone, method, k)`` -> labels; methods that do not take a K (HDBSCAN, graph methods) may be
+        stored under ``(backbone, method, None)``.
+    scores : dict, optional
+        Same keys -> dict of scores (e.g. ``kit.metrics.score``); ``score_names`` of them go in the title.
+    hover : list of str, optional
+        One text per point.
+    """
+    key = (backbone, method, k)
+    if key not in labelings:
+        key = (backbone, method, None)
+    if key not in labelings:
+        have = sorted({(b, m) for b, m, _ in labelings})
+        raise KeyError(f"no labeling for backbone={backbone!r}, method={method!r}, k={k!r}; computed: {have}")
+    labels = np.asarray(labelings[key])
+    n_clusters = len(set(labels.tolist()) - {-1})
+    parts = [str(backbone), str(method), f"K={k}" if key[2] is not None else "K not used",
+             f"{n_clusters} clusters"]
+    if (labels < 0).any():
+        parts.append(f"noise {float(np.mean(labels < 0)):.0%}")
+    found = (scores or {}).get(key, {})
+    parts += [f"{name.upper()} {found[name]:.2f}" for name in score_names if name in found]
+    return scatter(coords[backbone], color=labels, hover=hover, title=" · ".join(parts))
+
+
+def heatmap(matrix, order=None, title=None, colorbar_title=None, height=460):
+    """A square matrix (e.g. ``kit.cluster.co_association``) as a heatmap; ``order`` permutes its rows
+    and columns (e.g. ``np.argsort(true_labels)`` to show blocks)."""
+    go = _go()
+    M = np.asarray(matrix)
+    if M.ndim != 2 or M.shape[0] != M.shape[1]:
+        raise ValueError(f"matrix must be square; got shape {M.shape}")
+    if order is not None:
+        order = np.asarray(order)
+        M = M[np.ix_(order, order)]
+    fig = go.Figure(go.Heatmap(z=M, colorscale="Viridis", colorbar=dict(title=colorbar_title)))
+    fig.update_layout(title=title, template="plotly_white", height=height, xaxis=dict(showticklabels=False),
+                      yaxis=dict(showticklabels=False, autorange="reversed", scaleanchor="x"),
+                      margin=dict(l=10, r=10, t=40 if title else 10, b=10))
+    return fig
