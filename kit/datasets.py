@@ -128,13 +128,8 @@ def sample_folder(random_state: int = 0) -> Path:
         raise ValueError(f"random_state={random_state!r}: the sample set is cached on disk, so pass a "
                          f"non-negative int seed (0 is the default set)")
     name = SAMPLE_VERSION if random_state == 0 else f"{SAMPLE_VERSION}-seed{int(random_state)}"
-    final = kit_home() / "datasets" / name
-    if (final / _MARKER).is_file():
-        return final / "images"
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}-tmp-"))
-    try:
-        os.chmod(tmp, 0o755)
+
+    def build(tmp: Path) -> dict:
         rng = np.random.default_rng(int(random_state))
         for cls, (fn, index) in _SAMPLE_SOURCES.items():
             base = _sample_photo(fn, index)
@@ -142,8 +137,24 @@ def sample_folder(random_state: int = 0) -> Path:
             for i in range(SAMPLE_PER_CLASS):
                 im, quality = _augment(base, rng)
                 im.save(tmp / "images" / cls / f"{cls}_{i:03d}.jpg", "JPEG", quality=quality)
-        info = {"version": SAMPLE_VERSION, "random_state": int(random_state)}
-        _atomic_write(tmp / _MARKER, json.dumps(info | {"classes": sample_info().to_dict("records")}).encode())
+        return {"version": SAMPLE_VERSION, "random_state": int(random_state),
+                "classes": sample_info().to_dict("records")}
+
+    return _build_once(name, build) / "images"
+
+
+def _build_once(name: str, build) -> Path:
+    """``kit_home()/datasets/<name>``, made by ``build(tmp_folder) -> info`` the first time: built in a temporary
+    sibling, marked complete, then renamed into place, so an interrupted run never leaves a half folder."""
+    final = kit_home() / "datasets" / name
+    if (final / _MARKER).is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}-tmp-"))
+    try:
+        os.chmod(tmp, 0o755)
+        info = build(tmp)
+        _atomic_write(tmp / _MARKER, json.dumps(info).encode())
         if final.exists() and not (final / _MARKER).is_file():
             shutil.rmtree(final)  # left by something else than this function: never complete
         try:
@@ -153,7 +164,80 @@ def sample_folder(random_state: int = 0) -> Path:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return final / "images"
+    return final
+
+
+FACES_VERSION = "faces-sample-v1"
+FACES_PER_PERSON = 8
+
+
+def _face_sources():
+    import matplotlib
+    from skimage import data as skdata
+
+    hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    lfw = np.uint8(np.round(skdata.lfw_subset()[18] * 255))
+    return {
+        "eileen_collins": ("skimage.data.astronaut()", skdata.astronaut(), False),
+        "grace_hopper": ("matplotlib sample_data/grace_hopper.jpg", np.asarray(Image.open(hopper).convert("RGB")),
+                         False),
+        "cameraman": ("skimage.data.camera() (grey)", np.stack([skdata.camera()] * 3, axis=-1), False),
+        "lfw_018": ("skimage.data.lfw_subset()[18] (25 px, grey, upscaled)",
+                    np.asarray(Image.fromarray(np.stack([lfw] * 3, axis=-1)).resize((150, 150),
+                                                                                      Image.Resampling.BICUBIC)), True),
+    }
+
+
+def sample_faces(random_state: int = 0) -> Path:
+    """A tiny built-in face set, ``<person>/*.jpg`` (4 people x 8 tight 150 px crops), from photos that ship
+    with installed packages: Eileen Collins (scikit-image's astronaut), Grace Hopper (matplotlib's sample),
+    scikit-image's cameraman, and one upscaled LFW face from ``skimage.data.lfw_subset()``.
+
+    No packaged photo set has identities, so each "person" is one photo seen through deterministic square crops
+    around the face (found with ``kit.faces.detect``: HOG, else the CNN detector), flips and brightness changes.
+    It only demonstrates the mechanics of face clustering: telling near-duplicates apart is far easier than
+    real photos of people. Built on first use under ``kit_home()/datasets``; ``sample_faces_info()`` lists it.
+    """
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
+        raise ValueError(f"random_state={random_state!r}: pass a non-negative int seed (0 is the default set)")
+    name = FACES_VERSION if random_state == 0 else f"{FACES_VERSION}-seed{int(random_state)}"
+
+    def build(tmp: Path) -> dict:
+        from . import faces
+
+        rng = np.random.default_rng(int(random_state))
+        rows = []
+        for person, (source, photo, tight) in _face_sources().items():
+            if tight:
+                box, found_by = np.array([0, 0, photo.shape[1] - 1, photo.shape[0] - 1], float), "already a face crop"
+            else:
+                boxes, found_by = faces.detect(photo, "hog", 1), "HOG, upsample 1"
+                if len(boxes) == 0:
+                    boxes, found_by = faces.detect(photo, "cnn", 1), "CNN, upsample 1 (HOG found none)"
+                box = boxes[0, :4]  # the largest face
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            half = max(box[2] - box[0], box[3] - box[1]) / 2
+            (tmp / "images" / person).mkdir(parents=True)
+            for k in range(FACES_PER_PERSON):
+                h = half * (rng.uniform(0.9, 1.0) if tight else rng.uniform(1.0, 1.2))
+                dx, dy = rng.uniform(-0.05, 0.05, 2) * half if tight else rng.uniform(-0.1, 0.1, 2) * half
+                crop = Image.fromarray(photo).crop((round(cx + dx - h), round(cy + dy - h), round(cx + dx + h),
+                                                    round(cy + dy + h))).resize((150, 150), Image.Resampling.LANCZOS)
+                if rng.random() < 0.5:
+                    crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                crop = ImageEnhance.Brightness(crop).enhance(rng.uniform(0.7, 1.3))
+                crop.save(tmp / "images" / person / f"{person}_{k}.jpg", quality=90)
+            rows.append({"person": person, "source photo": source, "face box found by": found_by,
+                         "images": FACES_PER_PERSON})
+        return {"version": FACES_VERSION, "random_state": int(random_state), "people": rows}
+
+    return _build_once(name, build) / "images"
+
+
+def sample_faces_info(random_state: int = 0) -> pd.DataFrame:
+    """The people of ``sample_faces()``: person, source photo, how its face box was found, images."""
+    folder = sample_faces(random_state).parent
+    return pd.DataFrame(json.loads((folder / _MARKER).read_text())["people"])
 
 
 # ---------------------------------------------------------------- archives, safely

@@ -279,3 +279,16 @@ def test_extract_zip_corrupt_member_is_a_value_error(tmp_path, monkeypatch):
 def test_extract_zip_not_a_zip(tmp_path):
     with pytest.raises(ValueError, match="not a readable zip"):
         extract_zip(b"definitely not a zip", tmp_path / "out")
+
+
+def test_sample_faces_builtin_people():
+    import kit
+
+    folder = kit.datasets.sample_faces()
+    images = kit.load_folder(folder)
+    assert len(images) == 32 and sorted(set(images.labels)) == sorted(kit.datasets.sample_faces_info()["person"])
+    assert len(images.unreadable) == 0
+    emb = kit.embed(images, backbone=kit.faces.backbone(crop_as_face=True))
+    assert len(emb) == 32
+    s = kit.faces.score(emb, kit.faces.cluster_faces(emb))
+    assert s["bcubed_f"] >= 0.95
