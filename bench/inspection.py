@@ -29,7 +29,7 @@ def main():
     batch = [np.roll(photos[i % 4], 7 * i, axis=1) for i in range(32)]
     for name, fn in (("CAM", ins.cam), ("Grad-CAM", ins.gradcam), ("guided backprop", ins.guided_backprop),
                      ("guided Grad-CAM", ins.guided_gradcam)):
-        fn(batch[:2], backbone=args.backbone)  # warm-up (builds the Keras model)
+        fn(batch, backbone=args.backbone)  # warm-up on the same batch shape (builds the model, sets up kernels)
         t = time.perf_counter()
         fn(batch, backbone=args.backbone)
         per = (time.perf_counter() - t) / len(batch) * 1000

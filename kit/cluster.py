@@ -178,7 +178,9 @@ class Agglomerative(_Base):
         if self.distance_threshold is not None:
             labels = hierarchy.fcluster(Z, t=float(self.distance_threshold), criterion="distance")
         else:
-            labels = hierarchy.fcluster(Z, t=_check_int(self.n_clusters, "n_clusters"), criterion="maxclust")
+            # cut_tree gives exactly n_clusters even when the top merges tie (fcluster's maxclust then gives fewer)
+            k = min(_check_int(self.n_clusters, "n_clusters"), len(Z) + 1)
+            labels = hierarchy.cut_tree(Z, n_clusters=k).ravel() + 1
         self.labels_ = _relabel(labels - 1)
         return self
 

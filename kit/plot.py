@@ -266,12 +266,13 @@ def projection_grid(projections, color=None, hover=None, columns=2, marker_size=
     return fig
 
 
-def cluster_panel(backbone, k, method, coords, labelings, scores=None, hover=None, score_names=("nmi", "ari")):
+def cluster_panel(backbone, k, method, coords, labelings, scores=None, hover=None):
     """The figure of an interactive panel: one precomputed clustering drawn on one precomputed projection.
 
     Made for ``ipywidgets.interactive`` / ``interact`` with widgets for ``backbone``, ``k`` and ``method``
     and ``ipywidgets.fixed`` for the data, so a notebook needs no callback of its own. Nothing is computed
-    here: the widgets only choose which results to draw.
+    here: the widgets only choose which results to draw. (ipywidgets makes a widget of every parameter it
+    is not given, so pass ``scores`` and ``hover`` too, as ``fixed(...)``, even ``fixed(None)``.)
 
     Parameters
     ----------
@@ -283,7 +284,7 @@ def cluster_panel(backbone, k, method, coords, labelings, scores=None, hover=Non
         ``(backbone, method, k)`` -> labels; methods that do not take a K (HDBSCAN, graph methods) may be
         stored under ``(backbone, method, None)``.
     scores : dict, optional
-        Same keys -> dict of scores (e.g. ``kit.metrics.score``); ``score_names`` of them go in the title.
+        Same keys -> dict of scores (e.g. ``kit.metrics.score``); its ``nmi`` and ``ari`` go in the title.
     hover : list of str, optional
         One text per point.
     """
@@ -300,7 +301,7 @@ def cluster_panel(backbone, k, method, coords, labelings, scores=None, hover=Non
     if (labels < 0).any():
         parts.append(f"noise {float(np.mean(labels < 0)):.0%}")
     found = (scores or {}).get(key, {})
-    parts += [f"{name.upper()} {found[name]:.2f}" for name in score_names if name in found]
+    parts += [f"{name.upper()} {found[name]:.2f}" for name in ("nmi", "ari") if name in found]
     return scatter(coords[backbone], color=labels, hover=hover, title=" · ".join(parts))
 
 

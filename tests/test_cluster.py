@@ -74,6 +74,11 @@ def test_co_association_hand_case():
     assert C_[0, 1] == 1.0 and C_[1, 2] == 0.5 and C_[2, 3] == 0.5 and C_[0, 3] == 0.0
     ens = C.Ensemble(2, base=None).fit([a, b, a])
     assert nmi(a, ens.labels_) == pytest.approx(1.0)
+    # tied top merges (groups that never mix, points that are always noise) still give K clusters
+    tied = np.array([0, 0, 0, 1, 1, 1, -1])
+    assert len(set(C.Ensemble(2, base=None).fit([tied, tied]).labels_)) == 2
+    three = np.array([0, 0, 1, 1, 2, 2])
+    assert len(set(C.Ensemble(2, base=None).fit([three, three]).labels_)) == 2
 
 
 def test_bad_input_names_problem():

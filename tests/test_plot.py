@@ -1,0 +1,62 @@
+"""The figures added for the tutorial notebooks: k_curve, projection_grid, cluster_panel, heatmap."""
+import numpy as np
+import pandas as pd
+import pytest
+
+import kit
+from kit.k import KEstimate
+
+
+def test_k_curve_marks_the_answer_and_draws_error_bars():
+    est = KEstimate("gap", 3, pd.DataFrame({"k": [2, 3, 4], "score": [0.1, 0.5, 0.4], "sk": [0.05, 0.05, 0.05]}))
+    fig = kit.plot.k_curve(est)
+    assert list(fig.data[0].x) == [2, 3, 4] and list(fig.data[0].error_y.array) == [0.05] * 3
+    assert list(fig.data[1].x) == [3]
+    assert fig.layout.title.text == "gap: k = 3"
+
+
+def test_projection_grid_shares_colours_and_one_legend():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(12, 2)), rng.normal(size=(12, 2))
+    colour = [0, 1, -1] * 4
+    fig = kit.plot.projection_grid({"t-SNE": a, "UMAP": b}, color=colour)
+    assert len(fig.data) == 6  # 3 colour values x 2 panels
+    assert sum(t.showlegend for t in fig.data) == 3
+    assert {t.name for t in fig.data} == {"0", "1", "noise"}
+    with pytest.raises(ValueError, match="same N rows"):
+        kit.plot.projection_grid({"a": a, "b": b[:5]})
+
+
+def test_cluster_panel_draws_the_chosen_precomputed_result():
+    coords = {"bb": np.arange(20, dtype=float).reshape(10, 2)}
+    labelings = {("bb", "kmeans", 2): np.r_[np.zeros(5), np.ones(5)].astype(int),
+                 ("bb", "hdbscan", None): np.r_[np.zeros(8), -np.ones(2)].astype(int)}
+    scores = {("bb", "kmeans", 2): {"nmi": 0.5, "ari": 0.25}}
+    fig = kit.plot.cluster_panel("bb", 2, "kmeans", coords, labelings, scores)
+    assert fig.layout.title.text == "bb · kmeans · K=2 · 2 clusters · NMI 0.50 · ARI 0.25"
+    title = kit.plot.cluster_panel("bb", 7, "hdbscan", coords, labelings).layout.title.text
+    assert "K not used" in title and "noise 20%" in title
+    with pytest.raises(KeyError, match="no labeling"):
+        kit.plot.cluster_panel("bb", 3, "kmeans", coords, labelings)
+
+
+def test_cluster_panel_works_as_an_ipywidgets_interactive_target():
+    widgets = pytest.importorskip("ipywidgets")
+    coords = {"a": np.zeros((4, 2)), "b": np.ones((4, 2))}
+    labelings = {(bb, "kmeans", k): np.arange(4) % k for bb in coords for k in (2, 3)}
+    slider = widgets.IntSlider(value=2, min=2, max=3)
+    panel = widgets.interactive(kit.plot.cluster_panel, backbone=widgets.Dropdown(options=["a", "b"]), k=slider,
+                                method=widgets.fixed("kmeans"), coords=widgets.fixed(coords),
+                                labelings=widgets.fixed(labelings), scores=widgets.fixed(None),
+                                hover=widgets.fixed(None))
+    assert "K=2" in panel.result.layout.title.text
+    slider.value = 3
+    assert "K=3 · 3 clusters" in panel.result.layout.title.text
+
+
+def test_heatmap_orders_rows_and_columns():
+    M = np.arange(9, dtype=float).reshape(3, 3)
+    fig = kit.plot.heatmap(M, order=[2, 0, 1])
+    assert np.array_equal(np.asarray(fig.data[0].z), M[np.ix_([2, 0, 1], [2, 0, 1])])
+    with pytest.raises(ValueError, match="square"):
+        kit.plot.heatmap(np.zeros((2, 3)))
