@@ -2,9 +2,6 @@
 (Plotly ``go.Figure``, or Matplotlib ``Figure`` for image grids); nothing is recomputed or shown here."""
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pandas as pd
 
@@ -157,21 +154,30 @@ def scores_bar(table, metric="nmi", by="backbone", color="method"):
     return fig
 
 
+def _png_figure_class():
+    """A Matplotlib ``Figure`` that renders itself as PNG in Jupyter whatever the backend (``MPLBACKEND=Agg``
+    included), built without pyplot: no global figure registry, safe in Streamlit's threads."""
+    from matplotlib.figure import Figure
+
+    class ImageFigure(Figure):
+        def _repr_png_(self):
+            import io
+
+            buf = io.BytesIO()
+            self.savefig(buf, format="png", dpi=80)
+            return buf.getvalue()
+
+    return ImageFigure
+
+
 def image_grid(images, titles=None, columns=6, size=2.0, marks=None):
     """A Matplotlib grid of images (RGB arrays or file paths); ``marks`` (bools) draws a red frame."""
-    import matplotlib
-
-    if not os.environ.get("MPLBACKEND") and "matplotlib.pyplot" not in sys.modules:
-        # No backend chosen yet: a non-GUI one, safe in worker threads (Streamlit). A backend that was chosen
-        # (Jupyter's inline one, through MPLBACKEND) is kept, so the figure displays in notebooks.
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from .io import read_image
 
     n = len(images)
     rows = max(1, -(-n // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows), squeeze=False)
+    fig = _png_figure_class()(figsize=(size * columns, size * rows))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for i, img in enumerate(images):
@@ -189,7 +195,6 @@ def image_grid(images, titles=None, columns=6, size=2.0, marks=None):
             ax.set_xticks([])
             ax.set_yticks([])
     fig.tight_layout()
-    plt.close(fig)
     return fig
 
 

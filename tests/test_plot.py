@@ -60,3 +60,21 @@ def test_heatmap_orders_rows_and_columns():
     assert np.array_equal(np.asarray(fig.data[0].z), M[np.ix_([2, 0, 1], [2, 0, 1])])
     with pytest.raises(ValueError, match="square"):
         kit.plot.heatmap(np.zeros((2, 3)))
+
+
+def test_image_grid_renders_png_for_jupyter_without_pyplot(monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # a user's global setting must not turn figures into "<Figure ...>"
+    import io
+    import sys
+
+    from PIL import Image
+
+    imgs = [np.full((10, 10, 3), v, np.uint8) for v in (0, 128, 255)]
+    fig = kit.plot.image_grid(imgs, titles=["a", "b", "c"], columns=2, marks=[False, True, False])
+    assert len(fig.axes) == 4  # 2 x 2 grid, the last one empty and hidden
+    png = Image.open(io.BytesIO(fig._repr_png_()))
+    assert png.format == "PNG" and png.size[0] > 100
+    assert np.asarray(png.convert("L")).std() > 10  # the three tiles and the red frame are drawn
+    if "matplotlib.pyplot" in sys.modules:  # built without pyplot: nothing left in its figure registry
+        import matplotlib.pyplot as plt
+        assert fig not in map(plt.figure, plt.get_fignums())
