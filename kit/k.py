@@ -219,6 +219,10 @@ def _run(method, X, k_range, random_state, sweep=None):
     raise ValueError(f"method={method!r} is not one of {METHODS} (or 'word_vectors' with images)")
 
 
+def _agrees(answer, k, ks) -> bool:
+    return answer is not None and ks[0] < answer < ks[-1] and abs(answer - k) <= max(1.0, 0.2 * k)
+
+
 def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bootstrap_fraction=0.8,
              reduce_to=50, estimates=None, images=None, backbone="efficientnet_lite0") -> pd.DataFrame:
     """Run several K estimators and a consensus.
@@ -241,7 +245,10 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
     Returns
     -------
     DataFrame with one row per method (``method, k, at_boundary, stability, weight, note``) and a last
-    row ``consensus`` whose ``note`` gives the spread and the agreement. ``.attrs["estimates"]`` keeps the
+    row ``consensus`` whose ``note`` gives the spread and the agreement.
+    K is called clear (``.attrs["clear_k"]``) when at least half of the usable weight lies within 20% of the
+    consensus and at least two methods land there while repeating their answer on at least 2/3 of the runs;
+    otherwise the note says "no clear K". ``.attrs["estimates"]`` keeps the
     ``KEstimate`` objects (curves and dendrograms).
     """
     X = _check_X(X)
@@ -270,40 +277,51 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
         answers = [est.k] + boot.get(est.method, [])
         answers = [a for a in answers if a is not None]
         at_boundary = est.k is None or est.k <= ks[0] or est.k >= ks[-1]
-        if len(answers) > 1:
-            spread = float(np.median(np.abs(np.array(answers) - np.median(answers))))
-            stability = float(1.0 / (1.0 + spread))
+        if est.k is not None and len(answers) > 1:
+            # share of the re-runs that repeat the answer (within 20%); an answer at a range end is no answer
+            stability = float(np.mean([_agrees(a, est.k, ks) for a in answers]))
         else:
-            stability = 1.0 if est.method not in boot else 0.5
+            stability = 0.5  # never re-run on subsamples (extra estimates, word vectors): half weight
         note = ""
         if "noise_fraction" in est.detail:
             note = f"noise {est.detail['noise_fraction']:.0%}"
         if est.method == "probe_count":
             note = "baseline: measures neighbourhood size"
+        elif est.method not in boot:
+            note = (note + "; " if note else "") + "not re-run on subsamples: half weight"
         rows.append(dict(method=est.method, k=est.k, at_boundary=at_boundary, stability=stability,
                          bootstrap=answers[1:], note=note))
     table = pd.DataFrame(rows)
-    usable = table[~table["at_boundary"] & table["k"].notna() & (table["method"] != "probe_count")]
+    usable = table[~table["at_boundary"] & table["k"].notna() & (table["method"] != "probe_count")
+                   & (table["stability"] > 0)]
     if len(usable):
         ks_u = usable["k"].to_numpy(float)
         w = usable["stability"].to_numpy(float)
         order = np.argsort(ks_u)
         cum = np.cumsum(w[order])
         k_cons = int(ks_u[order][np.searchsorted(cum, cum[-1] / 2)])  # weighted median
-        agree = float(w[np.abs(ks_u - k_cons) <= max(1, 0.2 * k_cons)].sum() / w.sum())
+        agree = float(w[np.abs(ks_u - k_cons) <= max(1, 0.2 * k_cons)].sum() / max(w.sum(), 1e-12))
         q1, q3 = np.percentile(ks_u, [25, 75])
-        note = (f"{len(usable)}/{len(table)} methods usable (others at the range ends or baselines); "
-                f"IQR {q1:.0f}-{q3:.0f}; {agree:.0%} of the weight within 20% of K")
+        near = np.abs(ks_u - k_cons) <= max(1, 0.2 * k_cons)
+        n_backing = int((near & (w >= 2 / 3 - 1e-9)).sum())  # methods that land near K and repeat it on subsamples
+        clear = agree >= 0.5 and n_backing >= 2
+        note = (f"{len(usable)}/{len(table)} methods usable (others at the range ends, unstable or baselines); "
+                f"IQR {q1:.0f}-{q3:.0f}; {agree:.0%} of the weight within 20% of K; "
+                f"{n_backing} stable method(s) back it")
         if agree < 0.5:
             note += "; low agreement: this data has no clear K"
+        elif not clear:
+            note += "; fewer than 2 stable methods back it: this data has no clear K"
     else:
-        k_cons, agree = None, 0.0
-        note = "every method answered at the ends of the k range: no clear K"
-    table["weight"] = np.where(table["at_boundary"] | (table["method"] == "probe_count"), 0.0, table["stability"])
+        k_cons, agree, clear = None, 0.0, False
+        note = "every method answered at the ends of the k range or never repeated its answer: no clear K"
+    table["weight"] = np.where(table["at_boundary"] | (table["method"] == "probe_count") | table["k"].isna(), 0.0,
+                               table["stability"])
     table = pd.concat([table, pd.DataFrame([dict(method="consensus", k=k_cons, at_boundary=False,
                                                  stability=agree, weight=np.nan, bootstrap=[], note=note)])],
                       ignore_index=True)
     table.attrs["estimates"] = {e.method: e for e in all_estimates}
+    table.attrs["clear_k"] = clear
     return table
 
 

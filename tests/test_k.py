@@ -35,6 +35,28 @@ def test_estimate_table_and_consensus_on_blobs(blobs):
     assert table.iloc[-1]["method"] == "consensus" and table.iloc[-1]["k"] == 5
     assert {"method", "k", "at_boundary", "stability", "weight", "note"} <= set(table.columns)
     assert "elbow" in table.attrs["estimates"]
+    assert table.attrs["clear_k"] and "no clear K" not in table.iloc[-1]["note"]
+
+
+@pytest.mark.parametrize("shape", [(600, 64), (600, 1280), (800, 10)])
+def test_structureless_data_gets_no_clear_k(shape):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=shape).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    table = K.estimate(X, random_state=3)
+    assert not table.attrs["clear_k"]
+    assert "no clear K" in table.iloc[-1]["note"]
+
+
+def test_stability_counts_repeated_answers_and_extras_get_half_weight(blobs):
+    extra = K.KEstimate("my_guess", 7)
+    table = K.estimate(blobs, methods=["elbow", "hdbscan"], n_bootstrap=3, reduce_to=None, estimates=[extra])
+    rows = table.set_index("method")
+    for m in ("elbow", "hdbscan"):  # both find 5 on every subsample of well-separated blobs
+        assert rows.loc[m, "bootstrap"] == [5, 5, 5] and rows.loc[m, "stability"] == 1.0
+    assert rows.loc["my_guess", "stability"] == 0.5 and "half weight" in rows.loc["my_guess", "note"]
+    # an answer that moves: 1 of 4 runs agree with the first answer
+    assert K._agrees(9, 9, range(2, 31)) and not K._agrees(13, 9, range(2, 31)) and not K._agrees(30, 27, range(2, 31))
 
 
 def test_bad_k_range(blobs):
@@ -48,3 +70,5 @@ def test_clothing10_consensus(clothing10_lite0):
     consensus = table.iloc[-1]
     assert 4 <= consensus["k"] <= 20  # true K = 10
     assert "IQR" in consensus["note"]
+    # measured: elbow and HDBSCAN land at 9 on every subsample, so the kit calls this K clear
+    assert table.attrs["clear_k"]

@@ -13,7 +13,10 @@ if state.need_folder(folder):
     table = state.k_table(folder, bb)
     consensus = table.iloc[-1]
     st.metric("Consensus K", "no clear K" if consensus["k"] is None else int(consensus["k"]))
-    st.caption(consensus["note"])
+    if table.attrs.get("clear_k", False):
+        st.caption(consensus["note"])
+    else:
+        st.warning(f"This data has no clear K. {consensus['note']}", icon=":material/warning:")
     st.dataframe(table.drop(columns=["bootstrap"]), hide_index=True, key="k_table")
     st.subheader("Each method's evidence")
     st.plotly_chart(kit.plot.k_curves(table), key="k_curves")
