@@ -81,6 +81,9 @@ def test_explain_cluster(photos, coffee_and_cat, tmp_path):
     assert exp.size == 3 and len(exp.representatives) == 2
     assert exp.labels.iloc[0]["name"] == "espresso" and exp.labels.iloc[0]["fraction"] >= 2 / 3
     assert len(exp.cams.overlays) == 2
+    # each overlay maps the class the table names for that photo (its top-1 label)
+    top1 = ins.top_labels(exp.representatives, k=1).set_index("path")["name"]
+    assert exp.cams.class_names == [top1[p] for p in exp.representatives]
     with pytest.raises(ValueError, match="cluster=7"):
         ins.explain_cluster(emb, labels, 7)
 
