@@ -12,6 +12,7 @@ import streamlit as st
 
 import kit
 import kit.datasets
+from kit._methods import NEEDS_K  # without importing kit.cluster (scikit-learn) on the first page
 
 SOURCES = ("Sample photos (built in)", "A folder on this machine", "Upload a zip")
 DEFAULT_CLUSTER = {"method": "kmeans", "params": {"n_clusters": None}}
@@ -61,8 +62,23 @@ def embeddings(folder: str, backbone: str) -> kit.Embeddings:
     return emb
 
 
-@st.cache_data(show_spinner="Clustering...", max_entries=64)
-def cluster_labels(folder: str, backbone: str, method: str, params_json: str) -> np.ndarray:
+def fingerprint(folder: str, backbone: str) -> str:
+    """A digest of the embeddings (vectors and paths): the key under which results persist on disk."""
+    memo = _memo()
+    key = ("fingerprint", folder, backbone)
+    if key not in memo:
+        emb = _embed(folder, backbone)
+        h = hashlib.blake2b(emb.vectors.tobytes(), digest_size=16)
+        h.update("\n".join(emb.paths).encode())
+        h.update(f"{emb.labels}|{kit.__version__}".encode())
+        memo[key] = h.hexdigest()
+    return memo[key]
+
+
+# Labels and scores also persist on disk (~/.streamlit/cache), keyed by the embeddings' fingerprint: a new
+# server process shows the first page without importing scikit-learn or re-clustering.
+@st.cache_data(show_spinner="Clustering...", max_entries=64, persist="disk")
+def _cluster_labels(fp: str, folder: str, backbone: str, method: str, params_json: str) -> np.ndarray:
     emb = _embed(folder, backbone)
     params = json.loads(params_json)
     if params.get("n_clusters") is None:
@@ -70,15 +86,23 @@ def cluster_labels(folder: str, backbone: str, method: str, params_json: str) ->
     return kit.cluster.make(method, random_state=0, **params).fit(emb.vectors).labels_
 
 
+def cluster_labels(folder: str, backbone: str, method: str, params_json: str) -> np.ndarray:
+    return _cluster_labels(fingerprint(folder, backbone), folder, backbone, method, params_json)
+
+
 @st.cache_data(show_spinner="Projecting...", max_entries=32)
 def projection(folder: str, backbone: str, method: str) -> np.ndarray:
     return kit.project.project(_embed(folder, backbone).vectors, method=method, random_state=0).coords
 
 
-@st.cache_data(show_spinner="Scoring...", max_entries=64)
-def scores(folder: str, backbone: str, method: str, params_json: str) -> dict:
+@st.cache_data(show_spinner="Scoring...", max_entries=64, persist="disk")
+def _scores(fp: str, folder: str, backbone: str, method: str, params_json: str) -> dict:
     emb = _embed(folder, backbone)
     return kit.metrics.score(emb.labels, cluster_labels(folder, backbone, method, params_json), X=emb.vectors)
+
+
+def scores(folder: str, backbone: str, method: str, params_json: str) -> dict:
+    return _scores(fingerprint(folder, backbone), folder, backbone, method, params_json)
 
 
 @st.cache_data(show_spinner="Estimating K with every method...", max_entries=8)
@@ -184,7 +208,7 @@ def cluster_choice(images: kit.ImageSet) -> tuple[str, str]:
     """The current method and its parameters as JSON; K defaults to the number of true labels (or 8)."""
     c = st.session_state["cluster"]
     params = dict(c["params"])
-    if "n_clusters" in params and params["n_clusters"] is None and c["method"] in kit.cluster.NEEDS_K:
+    if "n_clusters" in params and params["n_clusters"] is None and c["method"] in NEEDS_K:
         params["n_clusters"] = len(set(images.labels)) if images.labels else 8
     return c["method"], json.dumps(params, sort_keys=True)
 

@@ -148,8 +148,8 @@ def is_offline_ready(spec: BackboneSpec) -> bool:
     if spec.source == "keras":
         return keras_weights_path(spec.name).exists()
     if spec.source == "dlib":
-        from . import faces
-        return faces.is_available()
+        from ._facemodels import is_available
+        return is_available()
     return (hub_cache_path(spec.handle) / "saved_model.pb").exists()
 
 

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClusterMixin
 
 from ._knn import _normalise, knn, knn_graph
+from ._methods import NEEDS_K  # noqa: F401  (re-exported)
 
 
 def _check_X(X, name="X"):
@@ -536,7 +537,6 @@ METHODS = {
     "hdbscan": HDBSCAN, "spectral": Spectral, "chinese_whispers": ChineseWhispers, "leiden": Leiden,
     "infomap": Infomap,
 }
-NEEDS_K = {"kmeans", "minibatch_kmeans", "agglomerative", "spectral"}
 
 
 def make(name: str, **params):

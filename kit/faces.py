@@ -33,7 +33,6 @@ Examples
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 import multiprocessing
 import os
@@ -47,50 +46,20 @@ import pandas as pd
 
 from .backbones import BackboneSpec
 from .cache import EmbeddingCache
+from ._facemodels import INSTALL, MODEL_FILES, is_available, model_dir  # noqa: F401  (public here)
 from .cluster import DBSCAN, Agglomerative, ChineseWhispers, Infomap, KMeans, Leiden, _Base, _check_X, _relabel
 from .io import ImageSet, read_image
 from .progress import report
 
-INSTALL = "pip install dlib-bin==20.0.1.post1 face-recognition-models==0.3.0"
 NO_FACE = "no face found"
 DETECTORS = ("hog", "cnn")
 KEEP = ("largest", "all")
 DESCRIPTOR_DIM = 128
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
-MODEL_FILES = {
-    "landmarks5": "shape_predictor_5_face_landmarks.dat",
-    "descriptor": "dlib_face_recognition_resnet_model_v1.dat",
-    "cnn": "mmod_human_face_detector.dat",
-}
 _BOX = 5  # a cached face record: left, top, right, bottom, score, then the descriptor (NaN when not computed)
 _RECORD = _BOX + DESCRIPTOR_DIM
 FACE_COLUMNS = ["path", "face", "faces_in_photo", "left", "top", "right", "bottom", "score"]
-
-
-# ------------------------------------------------------------------------------------------ models
-def model_dir() -> Path:
-    """The folder of ``face_recognition_models``' model files, found without importing the package
-    (its ``__init__`` needs ``pkg_resources``)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"the face models are not installed; run `{INSTALL}`")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "models"
-    missing = [f for f in MODEL_FILES.values() if not (folder / f).is_file()]
-    if missing:
-        raise ImportError(f"face_recognition_models at {folder} lacks {missing}; reinstall it: `{INSTALL}`")
-    return folder
-
-
-def is_available() -> bool:
-    """True when dlib and the model files are installed (checked without importing dlib)."""
-    if importlib.util.find_spec("dlib") is None:
-        return False
-    try:
-        model_dir()
-    except ImportError:
-        return False
-    return True
 
 
 def _dlib():

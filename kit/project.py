@@ -147,19 +147,17 @@ def _import(module: str, pip_name: str):
 
 
 def _pca_setup(X, n_components, random_state, params):
-    PCA = _import("sklearn.decomposition", "scikit-learn").PCA
-    _check_params("pca", PCA, params, ("n_components", "random_state"))
     full = dict(params, n_components=n_components, random_state=random_state)
 
     def run():
+        PCA = _import("sklearn.decomposition", "scikit-learn").PCA
+        _check_params("pca", PCA, params, ("n_components", "random_state"))
         return PCA(**full).fit_transform(X)
 
     return full, run
 
 
 def _tsne_setup(X, n_components, random_state, params):
-    openTSNE = _import("openTSNE", "openTSNE")
-    _check_params("tsne", openTSNE.TSNE, params, ("n_components", "random_state"))
     n = X.shape[0]
     max_perplexity = (n - 1) / 3
     full = dict(perplexity=min(30.0, max_perplexity), metric="cosine",
@@ -175,14 +173,14 @@ def _tsne_setup(X, n_components, random_state, params):
     full.setdefault("n_jobs", os.cpu_count() or 1)
 
     def run():
+        openTSNE = _import("openTSNE", "openTSNE")
+        _check_params("tsne", openTSNE.TSNE, params, ("n_components", "random_state"))
         return np.asarray(openTSNE.TSNE(**full).fit(X))
 
     return full, run
 
 
 def _umap_setup(X, n_components, random_state, params):
-    umap = _import("umap", "umap-learn")
-    _check_params("umap", umap.UMAP, params, ("n_components", "random_state"))
     n = X.shape[0]
     full = dict(n_neighbors=min(15, n - 1), min_dist=0.1, metric="cosine")
     if n <= n_components + 2:
@@ -197,6 +195,8 @@ def _umap_setup(X, n_components, random_state, params):
         full.setdefault("n_jobs", 1)  # umap-learn is single-threaded when seeded; say so to skip its warning
 
     def run():
+        umap = _import("umap", "umap-learn")
+        _check_params("umap", umap.UMAP, params, ("n_components", "random_state"))
         with warnings.catch_warnings():
             # umap-learn warns that a seed disables parallelism; that trade-off is ours to make.
             warnings.filterwarnings("ignore", message=".*overridden to 1 by setting random_state.*")
@@ -317,6 +317,8 @@ def project(X, method: str = "umap", n_components: int = 2, random_state=0, cach
     X = _as_matrix(X)
     _check_size(X, n_components, method)
 
+    # ``run`` imports the library and checks the parameter names: only on a cache miss (a cached result was
+    # made with valid ones), so reading a cached projection needs neither openTSNE, umap-learn nor scikit-learn
     full, run = _SETUP[method](X, n_components, random_state, dict(params))
     report(progress, 0, 1, "projection")
 
