@@ -223,6 +223,13 @@ def current_result(folder: str):
     return images, bb, method, params_json, emb, labels
 
 
+def plain(df: pd.DataFrame) -> pd.DataFrame:
+    """The table without ``.attrs`` (kit keeps estimates and tables there), which Arrow cannot serialise."""
+    out = df.copy(deep=False)
+    out.attrs = {}
+    return out
+
+
 def need_folder(folder) -> bool:
     if folder is None:
         st.info("Choose images in the sidebar: the built-in sample photos, a folder, or a zip.")

@@ -17,7 +17,7 @@ if state.need_folder(folder):
         st.caption(consensus["note"])
     else:
         st.warning(f"This data has no clear K. {consensus['note']}", icon=":material/warning:")
-    st.dataframe(table.drop(columns=["bootstrap"]), hide_index=True, key="k_table")
+    st.dataframe(state.plain(table.drop(columns=["bootstrap"])), hide_index=True, key="k_table")
     st.subheader("Each method's evidence")
     st.plotly_chart(kit.plot.k_curves(table), key="k_curves")
     est = table.attrs["estimates"].get("dendrogram_gap")
