@@ -120,6 +120,11 @@ def thumbnail(path: str, size: int = 128) -> np.ndarray:
     return kit.read_image(path, size=size, resize="pad")
 
 
+@st.cache_data(show_spinner="Making thumbnails...", max_entries=16)
+def thumbnail_uris(paths: tuple) -> list:
+    return [kit.plot.image_uri(p) for p in paths]
+
+
 @st.cache_data(show_spinner="Classifying...", max_entries=256)
 def top5(path: str, backbone: str) -> pd.DataFrame:
     return kit.inspect.top_labels([path], backbone=backbone, k=5)

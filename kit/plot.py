@@ -22,6 +22,66 @@ def _sort_key(v):
         else (1, str(v))
 
 
+def _colours(color) -> list:
+    """(value, legend name, colour) for each distinct value, in display order; -1 is grey "noise"."""
+    values = sorted(set(np.asarray(color, dtype=object).tolist()), key=_sort_key)
+    return [(v, "noise", NOISE_COLOUR) if str(v) == "-1" else (v, str(v), PALETTE[i % len(PALETTE)])
+            for i, v in enumerate(values)]
+
+
+def image_uri(image, size: int = 80, quality: int = 80) -> str:
+    """A small JPEG thumbnail as a ``data:`` URI (for tooltips): ``image`` is a path or an RGB array."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from .io import read_image
+
+    arr = read_image(image, size=size, resize="pad") if not isinstance(image, np.ndarray) else image
+    im = Image.fromarray(arr)
+    if max(im.size) > size:
+        im.thumbnail((size, size))
+    buf = io.BytesIO()
+    im.convert("RGB").save(buf, "JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def thumbnail_scatter(coords, thumbnails, color=None, fields=None, title=None, color_title="cluster",
+                      marker_size=40, height=420):
+    """2-D scatter (Vega-Lite, through Altair) whose tooltip shows each point's photo.
+
+    ``thumbnails``: one ``image_uri`` per point; ``color``: one value per point (-1 is grey noise, colours as in
+    ``scatter``); ``fields``: extra tooltip columns (name -> one value per point). Plotly cannot put images in
+    hover labels; Vega-Lite's tooltip shows a field named ``image`` as a picture. SVG, so best up to a few
+    thousand points; ``scatter`` (WebGL) scales further.
+    """
+    import altair as alt
+
+    coords = np.asarray(getattr(coords, "coords", coords))
+    n = len(coords)
+    if len(thumbnails) != n:
+        raise ValueError(f"thumbnails has {len(thumbnails)} entries for {n} points; give one per point")
+    color = np.asarray(["all"] * n if color is None else color, dtype=object)
+    table = _colours(color)
+    names = {v: name for v, name, _ in table}
+    df = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "image": list(thumbnails),
+                       color_title: [names[v] for v in color.tolist()]})
+    extra = []
+    for key, values in (fields or {}).items():
+        if len(values) != n:
+            raise ValueError(f"fields[{key!r}] has {len(values)} entries for {n} points; give one per point")
+        df[key] = [str(v) for v in values]
+        extra.append(key)
+    scale = alt.Scale(domain=[name for _, name, _ in table], range=[c for _, _, c in table])
+    chart = alt.Chart(df, height=height, title=title or "").mark_circle(size=marker_size, opacity=0.85).encode(
+        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
+        color=alt.Color(field=color_title, type="nominal", scale=scale, sort=[name for _, name, _ in table]),
+        tooltip=[alt.Tooltip(field=k, type="nominal") for k in ("image", *extra, color_title)],
+    )
+    return chart.configure_view(strokeWidth=0)
+
+
 def scatter(coords, color=None, hover=None, title=None, color_title="cluster", marker_size=6, customdata=None):
     """2-D (or 3-D) WebGL scatter of a projection, one trace per colour value (noise -1 in grey).
 
@@ -36,13 +96,10 @@ def scatter(coords, color=None, hover=None, title=None, color_title="cluster", m
     hover = np.asarray([""] * n if hover is None else hover, dtype=object)
     custom = np.arange(n) if customdata is None else np.asarray(customdata)
     fig = go.Figure()
-    values = sorted(set(color.tolist()), key=_sort_key)
-    for i, v in enumerate(values):
+    for v, name, colour in _colours(color):
         m = color == v
-        is_noise = str(v) == "-1"
-        style = dict(size=marker_size, color=NOISE_COLOUR if is_noise else PALETTE[i % len(PALETTE)],
-                     opacity=0.5 if is_noise else 0.85)
-        name = "noise" if is_noise else str(v)
+        is_noise = name == "noise"
+        style = dict(size=marker_size, color=colour, opacity=0.5 if is_noise else 0.85)
         if coords.shape[1] == 3:
             fig.add_trace(go.Scatter3d(x=coords[m, 0], y=coords[m, 1], z=coords[m, 2], mode="markers", name=name,
                                        marker=style, text=hover[m], customdata=custom[m],

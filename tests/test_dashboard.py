@@ -64,6 +64,17 @@ def test_changing_k_and_algorithm_changes_scores():
     assert len(at.get("plotly_chart")) == 1
 
 
+def test_photos_on_hover_swaps_in_a_thumbnail_chart():
+    at = open_page("backbones")
+    at.toggle(key="hover_photos").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.get("plotly_chart")) == 0
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 1
+    spec = charts[0].proto.spec
+    assert '"field": "image"' in spec or '"field":"image"' in spec
+
+
 def test_export_writes_files(tmp_path):
     at = open_page("export")
     at.text_input(key="out_dir").set_value(str(tmp_path / "out")).run()
@@ -164,4 +175,16 @@ def test_every_page_in_a_real_browser(served_app):
         page.locator('[data-testid="stImage"] img, [data-testid="stImageContainer"] img').nth(3).wait_for(
             timeout=120_000)
         page.screenshot(path=str(SCREENSHOTS / "gallery_cluster1.png"), full_page=True)
+        # photos on hover: the Vega-Lite chart's tooltip shows the photo under the pointer
+        page.goto(f"{served_app}/backbones", timeout=120_000)
+        page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=300_000)
+        page.get_by_text("Photos on hover").click()
+        point = page.locator('[data-testid="stVegaLiteChart"] .mark-symbol path').nth(5)
+        point.wait_for(timeout=120_000)
+        _wait_idle(page)
+        point.hover(force=True)
+        tip = page.locator("#vg-tooltip-element img")
+        tip.wait_for(state="visible", timeout=30_000)
+        assert tip.get_attribute("src").startswith("data:image/jpeg;base64,")
+        page.screenshot(path=str(SCREENSHOTS / "backbones_hover.png"))
         browser.close()

@@ -78,3 +78,25 @@ def test_image_grid_renders_png_for_jupyter_without_pyplot(monkeypatch):
     if "matplotlib.pyplot" in sys.modules:  # built without pyplot: nothing left in its figure registry
         import matplotlib.pyplot as plt
         assert fig not in map(plt.figure, plt.get_fignums())
+
+
+def test_thumbnail_scatter_puts_photos_in_the_tooltip(coffee_and_cat):
+    uri = kit.plot.image_uri(coffee_and_cat[0], size=48)
+    assert uri.startswith("data:image/jpeg;base64,")
+    import base64
+    import io
+
+    from PIL import Image
+    thumb = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert max(thumb.size) == 48
+    coords = np.array([[0, 0], [1, 1], [2, 0]], float)
+    chart = kit.plot.thumbnail_scatter(coords, [uri] * 3, color=[0, -1, 1], fields={"file": ["a", "b", "c"]},
+                                       color_title="true label")
+    spec = chart.to_dict()
+    assert [t["field"] for t in spec["encoding"]["tooltip"]] == ["image", "file", "true label"]
+    # the same colours as the Plotly scatter, noise in grey
+    plotly_colours = {t.name: t.marker.color for t in kit.plot.scatter(coords, color=[0, -1, 1]).data}
+    scale = spec["encoding"]["color"]["scale"]
+    assert dict(zip(scale["domain"], scale["range"])) == plotly_colours
+    with pytest.raises(ValueError, match="one per point"):
+        kit.plot.thumbnail_scatter(coords, [uri] * 2)

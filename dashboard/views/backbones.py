@@ -12,11 +12,14 @@ if state.need_folder(folder):
     images = state.load_images(folder)
     chosen = st.session_state["backbones"]
     method, params_json = state.cluster_choice(images)
-    left, right = st.columns(2)
+    left, middle, right = st.columns([2, 2, 1.4])
     proj = left.radio("Projection", ["tsne", "umap", "pca"], horizontal=True, key="projection",
                       format_func={"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}.get)
-    colour_by = right.radio("Colour by", ["cluster", "true label"] if images.labels else ["cluster"],
-                            horizontal=True, key="colour_by")
+    colour_by = middle.radio("Colour by", ["cluster", "true label"] if images.labels else ["cluster"],
+                             horizontal=True, key="colour_by")
+    hover_photos = right.toggle("Photos on hover", key="hover_photos",
+                                help="Show each point's photo when the pointer rests on it (Vega-Lite chart). "
+                                     "Off: a WebGL chart where clicked or lassoed points show their photos.")
     rows = []
     embs = {}
     for bb in chosen:
@@ -39,10 +42,20 @@ if state.need_folder(folder):
             emb = embs[bb]
             labels = state.cluster_labels(folder, bb, method, params_json)
             colour = labels if colour_by == "cluster" else emb.labels
+            coords = state.projection(folder, bb, proj)
+            if hover_photos:
+                other = {"cluster": ("true label", emb.labels), "true label": ("cluster", labels)}[colour_by]
+                fields = {"file": [p.split("/")[-1] for p in emb.paths]}
+                if other[1] is not None:
+                    fields[other[0]] = other[1]
+                chart = kit.plot.thumbnail_scatter(coords, state.thumbnail_uris(tuple(emb.paths)), color=colour,
+                                                   fields=fields, title=bb, color_title=colour_by)
+                col.altair_chart(chart, key=f"thumbs_{bb}", width="stretch")
+                col.caption("Rest the pointer on a point to see its photo.")
+                continue
             hover = [f"{p.split('/')[-1]}<br>label: {emb.labels[i] if emb.labels else '-'}<br>cluster: {labels[i]}"
                      for i, p in enumerate(emb.paths)]
-            fig = kit.plot.scatter(state.projection(folder, bb, proj), color=colour, hover=hover, title=bb,
-                                   color_title=colour_by)
+            fig = kit.plot.scatter(coords, color=colour, hover=hover, title=bb, color_title=colour_by)
             event = col.plotly_chart(fig, key=f"scatter_{bb}", on_select="rerun", selection_mode=("points", "lasso"))
             picked = [pt["customdata"] for pt in (event.selection.points if event and event.selection else [])
                       if "customdata" in pt]
