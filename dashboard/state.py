@@ -62,15 +62,38 @@ def embeddings(folder: str, backbone: str) -> kit.Embeddings:
     return emb
 
 
+# What clusterings and scores depend on besides the embeddings: the kit code that computes them and the libraries
+# under it. Part of the disk-cache key, so a changed kit or an upgraded scikit-learn never serves old results.
+_RESULT_CODE = ("cluster.py", "_knn.py", "_methods.py", "metrics.py")
+_RESULT_LIBS = ("numpy", "scipy", "scikit-learn", "faiss-cpu", "numba", "igraph", "leidenalg", "infomap")
+
+
+@st.cache_resource(show_spinner=False)
+def _code_digest() -> str:
+    from importlib import metadata
+
+    h = hashlib.blake2b(kit.__version__.encode(), digest_size=16)
+    root = Path(kit.__file__).parent
+    for name in _RESULT_CODE:
+        h.update((root / name).read_bytes())
+    for lib in _RESULT_LIBS:
+        try:
+            h.update(f"{lib}={metadata.version(lib)}".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{lib}=-".encode())
+    return h.hexdigest()
+
+
 def fingerprint(folder: str, backbone: str) -> str:
-    """A digest of the embeddings (vectors and paths): the key under which results persist on disk."""
+    """A digest of the embeddings (vectors, paths, labels) and of the code behind results: the key under which
+    clusterings and scores persist on disk."""
     memo = _memo()
     key = ("fingerprint", folder, backbone)
     if key not in memo:
         emb = _embed(folder, backbone)
         h = hashlib.blake2b(emb.vectors.tobytes(), digest_size=16)
         h.update("\n".join(emb.paths).encode())
-        h.update(f"{emb.labels}|{kit.__version__}".encode())
+        h.update(f"{emb.labels}|{_code_digest()}".encode())
         memo[key] = h.hexdigest()
     return memo[key]
 
@@ -120,9 +143,22 @@ def thumbnail(path: str, size: int = 128) -> np.ndarray:
     return kit.read_image(path, size=size, resize="pad")
 
 
+_MISSING_THUMB = None
+
+
+def _thumbnail_uri(path: str) -> str:
+    global _MISSING_THUMB
+    try:
+        return kit.plot.image_uri(path)
+    except ValueError:  # moved or damaged since it was embedded: a grey square instead of a broken chart
+        if _MISSING_THUMB is None:
+            _MISSING_THUMB = kit.plot.image_uri(np.full((80, 80, 3), 200, np.uint8))
+        return _MISSING_THUMB
+
+
 @st.cache_data(show_spinner="Making thumbnails...", max_entries=16)
 def thumbnail_uris(paths: tuple) -> list:
-    return [kit.plot.image_uri(p) for p in paths]
+    return [_thumbnail_uri(p) for p in paths]
 
 
 @st.cache_data(show_spinner="Classifying...", max_entries=256)

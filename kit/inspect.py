@@ -305,7 +305,7 @@ def explain_cluster(embeddings, labels, cluster: int, backbone=None, top=None, n
     if with_cam:
         # map the class the table names for each photo (its top-1 label), so overlay and table agree even where
         # the squashed whole photo the maps use would rank another class first
-        top1 = first.drop_duplicates("path").set_index("path")["class_index"]
-        known = all(p in top1.index for p in reps)
+        top1 = first.drop_duplicates("path").set_index("path")["class_index"] if "class_index" in first else {}
+        known = len(top1) > 0 and all(p in top1.index for p in reps)
         cams = cam(reps, backbone=backbone, class_index=[int(top1[p]) for p in reps] if known else None)
     return ClusterExplanation(cluster=int(cluster), size=len(members), labels=table, representatives=reps, cams=cams)

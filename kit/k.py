@@ -247,9 +247,10 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
     DataFrame with one row per method (``method, k, at_boundary, stability, weight, note``) and a last
     row ``consensus`` whose ``note`` gives the spread and the agreement.
     K is called clear (``.attrs["clear_k"]``) when at least half of the usable weight lies within 20% of the
-    consensus and at least two methods land there while repeating their answer on at least 2/3 of the runs;
-    otherwise the note says "no clear K". ``.attrs["estimates"]`` keeps the
-    ``KEstimate`` objects (curves and dendrograms).
+    consensus and at least two methods land there while repeating their answer on at least 2/3 of the runs
+    (with ``n_bootstrap=0``, stability is not measured and two methods landing there suffice);
+    otherwise the note says "no clear K". A run that finds no K counts as disagreeing.
+    ``.attrs["estimates"]`` keeps the ``KEstimate`` objects (curves and dendrograms).
     """
     X = _check_X(X)
     methods = list(methods or FAST_METHODS)
@@ -274,20 +275,22 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
     if images is not None:
         all_estimates.append(word_vectors(images, backbone=backbone, k_range=k_range).as_estimate())
     for est in all_estimates:
-        answers = [est.k] + boot.get(est.method, [])
-        answers = [a for a in answers if a is not None]
+        reruns = boot.get(est.method, [])
+        answers = [est.k] + reruns
         at_boundary = est.k is None or est.k <= ks[0] or est.k >= ks[-1]
-        if est.k is not None and len(answers) > 1:
-            # share of the re-runs that repeat the answer (within 20%); an answer at a range end is no answer
+        if est.k is None:
+            stability = 0.0
+        elif reruns:
+            # share of all runs that repeat the answer (within 20%); an answer at a range end, or none, is no answer
             stability = float(np.mean([_agrees(a, est.k, ks) for a in answers]))
         else:
-            stability = 0.5  # never re-run on subsamples (extra estimates, word vectors): half weight
+            stability = 0.5  # never re-run on subsamples (extra estimates, word vectors, n_bootstrap=0): half weight
         note = ""
         if "noise_fraction" in est.detail:
             note = f"noise {est.detail['noise_fraction']:.0%}"
         if est.method == "probe_count":
             note = "baseline: measures neighbourhood size"
-        elif est.method not in boot:
+        elif not reruns:
             note = (note + "; " if note else "") + "not re-run on subsamples: half weight"
         rows.append(dict(method=est.method, k=est.k, at_boundary=at_boundary, stability=stability,
                          bootstrap=answers[1:], note=note))
@@ -303,15 +306,19 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
         agree = float(w[np.abs(ks_u - k_cons) <= max(1, 0.2 * k_cons)].sum() / max(w.sum(), 1e-12))
         q1, q3 = np.percentile(ks_u, [25, 75])
         near = np.abs(ks_u - k_cons) <= max(1, 0.2 * k_cons)
-        n_backing = int((near & (w >= 2 / 3 - 1e-9)).sum())  # methods that land near K and repeat it on subsamples
+        if n_bootstrap > 0:  # methods that land near K and repeat it on subsamples
+            n_backing = int((near & (w >= 2 / 3 - 1e-9)).sum())
+            backing = f"{n_backing} stable method(s) back it"
+        else:  # stability was not measured: count the methods that land near K
+            n_backing = int(near.sum())
+            backing = f"{n_backing} method(s) back it (stability not measured: n_bootstrap=0)"
         clear = agree >= 0.5 and n_backing >= 2
         note = (f"{len(usable)}/{len(table)} methods usable (others at the range ends, unstable or baselines); "
-                f"IQR {q1:.0f}-{q3:.0f}; {agree:.0%} of the weight within 20% of K; "
-                f"{n_backing} stable method(s) back it")
+                f"IQR {q1:.0f}-{q3:.0f}; {agree:.0%} of the weight within 20% of K; {backing}")
         if agree < 0.5:
             note += "; low agreement: this data has no clear K"
         elif not clear:
-            note += "; fewer than 2 stable methods back it: this data has no clear K"
+            note += "; fewer than 2 methods back it: this data has no clear K"
     else:
         k_cons, agree, clear = None, 0.0, False
         note = "every method answered at the ends of the k range or never repeated its answer: no clear K"

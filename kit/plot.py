@@ -47,37 +47,50 @@ def image_uri(image, size: int = 80, quality: int = 80) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+THUMBNAIL_POINTS_MAX = 5000
+
+
 def thumbnail_scatter(coords, thumbnails, color=None, fields=None, title=None, color_title="cluster",
                       marker_size=40, height=420):
     """2-D scatter (Vega-Lite, through Altair) whose tooltip shows each point's photo.
 
     ``thumbnails``: one ``image_uri`` per point; ``color``: one value per point (-1 is grey noise, colours as in
-    ``scatter``); ``fields``: extra tooltip columns (name -> one value per point). Plotly cannot put images in
-    hover labels; Vega-Lite's tooltip shows a field named ``image`` as a picture. SVG, so best up to a few
-    thousand points; ``scatter`` (WebGL) scales further.
+    ``scatter``); ``fields``: extra tooltip rows (title -> one value per point). Plotly cannot put images in
+    hover labels; Vega-Lite's tooltip shows a row titled ``image`` as a picture. Every thumbnail travels with
+    the chart, so it takes at most ``THUMBNAIL_POINTS_MAX`` points; ``scatter`` (WebGL) takes any number.
     """
     import altair as alt
 
     coords = np.asarray(getattr(coords, "coords", coords))
     n = len(coords)
+    if n > THUMBNAIL_POINTS_MAX:
+        raise ValueError(f"thumbnail_scatter got {n} points; it embeds every photo and takes at most "
+                         f"{THUMBNAIL_POINTS_MAX}: use scatter() (WebGL) or pass a sample")
     if len(thumbnails) != n:
         raise ValueError(f"thumbnails has {len(thumbnails)} entries for {n} points; give one per point")
     color = np.asarray(["all"] * n if color is None else color, dtype=object)
     table = _colours(color)
     names = {v: name for v, name, _ in table}
-    df = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "image": list(thumbnails),
-                       color_title: [names[v] for v in color.tolist()]})
-    extra = []
-    for key, values in (fields or {}).items():
+    domain, colours = [], []
+    for _, name, colour in table:  # values that print alike (1 and "1") share one entry
+        if name not in domain:
+            domain.append(name)
+            colours.append(colour)
+    # internal column names: user titles may contain dots, brackets or spaces, or clash with x / y / image
+    df = pd.DataFrame({"px": coords[:, 0], "py": coords[:, 1], "thumb": list(thumbnails),
+                       "colour": [names[v] for v in color.tolist()]})
+    tips = [alt.Tooltip("thumb:N", title="image")]
+    for i, (key, values) in enumerate((fields or {}).items()):
         if len(values) != n:
             raise ValueError(f"fields[{key!r}] has {len(values)} entries for {n} points; give one per point")
-        df[key] = [str(v) for v in values]
-        extra.append(key)
-    scale = alt.Scale(domain=[name for _, name, _ in table], range=[c for _, _, c in table])
+        df[f"f{i}"] = [str(v) for v in values]
+        tips.append(alt.Tooltip(f"f{i}:N", title=str(key)))
+    tips.append(alt.Tooltip("colour:N", title=color_title))
     chart = alt.Chart(df, height=height, title=title or "").mark_circle(size=marker_size, opacity=0.85).encode(
-        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
-        color=alt.Color(field=color_title, type="nominal", scale=scale, sort=[name for _, name, _ in table]),
-        tooltip=[alt.Tooltip(field=k, type="nominal") for k in ("image", *extra, color_title)],
+        x=alt.X("px:Q", axis=None, scale=alt.Scale(zero=False)),
+        y=alt.Y("py:Q", axis=None, scale=alt.Scale(zero=False)),
+        color=alt.Color("colour:N", title=color_title, scale=alt.Scale(domain=domain, range=colours), sort=domain),
+        tooltip=tips,
     )
     return chart.configure_view(strokeWidth=0)
 
@@ -211,20 +224,35 @@ def scores_bar(table, metric="nmi", by="backbone", color="method"):
     return fig
 
 
-def _png_figure_class():
-    """A Matplotlib ``Figure`` that renders itself as PNG in Jupyter whatever the backend (``MPLBACKEND=Agg``
-    included), built without pyplot: no global figure registry, safe in Streamlit's threads."""
-    from matplotlib.figure import Figure
+_IMAGE_FIGURE = None
 
-    class ImageFigure(Figure):
-        def _repr_png_(self):
-            import io
 
-            buf = io.BytesIO()
-            self.savefig(buf, format="png", dpi=80)
-            return buf.getvalue()
+def _image_figure_class():
+    """``ImageFigure``: a Matplotlib ``Figure`` that renders itself as PNG in Jupyter whatever the backend
+    (``MPLBACKEND=Agg`` included), used without pyplot (no global figure registry, safe in Streamlit's threads).
+    Made on first use, so importing ``kit.plot`` does not import Matplotlib; ``kit.plot.ImageFigure`` names it
+    (figures pickle)."""
+    global _IMAGE_FIGURE
+    if _IMAGE_FIGURE is None:
+        from matplotlib.figure import Figure
 
-    return ImageFigure
+        class ImageFigure(Figure):
+            def _repr_png_(self):
+                import io
+
+                buf = io.BytesIO()
+                self.savefig(buf, format="png", dpi=80)
+                return buf.getvalue()
+
+        ImageFigure.__module__, ImageFigure.__qualname__ = __name__, "ImageFigure"
+        _IMAGE_FIGURE = ImageFigure
+    return _IMAGE_FIGURE
+
+
+def __getattr__(name):
+    if name == "ImageFigure":
+        return _image_figure_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def image_grid(images, titles=None, columns=6, size=2.0, marks=None):
@@ -233,7 +261,7 @@ def image_grid(images, titles=None, columns=6, size=2.0, marks=None):
 
     n = len(images)
     rows = max(1, -(-n // columns))
-    fig = _png_figure_class()(figsize=(size * columns, size * rows))
+    fig = _image_figure_class()(figsize=(size * columns, size * rows))
     axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")

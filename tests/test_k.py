@@ -55,8 +55,35 @@ def test_stability_counts_repeated_answers_and_extras_get_half_weight(blobs):
     for m in ("elbow", "hdbscan"):  # both find 5 on every subsample of well-separated blobs
         assert rows.loc[m, "bootstrap"] == [5, 5, 5] and rows.loc[m, "stability"] == 1.0
     assert rows.loc["my_guess", "stability"] == 0.5 and "half weight" in rows.loc["my_guess", "note"]
-    # an answer that moves: 1 of 4 runs agree with the first answer
+    # within 20% agrees; further away, or at a range end, does not
     assert K._agrees(9, 9, range(2, 31)) and not K._agrees(13, 9, range(2, 31)) and not K._agrees(30, 27, range(2, 31))
+
+
+def _scripted(monkeypatch, answers):
+    """Make every K method answer from ``answers[method]``: the full-data run first, then each subsample."""
+    calls = {}
+
+    def fake_run(method, X, k_range, random_state, sweep=None):
+        i = calls[method] = calls.get(method, -1) + 1
+        return K.KEstimate(method, answers[method][i])
+
+    monkeypatch.setattr(K, "_run", fake_run)
+
+
+def test_runs_that_find_no_k_count_as_disagreeing(blobs, monkeypatch):
+    _scripted(monkeypatch, {"elbow": [5, None, None, 5], "silhouette": [5, 5, 5, 5]})
+    table = K.estimate(blobs, methods=["elbow", "silhouette"], n_bootstrap=3, reduce_to=None).set_index("method")
+    assert table.loc["elbow", "bootstrap"] == [None, None, 5]
+    assert table.loc["elbow", "stability"] == 0.5 and table.loc["silhouette", "stability"] == 1.0
+    assert table.loc["consensus", "k"] == 5
+    assert "no clear K" in table.loc["consensus", "note"]  # only one method repeats its answer
+
+
+def test_without_bootstrap_two_agreeing_methods_make_a_clear_k(blobs):
+    table = K.estimate(blobs, methods=["elbow", "silhouette", "eigengap"], n_bootstrap=0, reduce_to=None)
+    assert table.attrs["clear_k"] and table.iloc[-1]["k"] == 5
+    assert "stability not measured" in table.iloc[-1]["note"]
+    assert (table.iloc[:-1]["stability"] == 0.5).all()
 
 
 def test_bad_k_range(blobs):

@@ -62,22 +62,32 @@ def test_heatmap_orders_rows_and_columns():
         kit.plot.heatmap(np.zeros((2, 3)))
 
 
-def test_image_grid_renders_png_for_jupyter_without_pyplot(monkeypatch):
-    monkeypatch.setenv("MPLBACKEND", "Agg")  # a user's global setting must not turn figures into "<Figure ...>"
-    import io
+def test_image_grid_renders_png_for_jupyter_without_pyplot(tmp_path):
+    import pickle
+    import subprocess
     import sys
 
-    from PIL import Image
-
-    imgs = [np.full((10, 10, 3), v, np.uint8) for v in (0, 128, 255)]
-    fig = kit.plot.image_grid(imgs, titles=["a", "b", "c"], columns=2, marks=[False, True, False])
-    assert len(fig.axes) == 4  # 2 x 2 grid, the last one empty and hidden
-    png = Image.open(io.BytesIO(fig._repr_png_()))
-    assert png.format == "PNG" and png.size[0] > 100
-    assert np.asarray(png.convert("L")).std() > 10  # the three tiles and the red frame are drawn
-    if "matplotlib.pyplot" in sys.modules:  # built without pyplot: nothing left in its figure registry
-        import matplotlib.pyplot as plt
-        assert fig not in map(plt.figure, plt.get_fignums())
+    # a user's global MPLBACKEND=Agg must not turn figures into "<Figure ...>" text in Jupyter
+    code = """
+import io, pickle, sys
+import numpy as np
+from PIL import Image
+import kit.plot
+imgs = [np.full((10, 10, 3), v, np.uint8) for v in (0, 128, 255)]
+fig = kit.plot.image_grid(imgs, titles=["a", "b", "c"], columns=2, marks=[False, True, False])
+assert "matplotlib.pyplot" not in sys.modules
+assert len(fig.axes) == 4  # 2 x 2 grid, the last one empty and hidden
+png = Image.open(io.BytesIO(fig._repr_png_()))
+assert png.format == "PNG" and png.size[0] > 100
+assert np.asarray(png.convert("L")).std() > 10  # the tiles and the red frame are drawn
+again = pickle.loads(pickle.dumps(fig))  # figures can go through st.cache_data, joblib, multiprocessing
+assert type(again) is type(fig) is kit.plot.ImageFigure
+print("ok")
+"""
+    import os
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "MPLBACKEND": "Agg"})
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
 
 
 def test_thumbnail_scatter_puts_photos_in_the_tooltip(coffee_and_cat):
@@ -93,10 +103,19 @@ def test_thumbnail_scatter_puts_photos_in_the_tooltip(coffee_and_cat):
     chart = kit.plot.thumbnail_scatter(coords, [uri] * 3, color=[0, -1, 1], fields={"file": ["a", "b", "c"]},
                                        color_title="true label")
     spec = chart.to_dict()
-    assert [t["field"] for t in spec["encoding"]["tooltip"]] == ["image", "file", "true label"]
+    assert [t["title"] for t in spec["encoding"]["tooltip"]] == ["image", "file", "true label"]
+    assert spec["encoding"]["x"]["scale"]["zero"] is False  # coordinates are not squeezed towards 0
     # the same colours as the Plotly scatter, noise in grey
     plotly_colours = {t.name: t.marker.color for t in kit.plot.scatter(coords, color=[0, -1, 1]).data}
     scale = spec["encoding"]["color"]["scale"]
     assert dict(zip(scale["domain"], scale["range"])) == plotly_colours
     with pytest.raises(ValueError, match="one per point"):
         kit.plot.thumbnail_scatter(coords, [uri] * 2)
+    # titles that Vega-Lite would misread or that clash with the chart's own columns are shown as given
+    odd = kit.plot.thumbnail_scatter(coords, [uri] * 3, color=[1, "1", 2], fields={"x": [7, 8, 9]},
+                                     color_title="label.v2").to_dict()
+    data = next(iter(odd["datasets"].values()))
+    assert [row["px"] for row in data] == [0.0, 1.0, 2.0] and [row["f0"] for row in data] == ["7", "8", "9"]
+    assert odd["encoding"]["color"]["scale"]["domain"] == ["1", "2"]
+    with pytest.raises(ValueError, match="at most"):
+        kit.plot.thumbnail_scatter(np.zeros((kit.plot.THUMBNAIL_POINTS_MAX + 1, 2)), [uri])

@@ -17,9 +17,12 @@ if state.need_folder(folder):
                       format_func={"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}.get)
     colour_by = middle.radio("Colour by", ["cluster", "true label"] if images.labels else ["cluster"],
                              horizontal=True, key="colour_by")
-    hover_photos = right.toggle("Photos on hover", key="hover_photos",
-                                help="Show each point's photo when the pointer rests on it (Vega-Lite chart). "
-                                     "Off: a WebGL chart where clicked or lassoed points show their photos.")
+    too_many = len(images.paths) > kit.plot.THUMBNAIL_POINTS_MAX
+    hover_photos = right.toggle("Photos on hover", key="hover_photos", disabled=too_many,
+                                help=f"Not above {kit.plot.THUMBNAIL_POINTS_MAX} photos: the chart carries every "
+                                     "thumbnail." if too_many else
+                                "Show each point's photo when the pointer rests on it (Vega-Lite chart). "
+                                "Off: a WebGL chart where clicked or lassoed points show their photos.")
     rows = []
     embs = {}
     for bb in chosen:
@@ -43,7 +46,7 @@ if state.need_folder(folder):
             labels = state.cluster_labels(folder, bb, method, params_json)
             colour = labels if colour_by == "cluster" else emb.labels
             coords = state.projection(folder, bb, proj)
-            if hover_photos:
+            if hover_photos and not too_many:
                 other = {"cluster": ("true label", emb.labels), "true label": ("cluster", labels)}[colour_by]
                 fields = {"file": [p.split("/")[-1] for p in emb.paths]}
                 if other[1] is not None:
