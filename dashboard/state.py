@@ -143,17 +143,11 @@ def thumbnail(path: str, size: int = 128) -> np.ndarray:
     return kit.read_image(path, size=size, resize="pad")
 
 
-_MISSING_THUMB = None
-
-
 def _thumbnail_uri(path: str) -> str:
-    global _MISSING_THUMB
     try:
         return kit.plot.image_uri(path)
     except ValueError:  # moved or damaged since it was embedded: a grey square instead of a broken chart
-        if _MISSING_THUMB is None:
-            _MISSING_THUMB = kit.plot.image_uri(np.full((80, 80, 3), 200, np.uint8))
-        return _MISSING_THUMB
+        return kit.plot.image_uri(np.full((80, 80, 3), 200, np.uint8))
 
 
 @st.cache_data(show_spinner="Making thumbnails...", max_entries=16)

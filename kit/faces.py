@@ -38,7 +38,7 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -149,12 +149,7 @@ class FaceSettings:
 class FaceBackboneSpec(BackboneSpec):
     """A ``BackboneSpec`` that also carries ``FaceSettings`` (made by :func:`backbone`)."""
 
-    detector: str = "hog"
-    upsample: int = 1
-    keep: str = "largest"
-    crop_as_face: bool = False
-    max_side: int | None = 1024
-    jitter: int = 0
+    settings: FaceSettings = field(default_factory=FaceSettings)
 
 
 def backbone(*, detector="hog", upsample=1, keep="largest", crop_as_face=False, max_side=1024,
@@ -175,14 +170,12 @@ def backbone(*, detector="hog", upsample=1, keep="largest", crop_as_face=False, 
     return FaceBackboneSpec(name="dlib_face", source="dlib", handle="dlib_face_recognition_resnet_model_v1",
                             input_size=CHIP_SIZE, feature_dim=DESCRIPTOR_DIM,
                             description="dlib face detection + 5-point alignment + 128-d ResNet descriptor",
-                            **asdict(s))
+                            settings=s)
 
 
 def settings_of(spec) -> FaceSettings:
     """The face settings of a backbone spec (defaults for the registered ``dlib_face``)."""
-    if isinstance(spec, FaceBackboneSpec):
-        return FaceSettings(**{f.name: getattr(spec, f.name) for f in fields(FaceSettings)}).validated()
-    return FaceSettings()
+    return spec.settings if isinstance(spec, FaceBackboneSpec) else FaceSettings()
 
 
 # ------------------------------------------------------------------------------- the three steps
