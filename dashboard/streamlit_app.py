@@ -1,4 +1,5 @@
-"""Image clustering exploration kit: the dashboard. ``streamlit run dashboard/app.py``.
+"""Image clustering exploration kit: the dashboard. ``streamlit run dashboard`` (Streamlit runs the
+folder's ``streamlit_app.py``, this file).
 
 One entry file: ``st.navigation`` over thin pages in ``views/``; the shared sidebar and cached ``kit``
 calls live in ``state.py``. No algorithm lives here: every computation is a ``kit`` function.
