@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -169,7 +170,18 @@ def export_savedmodels(name: str, features_dir: Path, classifier_dir: Path) -> N
 
     Each is a ``tf.Module`` holding the variables once and a ``tf.function`` with a fixed input
     signature (a Keras 3 model exported naively saves every weight twice).
+
+    Nothing that exists is overwritten or deleted: ``features_dir`` and ``classifier_dir`` must not exist yet
+    (``ValueError`` otherwise). Each model is saved into a new temporary sibling folder made by this call and
+    renamed into place; only that temporary folder is removed if saving fails.
     """
+    import shutil
+    import tempfile
+
+    for folder in (features_dir, classifier_dir):
+        if Path(folder).exists() or Path(folder).is_symlink():
+            raise ValueError(f"{str(folder)!r} already exists; export_savedmodels never replaces a folder - pass "
+                             f"a new path (the kit exports into a fresh temporary folder of its own)")
     import tensorflow as tf
 
     model = build(name)
@@ -185,12 +197,11 @@ def export_savedmodels(name: str, features_dir: Path, classifier_dir: Path) -> N
 
         module.__call__ = call
         folder = Path(folder)
-        tmp = folder.with_name(folder.name + ".tmp")
-        if tmp.exists():
-            import shutil
-            shutil.rmtree(tmp)
-        tf.saved_model.save(module, str(tmp), signatures={"serving_default": call})
-        if folder.exists():
-            import shutil
-            shutil.rmtree(folder)
-        tmp.rename(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))  # ours alone
+        try:
+            os.chmod(tmp, 0o755)
+            tf.saved_model.save(module, str(tmp), signatures={"serving_default": call})
+            os.rename(tmp, folder)  # fails rather than replace a non-empty folder that appeared meanwhile
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # only when it was not renamed into place

@@ -39,8 +39,13 @@ def _cmd_cache(args) -> int:
 
     if args.action == "info":
         print(cache.info(args.cache_dir).to_string(index=False))
-    else:
-        print(f"removed {cache.clear(args.cache_dir, backbone=args.backbone)} entries")
+        return 0
+    try:
+        removed = cache.clear(args.cache_dir, backbone=args.backbone)
+    except ValueError as exc:  # not a kit cache: nothing was deleted
+        print(f"python -m kit cache clear: {exc}", file=sys.stderr)
+        return 2
+    print(f"removed {removed} entries")
     return 0
 
 
@@ -135,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--out", required=True)
     cl.set_defaults(func=_cmd_cluster)
 
-    c = sub.add_parser("cache", help="show or clear the embedding cache")
+    c = sub.add_parser("cache", help="show or clear the embedding cache (clear deletes only what the kit wrote)")
     c.add_argument("action", choices=["info", "clear"])
     c.add_argument("--cache-dir", default=None)
     c.add_argument("--backbone", default=None, help="with clear: only this backbone")

@@ -143,27 +143,36 @@ def sample_folder(random_state: int = 0) -> Path:
     return _build_once(name, build) / "images"
 
 
+def _not_ours(folder: Path, what: str) -> ValueError:
+    return ValueError(f"{str(folder)!r} already exists but was not made by {what} (it has no {_MARKER} marker); "
+                      f"the kit never deletes a folder it did not create: move or delete it yourself, then retry")
+
+
 def _build_once(name: str, build) -> Path:
     """``kit_home()/datasets/<name>``, made by ``build(tmp_folder) -> info`` the first time: built in a temporary
-    sibling, marked complete, then renamed into place, so an interrupted run never leaves a half folder."""
+    sibling, marked complete, then renamed into place, so an interrupted run never leaves a half folder.
+
+    Only the temporary folder this call made is ever deleted. A folder already at ``<name>`` without the
+    ``.complete`` marker was not made here (the rename is atomic and carries the marker), so it is refused with
+    ``ValueError`` and left as it is."""
     final = kit_home() / "datasets" / name
     if (final / _MARKER).is_file():
         return final
+    if final.exists() or final.is_symlink():
+        raise _not_ours(final, "the kit's sample builder")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}-tmp-"))
     try:
         os.chmod(tmp, 0o755)
         info = build(tmp)
         _atomic_write(tmp / _MARKER, json.dumps(info).encode())
-        if final.exists() and not (final / _MARKER).is_file():
-            shutil.rmtree(final)  # left by something else than this function: never complete
         try:
             os.rename(tmp, final)
         except OSError:
-            if not (final / _MARKER).is_file():  # another process did not finish it either
-                raise
+            if not (final / _MARKER).is_file():  # not another process's finished build: leave it alone
+                raise _not_ours(final, "the kit's sample builder") from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary folder (already renamed away on success)
     return final
 
 
@@ -327,8 +336,23 @@ class ImportReport:
     skipped: pd.DataFrame
 
 
+def _occupied(dest: Path, name: str) -> bool:
+    """True when writing ``dest/name`` would replace a file, or go through a symbolic link, that the kit did not
+    write in this call."""
+    path = dest
+    for part in name.split("/"):
+        path = path / part
+        if path.is_symlink():
+            return True
+    return path.exists()
+
+
 def extract_zip(source, dest, max_bytes: int = 500_000_000, max_files: int = 20000) -> ImportReport:
     """Extract the images of an uploaded zip into ``dest`` (a folder the caller owns; created).
+
+    Existing files are never overwritten: if any image of the archive would land on a path that already exists
+    in ``dest``, the call raises ``ValueError`` before writing anything. If extraction fails half-way, only the
+    files this call wrote are removed.
 
     Members with absolute paths, drive letters or ``..`` make the whole archive refused (ValueError
     naming the member). Sizes and counts are checked from the central directory before anything is
@@ -376,6 +400,10 @@ def extract_zip(source, dest, max_bytes: int = 500_000_000, max_files: int = 200
                 todo.append((info, name))
             elif reason != "folder":
                 skipped.append((info.filename, reason))
+        clash = next((name for _, name in todo if _occupied(dest, name)), None)
+        if clash is not None:
+            raise ValueError(f"dest={str(dest)!r} already holds {clash!r} (or a link on its way), which the zip "
+                             f"would overwrite; nothing was written - extract into a new or empty folder")
         dest.mkdir(parents=True, exist_ok=True)
         n = _stream_zip(zf, todo, dest, max_bytes)
     return ImportReport(folder=dest, extracted=n, skipped=pd.DataFrame(skipped, columns=["member", "reason"]))
@@ -461,7 +489,10 @@ def download(name_or_dataset, dest=None, timeout: float = 30, progress=None) -> 
     name_or_dataset : str or PublicDataset
         A key of `PUBLIC` (``"tf_flowers"``, ``"caltech101"``) or your own `PublicDataset`.
     dest : str or Path, optional
-        Where to keep it; ``kit_home()/datasets/<name>`` by default.
+        Where to keep it; ``kit_home()/datasets/<name>`` by default. The images go to a new sub-folder of it
+        (``folder_in_archive``, else ``images``) and a ``.complete`` marker; if that sub-folder already exists
+        without the marker it was not made here, and ``ValueError`` is raised before downloading. Only what
+        this call created is deleted when it fails (its temporary files, and ``dest`` if it did not exist).
     timeout : float
         Seconds before an unreachable host fails with `DatasetUnavailableError`.
     progress : callable, optional
@@ -480,6 +511,8 @@ def download(name_or_dataset, dest=None, timeout: float = 30, progress=None) -> 
     target = root / ds.folder_in_archive if ds.folder_in_archive else root / "images"
     if (root / _MARKER).is_file():
         return target
+    if target.exists() or target.is_symlink():  # checked before downloading anything
+        raise _not_ours(target, f"kit.datasets.download({ds.name!r})")
     created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     archive, work = None, None
@@ -496,18 +529,18 @@ def download(name_or_dataset, dest=None, timeout: float = 30, progress=None) -> 
         if not found.is_dir():
             raise ValueError(f"folder_in_archive={ds.folder_in_archive!r} is not in the archive of {ds.name!r}; "
                              f"its top level holds {sorted(p.name for p in inner.iterdir()) if inner.is_dir() else []}")
-        if target.exists():
-            shutil.rmtree(target)
+        if target.exists() or target.is_symlink():  # appeared while downloading: not ours, never replaced
+            raise _not_ours(target, f"kit.datasets.download({ds.name!r})")
         os.replace(found, target)
         _atomic_write(root / _MARKER, json.dumps({"name": ds.name, "url": ds.url, "sha256": ds.sha256,
                                                   "folder": target.name}, indent=1).encode())
     except BaseException:
-        if created:
+        if created:  # the folder this call created (so nothing of the caller's is inside)
             shutil.rmtree(root, ignore_errors=True)
         raise
     finally:
-        if archive is not None:
+        if archive is not None:  # our own temporary download
             archive.unlink(missing_ok=True)
-        if work is not None:
+        if work is not None:  # our own temporary extraction folder
             shutil.rmtree(work, ignore_errors=True)
     return target

@@ -102,6 +102,15 @@ def _decode(path: str, size: int, resize: str):
         return None, str(exc)
 
 
+def _preprocessing(spec, resize: str) -> dict:
+    """What turns a file into the network's input: part of the embedding cache key (with the kit's
+    ``PREPROCESSING_VERSION``, read at call time, so bumping it starts a new cache namespace)."""
+    from . import _config
+
+    return {"input_size": spec.input_size, "resize": resize, "range": "0-1", "filter": "bilinear",
+            "exif": True, "version": _config.PREPROCESSING_VERSION}
+
+
 def embed(images, backbone=_bb.DEFAULT_BACKBONE, batch_size: int = 32, cache_dir=None, progress=None,
           resize: str = "center_crop", use_cache: bool = True, num_workers: int | None = None) -> Embeddings:
     """Embed images with a pretrained backbone.
@@ -147,8 +156,7 @@ def embed(images, backbone=_bb.DEFAULT_BACKBONE, batch_size: int = 32, cache_dir
         from .faces import _embed_imageset
         return _embed_imageset(imageset, spec, cache_dir=cache_dir, progress=progress, use_cache=use_cache,
                                num_workers=num_workers)
-    preprocessing = {"input_size": spec.input_size, "resize": resize, "range": "0-1", "filter": "bilinear",
-                     "exif": True}
+    preprocessing = _preprocessing(spec, resize)
     cache = EmbeddingCache(spec.cache_key, preprocessing, cache_dir) if use_cache else None
 
     n = len(imageset.paths)

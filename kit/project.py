@@ -3,20 +3,26 @@
 ``project(X, method=...)`` returns a :class:`Projection` whose ``coords`` are an ``N x n_components``
 float32 array. A projection is stored under ``<cache_dir>/<key>.npy`` where ``key`` is a BLAKE2b hash
 of the vectors (as contiguous float32), their shape, the method, every parameter that changes the
-result (including ``random_state`` and ``n_components``) and a cache format version; a second
-identical call reads the file back instead of recomputing. Files are written to a temporary file in
-the same folder and renamed into place, so a crash never leaves a half-written entry.
+result (including ``random_state`` and ``n_components``), a cache format version, the kit's version and
+the versions of the libraries that compute it (numpy and scikit-learn, openTSNE or umap-learn and
+pynndescent, read from the installed metadata without importing them); a second identical call reads
+the file back instead of recomputing. Files are written to a temporary file in the same folder and
+renamed into place, so a crash never leaves a half-written entry. The first write marks the folder with
+``.kit-cache`` (kind ``projections``); :func:`clear_cache` deletes only ``<key>.npy`` files of a marked
+folder.
 
 scikit-learn, openTSNE and umap-learn are imported only when a projection of that kind is computed.
 :func:`trustworthiness` scores how well a projection keeps each point's nearest neighbours.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 from io import BytesIO
 import json
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -24,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._config import kit_home
-from .cache import _atomic_write
+from ._config import __version__, kit_home
+from .cache import _atomic_write, _claim, _is_plain_file, _require_marker
 from .progress import report
 
 METHODS = ("pca", "tsne", "umap")
@@ -220,14 +226,37 @@ def _json_default(obj):
     raise TypeError(type(obj).__name__)
 
 
+# The distributions whose code computes each kind of projection (importlib.metadata names).
+_LIBRARIES = {"pca": ("numpy", "scikit-learn"), "tsne": ("numpy", "scikit-learn", "openTSNE"),
+              "umap": ("numpy", "scikit-learn", "umap-learn", "pynndescent")}
+_KEY_FILE = re.compile(r"[0-9a-f]{40}\.npy")
+_TMP_FILE = re.compile(r"\.tmp-[a-z0-9_]{8}")
+
+
+@functools.lru_cache(maxsize=None)
+def _library_versions(method: str) -> dict:
+    """``{distribution: version}`` of what computes ``method`` (None when not installed), read from the installed
+    metadata: nothing is imported."""
+    from importlib import metadata
+
+    out = {}
+    for dist in _LIBRARIES[method]:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
 def _cache_key(X: np.ndarray, method: str, params: dict) -> str | None:
-    """BLAKE2b of (format, method, shape, params, vectors); None when the params are not JSON-able
-    (a callable metric, an array initialisation...) or the result is not reproducible (no int seed)."""
+    """BLAKE2b of (format, kit and library versions, method, shape, params, vectors); None when the params are
+    not JSON-able (a callable metric, an array initialisation...) or the result is not reproducible (no int
+    seed)."""
     if not isinstance(params.get("random_state"), int):
         return None
     try:
         header = json.dumps({"format": PROJECTION_CACHE_FORMAT, "method": method, "shape": list(X.shape),
-                             "dtype": "float32",
+                             "dtype": "float32", "kit": __version__, "libraries": _library_versions(method),
                              "params": {k: v for k, v in params.items() if k not in _NOT_IN_KEY}},
                             sort_keys=True, default=_json_default)
     except (TypeError, ValueError):
@@ -254,10 +283,51 @@ def _read_cached(path: Path, n: int, n_components: int):
     return coords
 
 
+def _is_entry(p: Path) -> bool:
+    return bool(_KEY_FILE.fullmatch(p.name)) and _is_plain_file(p)
+
+
+def _claim_folder(folder: Path) -> None:
+    """Mark ``folder`` as the projection cache before its first entry; refuse a folder holding other files."""
+    _claim(folder, "projections", PROJECTION_CACHE_FORMAT, "cache_dir", _is_entry)
+
+
 def _write_cached(path: Path, coords: np.ndarray) -> None:
     buf = BytesIO()
     np.save(buf, coords, allow_pickle=False)
+    _claim_folder(path.parent)
     _atomic_write(path, buf.getvalue())
+
+
+def clear_cache(cache_dir=None) -> int:
+    """Delete cached projections; return how many were removed (0 when ``cache_dir`` does not exist).
+
+    Only what :func:`project` wrote is deleted: ``cache_dir`` must carry the ``.kit-cache`` marker of a projection
+    cache (else ``ValueError``, nothing deleted), and in it only ``<40 hex digits>.npy`` files and temporary
+    files of interrupted writes are removed. Anything else, the marker and the folder itself stay. A cache
+    written before markers existed is adopted at the default location (``$KIT_HOME/projections``) only.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = project(np.random.default_rng(0).normal(size=(20, 4)), method="pca", cache_dir=folder)
+    >>> clear_cache(folder)
+    1
+    """
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if not root.exists():
+        return 0
+    _require_marker(root, "projections", PROJECTION_CACHE_FORMAT, default_cache_dir(),
+                    lambda r: r.is_dir() and any(_is_entry(p) for p in r.iterdir()))
+    removed = 0
+    for p in list(root.iterdir()):
+        if _is_entry(p):
+            p.unlink(missing_ok=True)
+            removed += 1
+        elif _TMP_FILE.fullmatch(p.name) and _is_plain_file(p):
+            p.unlink(missing_ok=True)
+    return removed
 
 
 # --------------------------------------------------------------------------- public API
@@ -278,7 +348,9 @@ def project(X, method: str = "umap", n_components: int = 2, random_state=0, cach
         Seed of every random step. Only results with an int seed are cached (others are not
         reproducible). With a seed, UMAP runs single-threaded.
     cache_dir : str or Path, optional
-        Where ``<key>.npy`` files go; defaults to ``default_cache_dir()`` (``$KIT_HOME/projections``).
+        Where ``<key>.npy`` files go; defaults to ``default_cache_dir()`` (``$KIT_HOME/projections``). The folder
+        is marked as a projection cache (``.kit-cache``); one that already holds other files is refused
+        (``ValueError``). :func:`clear_cache` empties it.
     use_cache : bool, default True
         False neither reads nor writes the cache.
     progress : callable(done, total, stage), optional
@@ -327,6 +399,7 @@ def project(X, method: str = "umap", n_components: int = 2, random_state=0, cach
         key = _cache_key(X, method, full)
         if key is not None:
             folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+            _claim_folder(folder)  # before computing: a folder that is not a projection cache is refused
             path = folder / f"{key}.npy"
             coords = _read_cached(path, X.shape[0], n_components)
             if coords is not None:

@@ -103,7 +103,7 @@ def test_second_call_comes_from_cache(digits600, tmp_path):
     calls = []
     first = project(digits600, method="tsne", cache_dir=tmp_path, progress=lambda *a: calls.append(a), **ONE)
     files = sorted(tmp_path.iterdir())
-    assert [f.suffix for f in files] == [".npy"]  # one entry, no temporary file left behind
+    assert [f.suffix or f.name for f in files] == [".kit-cache", ".npy"]  # marker, one entry, no temporary file
     second = project(digits600, method="tsne", cache_dir=tmp_path, progress=lambda *a: calls.append(a), **ONE)
     assert not first.from_cache and second.from_cache
     np.testing.assert_array_equal(first.coords, second.coords)
