@@ -275,7 +275,7 @@ def clear(cache_dir=None, backbone: str | None = None) -> int:
     stays, and so does the folder holding it. The marker stays too. A cache written before markers existed
     is adopted at the default location only.
 
-    Returns the number of entries removed (0 when ``cache_dir`` does not exist).
+    Returns the number of entries removed (0 when ``cache_dir`` does not exist or is empty).
 
     Examples
     --------
@@ -286,8 +286,8 @@ def clear(cache_dir=None, backbone: str | None = None) -> int:
     1
     """
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    if not root.exists():
-        return 0
+    if not root.exists() or (root.is_dir() and not any(root.iterdir())):
+        return 0  # nothing there to delete
     _require_marker(root, KIND, CACHE_FORMAT, default_cache_dir(), _looks_legacy)
     removed = 0
     for ns, meta in list(_namespaces(root)):

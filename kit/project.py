@@ -300,7 +300,7 @@ def _write_cached(path: Path, coords: np.ndarray) -> None:
 
 
 def clear_cache(cache_dir=None) -> int:
-    """Delete cached projections; return how many were removed (0 when ``cache_dir`` does not exist).
+    """Delete cached projections; return how many were removed (0 when ``cache_dir`` does not exist or is empty).
 
     Only what :func:`project` wrote is deleted: ``cache_dir`` must carry the ``.kit-cache`` marker of a projection
     cache (else ``ValueError``, nothing deleted), and in it only ``<40 hex digits>.npy`` files and temporary
@@ -316,8 +316,8 @@ def clear_cache(cache_dir=None) -> int:
     1
     """
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    if not root.exists():
-        return 0
+    if not root.exists() or (root.is_dir() and not any(root.iterdir())):
+        return 0  # nothing there to delete
     _require_marker(root, "projections", PROJECTION_CACHE_FORMAT, default_cache_dir(),
                     lambda r: r.is_dir() and any(_is_entry(p) for p in r.iterdir()))
     removed = 0

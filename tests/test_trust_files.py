@@ -159,6 +159,10 @@ def test_legacy_cache_adopted_at_the_default_location_only(tmp_path, monkeypatch
     assert _snapshot(elsewhere) == before
     assert len(kit.cache.info(elsewhere)) == 1  # still listed: reading is harmless
     assert kit.cache.clear() == 1 and json.loads((default / ".kit-cache").read_text())["kind"] == "embeddings"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert kit.cache.clear(empty) == 0 and kit.project.clear_cache(empty) == 0  # nothing to delete, no error
+    assert kit.cache.clear(tmp_path / "absent") == 0 and not (tmp_path / "absent").exists()
 
 
 def test_preprocessing_version_changes_the_namespace(tmp_path, monkeypatch):
