@@ -3,14 +3,15 @@ per figure, all measured in the same run.
 
 (a) detection time per photo and photos with a face: HOG (upsample 0, 1) and CNN/mmod (upsample 1)
 (b) alignment and descriptor time per face; embedding time per photo, HOG pipeline vs CNN pipeline
-(c) faces per second through kit.embed (no cache): one process vs all cores, the speed-up, when the pool's
-    first photo is done, and the largest descriptor difference between the two; then photos/s of the same
-    engine (kit.faces.map_photos) over 3 passes of the photos, where the pool's start-up weighs less
+(c) faces per second through kit.embed (no cache): one process vs all cores (a pool started by the call, and
+    one reused from the previous call), the speed-up, when the first photo is done, and the largest descriptor
+    difference; then photos/s of the same engine (kit.faces.map_photos) over 3 passes of the photos, where
+    the pool's start-up weighs less, and the number of photos from which the pool pays for its start-up
 (d) BCubed F (and clusters) per clustering method and threshold: crop_as_face, and HOG-detected faces
 (e) the same on random subsets with 2, 3 and 5 photos per person (mean of 20 draws): how the defaults hold
     up when people have few photos
 
-Usage: python bench/faces.py [--skip-cnn] [--workers N]
+Usage: python bench/faces.py [--skip-cnn] [--workers N] [--pool-only]
 """
 import argparse
 import os
@@ -106,6 +107,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--skip-cnn", action="store_true", help="leave out the (slow) CNN detector")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for 'all cores'")
+    ap.add_argument("--pool-only", action="store_true", help="only (c): one process vs the process pool")
     args = ap.parse_args()
     if not DATA.is_dir():
         sys.exit(f"{DATA} is absent: the benchmark needs ../shared/data")
@@ -121,38 +123,50 @@ def main():
     faces.describe([faces.align(images[0], faces.whole_image_box(images[0])[0])])
 
     # (a, b) one process, photos decoded beforehand
-    detection(images, "hog", 0)
-    hog_boxes = detection(images, "hog", 1)
-    hog_embed = embedding(images, hog_boxes, "HOG faces")
-    crop_embed = embedding(images, [faces.whole_image_box(im) for im in images], "crop_as_face")
-    hog_detect = timed(lambda im: faces.detect(im, "hog", 1), images)[1]
-    line("(b) embedding per photo, HOG pipeline (detect + align + describe)", f"{(hog_detect + hog_embed) * 1000:.0f}",
-         " ms/photo")
-    line("(b) embedding per photo, crop_as_face (align + describe)", f"{crop_embed * 1000:.0f}", " ms/photo")
-    if not args.skip_cnn:
-        faces.detect(images[0], "cnn", 1)
-        cnn_boxes = detection(images, "cnn", 1)
-        cnn_detect = timed(lambda im: faces.detect(im, "cnn", 1), images[:20])[1]
-        cnn_embed = embedding(images, cnn_boxes, "CNN faces")
-        line("(b) embedding per photo, CNN pipeline (detect + align + describe)",
-             f"{(cnn_detect + cnn_embed) * 1000:.0f}", " ms/photo")
+    if not args.pool_only:
+        detection(images, "hog", 0)
+        hog_boxes = detection(images, "hog", 1)
+        hog_embed = embedding(images, hog_boxes, "HOG faces")
+        crop_embed = embedding(images, [faces.whole_image_box(im) for im in images], "crop_as_face")
+        hog_detect = timed(lambda im: faces.detect(im, "hog", 1), images)[1]
+        line("(b) embedding per photo, HOG pipeline (detect + align + describe)",
+             f"{(hog_detect + hog_embed) * 1000:.0f}", " ms/photo")
+        line("(b) embedding per photo, crop_as_face (align + describe)", f"{crop_embed * 1000:.0f}", " ms/photo")
+        if not args.skip_cnn:
+            faces.detect(images[0], "cnn", 1)
+            cnn_boxes = detection(images, "cnn", 1)
+            cnn_detect = timed(lambda im: faces.detect(im, "cnn", 1), images[:20])[1]
+            cnn_embed = embedding(images, cnn_boxes, "CNN faces")
+            line("(b) embedding per photo, CNN pipeline (detect + align + describe)",
+                 f"{(cnn_detect + cnn_embed) * 1000:.0f}", " ms/photo")
 
-    # (c) processes, through kit.embed without the cache; alternated twice, best of each (the machine is shared)
+    # (c) processes, through kit.embed without the cache; alternated twice, best of each (the machine is shared).
+    # "cold": the pool's worker processes start in the call (faces.shutdown_pool() before it); "warm": a call
+    # right after another, which reuses the idle workers (they stay faces.POOL_IDLE_SECONDS).
     spec = faces.backbone()
-    runs = {1: [], args.workers: []}
+
+    def embed_run(workers):
+        first = []
+        t = time.perf_counter()
+        emb = kit.embed(imageset, backbone=spec, use_cache=False, num_workers=workers,
+                        progress=lambda d, n, s: first.append(time.perf_counter() - t) if d and not first else None)
+        return time.perf_counter() - t, first[0] if first else float("nan"), emb
+
+    runs = {"one": [], "cold": [], "warm": []}
     for _ in range(2):
-        for workers in runs:
-            first = []
-            t = time.perf_counter()
-            emb = kit.embed(imageset, backbone=spec, use_cache=False, num_workers=workers,
-                            progress=lambda d, n, s: first.append(time.perf_counter() - t) if d and not first else None)
-            runs[workers].append((time.perf_counter() - t, first[0] if first else float("nan"), emb))
-    (t_one, _, one), (t_many, first_many, many) = min(runs[1], key=lambda r: r[0]), min(runs[args.workers],
-                                                                                        key=lambda r: r[0])
-    line("(c) faces/s, one process", f"{len(one) / t_one:.1f}", " faces/s", f"{t_one:.1f} s for {len(one)} faces")
-    line(f"(c) faces/s, {args.workers} processes", f"{len(many) / t_many:.1f}", " faces/s",
-         f"{t_many:.1f} s; speed-up {t_one / t_many:.2f}x; first photos done after {first_many:.1f} s "
-         f"(pool start-up)")
+        runs["one"].append(embed_run(1))
+        faces.shutdown_pool()
+        runs["cold"].append(embed_run(args.workers))
+        runs["warm"].append(embed_run(args.workers))
+    (t_one, first_one, one), (t_cold, first_cold, many), (t_warm, first_warm, _) = (
+        min(runs[k], key=lambda r: r[0]) for k in ("one", "cold", "warm"))
+    line("(c) faces/s, one process", f"{len(one) / t_one:.1f}", " faces/s",
+         f"{t_one:.1f} s for {len(one)} faces of {len(imageset)} photos; first photo done after {first_one:.2f} s")
+    line(f"(c) faces/s, {args.workers} processes started by the call", f"{len(many) / t_cold:.1f}", " faces/s",
+         f"{t_cold:.1f} s; speed-up {t_one / t_cold:.2f}x; first photos done after {first_cold:.1f} s "
+         f"(workers start: import the kit, load the models)")
+    line(f"(c) faces/s, {args.workers} processes reused from the previous call", f"{len(many) / t_warm:.1f}",
+         " faces/s", f"{t_warm:.1f} s; speed-up {t_one / t_warm:.2f}x; first photos done after {first_warm:.2f} s")
     line("(c) largest descriptor difference, processes vs one process",
          f"{np.abs(one.vectors - many.vectors).max():.1e}", "", f"same paths: {one.paths == many.paths}")
     # the same engine on 3 passes over the photos (279 photos), so the pool's start-up weighs less
@@ -160,6 +174,7 @@ def main():
     rate = {1: [], args.workers: []}
     for _ in range(2):
         for workers in rate:
+            faces.shutdown_pool()
             stamps = []
             t = time.perf_counter()
             for _item in faces.map_photos(paths, faces.FaceSettings(), workers):
@@ -168,11 +183,19 @@ def main():
             rate[workers].append((len(paths) / stamps[-1], steady, stamps[0]))
     one_rate, many_rate = max(rate[1]), max(rate[args.workers])
     line(f"(c) photos/s over {len(paths)} photos, one process", f"{one_rate[0]:.1f}", " photos/s")
-    line(f"(c) photos/s over {len(paths)} photos, {args.workers} processes", f"{many_rate[0]:.1f}", " photos/s",
+    line(f"(c) photos/s over {len(paths)} photos, {args.workers} processes started by the call",
+         f"{many_rate[0]:.1f}", " photos/s",
          f"speed-up {many_rate[0] / one_rate[0]:.2f}x; after the first photo (start-up {many_rate[2]:.1f} s) "
          f"{many_rate[1]:.1f} vs {one_rate[1]:.1f} photos/s, {many_rate[1] / one_rate[1]:.2f}x")
+    breakeven = many_rate[2] / (1 / one_rate[1] - 1 / many_rate[1]) if many_rate[1] > one_rate[1] else float("inf")
+    line("(c) photos from which a pool started by the call is faster", f"{breakeven:.0f}", " photos",
+         f"these photos; larger photos cost more each and reach it sooner (faces.POOL_MIN_PHOTOS = "
+         f"{faces.POOL_MIN_PHOTOS})")
     line("(c) load average at the end", f"{os.getloadavg()[0]:.1f}", "",
          "other work on this shared machine slows (c); best of 2 alternated runs each")
+    faces.shutdown_pool()
+    if args.pool_only:
+        return
 
     # (d, e) clustering
     crops = kit.embed(imageset, backbone=faces.backbone(crop_as_face=True))

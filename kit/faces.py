@@ -34,10 +34,12 @@ Examples
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
+import re
+import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -275,11 +277,10 @@ def crop_features(images) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------- many photos
-def _init_worker(settings: dict) -> None:
-    s = FaceSettings(**settings)
-    _model("landmarks5"), _model("descriptor")
-    if not s.crop_as_face:
-        _model(s.detector)
+def _init_worker() -> None:
+    """Runs once in each worker process: load the models every setting needs (the CNN detector loads on
+    first use)."""
+    _model("landmarks5"), _model("descriptor"), _model("hog")
 
 
 def _work(chunk, settings: dict):
@@ -288,10 +289,39 @@ def _work(chunk, settings: dict):
 
 
 POOL_MIN_PHOTOS = 100
+#: Idle worker processes exit after this many seconds; a call within it reuses them (no start-up).
+POOL_IDLE_SECONDS = 60
+
+_POOL = None  # the kit's own loky executor (not joblib's shared one, which other libraries resize)
+_POOL_LOCK = threading.Lock()
 
 
-def _default_context() -> str:
-    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+def _pool(workers: int):
+    """The worker processes, started on first use and kept while busy or idle for less than
+    ``POOL_IDLE_SECONDS``. loky starts fresh interpreters that never import the caller's ``__main__``
+    (a script without a main guard, stdin, ``python -c``, Jupyter and Streamlit all work) and does not fork
+    a threaded parent."""
+    global _POOL
+    from joblib.externals.loky import ProcessPoolExecutor
+
+    with _POOL_LOCK:
+        pool = _POOL
+        if pool is None or pool._flags.broken or pool._flags.shutdown or pool._max_workers != workers:
+            if pool is not None:
+                pool.shutdown(wait=False)  # lets another thread's pending photos finish, then its workers exit
+            pool = _POOL = ProcessPoolExecutor(max_workers=workers, timeout=POOL_IDLE_SECONDS,
+                                               initializer=_init_worker)
+        return pool
+
+
+def shutdown_pool() -> None:
+    """Stop the idle worker processes now instead of after ``POOL_IDLE_SECONDS`` (they also stop when
+    Python exits)."""
+    global _POOL
+    with _POOL_LOCK:
+        pool, _POOL = _POOL, None
+    if pool is not None:
+        pool.shutdown(wait=True)
 
 
 def processes_for(n_photos: int, settings: FaceSettings, num_workers: int | None = None) -> int:
@@ -311,7 +341,7 @@ def processes_for(n_photos: int, settings: FaceSettings, num_workers: int | None
 
 
 def map_photos(paths, settings: FaceSettings | None = None, num_workers: int | None = None, progress=None,
-               mp_context: str | None = None, chunk_size: int | None = None):
+               chunk_size: int | None = None):
     """Face records of every photo, spread over ``num_workers`` processes (default: all cores).
 
     Yields ``(index, records, reason)`` as photos finish (any order): ``records`` as in
@@ -319,17 +349,15 @@ def map_photos(paths, settings: FaceSettings | None = None, num_workers: int | N
     :func:`processes_for` decides how many processes run: on 2 cores (``bench/faces.py``) one process
     does 15-16 photos/s (HOG, 150 px photos), two do 30 once started, but the pool's first result comes
     after 2-3 s (the workers import the kit and load the models), so below ``POOL_MIN_PHOTOS`` photos one
-    process is as fast. ``mp_context`` is ``"forkserver"`` (default where available: the workers fork
-    from a server that imported the caller's modules once) or ``"spawn"``; never ``"fork"``.
+    process is as fast. The worker processes are loky's (from joblib): they work from any entry point
+    (scripts without ``if __name__ == "__main__":``, stdin, ``python -c``, notebooks, Streamlit), stay for
+    ``POOL_IDLE_SECONDS`` after the call for the next one (:func:`shutdown_pool` stops them now), and a
+    worker that dies (out of memory, a crash in dlib) raises a RuntimeError instead of hanging.
     """
     s = (settings or FaceSettings()).validated()
     paths = list(paths)
     n = len(paths)
     workers = processes_for(n, s, num_workers)
-    ctx_name = mp_context or _default_context()
-    if ctx_name not in ("spawn", "forkserver"):
-        raise ValueError(f"mp_context={mp_context!r} must be 'spawn' or 'forkserver' (dlib is not fork-safe "
-                         f"in a threaded parent)")
     done = 0
     report(progress, 0, n, "faces")
     if workers == 1:
@@ -343,19 +371,29 @@ def map_photos(paths, settings: FaceSettings | None = None, num_workers: int | N
     items = list(enumerate(paths))
     chunks = [items[k:k + size] for k in range(0, n, size)]
     settings_dict = asdict(s)
-    pool = ProcessPoolExecutor(max_workers=int(workers), mp_context=multiprocessing.get_context(ctx_name),
-                               initializer=_init_worker, initargs=(settings_dict,))
+    pool = _pool(int(workers))
+    pending = set()
     try:
         pending = {pool.submit(_work, chunk, settings_dict) for chunk in chunks}
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
-                for item in fut.result():
+                try:
+                    result = fut.result()
+                except BrokenProcessPool as exc:
+                    codes = re.search(r"exit codes of the workers are (\S+)", str(exc))
+                    raise RuntimeError(
+                        f"num_workers={workers}: a face worker process stopped unexpectedly"
+                        f"{' (exit code ' + codes.group(1) + ')' if codes else ''}: it was killed (often for "
+                        f"lack of memory) or crashed in dlib. Pass num_workers=1 to work in this process and see "
+                        f"the error, or fewer workers if memory is short") from exc
+                for item in result:
                     done += 1
                     yield item
                 report(progress, done, n, "faces")
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for fut in pending:  # the caller stopped early or a worker died: drop what has not started
+            fut.cancel()
 
 
 def _embed_imageset(imageset: ImageSet, spec, cache_dir=None, progress=None, use_cache: bool = True,
