@@ -143,6 +143,32 @@ def sample_folder(random_state: int = 0) -> Path:
     return _build_once(name, build) / "images"
 
 
+CLOTHING_CLASSES = ("dress", "hat", "longsleeve", "outwear", "pants", "shirt", "shoes", "shorts", "skirt", "t-shirt")
+
+
+def clothing() -> Path:
+    """The kit's default real photos: 500 photos of clothing in 10 classes (50 each), a folder ``<class>/*.jpg``.
+
+    Photos of clothing items taken by their owners on varied backgrounds, from the CC0 "Clothing dataset
+    (subset)" by Alexey Grigorev and contributors, reduced to a 240 px short side (``assets/clothing`` in the
+    kit's repository holds them with their licence and source note). Unlike `sample_folder`, the classes are
+    real and some are close (shirt / t-shirt / longsleeve), so backbones score differently and K estimators
+    disagree. Read-only: nothing is written there.
+
+    Examples
+    --------
+    >>> import kit
+    >>> images = kit.load_folder(kit.datasets.clothing())
+    >>> len(images), sorted(set(images.labels))[:3]
+    (500, ['dress', 'hat', 'longsleeve'])
+    """
+    folder = Path(__file__).resolve().parents[1] / "assets" / "clothing" / "images"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"the default photos are not at {folder}: they ship in the kit's repository "
+                                f"(assets/clothing); install the kit from a checkout with `pip install -e .`")
+    return folder
+
+
 def _not_ours(folder: Path, what: str) -> ValueError:
     return ValueError(f"{str(folder)!r} already exists but was not made by {what} (it has no {_MARKER} marker); "
                       f"the kit never deletes a folder it did not create: move or delete it yourself, then retry")

@@ -292,3 +292,19 @@ def test_sample_faces_builtin_people():
     assert len(emb) == 32
     s = kit.faces.score(emb, kit.faces.cluster_faces(emb))
     assert s["bcubed_f"] >= 0.95
+
+
+def test_default_real_photos_ship_with_their_licence():
+    from PIL import Image
+
+    import kit
+
+    folder = kit.datasets.clothing()
+    images = kit.load_folder(folder)
+    assert len(images) == 500 and images.unreadable.empty
+    assert images.label_counts().to_dict() == {c: 50 for c in kit.datasets.CLOTHING_CLASSES}
+    with Image.open(images.paths[0]) as im:
+        assert min(im.size) == 240
+    assert "CC0 1.0" in (folder.parent / "LICENSE").read_text()
+    assert "CC0" in (folder.parent / "SOURCE.md").read_text()
+    assert sum(p.stat().st_size for p in folder.rglob("*.jpg")) < 10e6
