@@ -566,7 +566,7 @@ def crop_names(emb, ext: str = ".jpg") -> list:
 
 
 def crops_by_cluster(emb, labels, size: int = 112, margin: float = 0.2, progress=None) -> dict:
-    """``{cluster label: [(file name, PIL crop), ...]}`` for exports (seed 003's folders / Excel thumbnails).
+    """``{cluster label: [(file name, PIL crop), ...]}`` for exports (cluster folders / Excel thumbnails).
 
     Clusters are in label order; noise (-1) is kept under -1.
     """
