@@ -1,5 +1,6 @@
 """Clustering estimators with the scikit-learn API: ``fit(X)`` returns self, ``labels_`` (noise = -1),
-``fit_predict(X)``. Parameters are keyword-only and validated in ``fit``.
+``fit_predict(X)``. ``__init__`` only stores the parameters; ``fit`` checks them against the class's
+``_parameter_constraints`` (``kit._validation``) before touching ``X``.
 
 Estimators: ``KMeans`` (scikit-learn or faiss backend), ``MiniBatchKMeans``, ``Agglomerative`` (with the
 scipy linkage matrix for dendrograms), ``DBSCAN`` (+ ``k_distance`` to pick eps), ``HDBSCAN``
@@ -9,12 +10,19 @@ scipy linkage matrix for dendrograms), ``DBSCAN`` (+ ``k_distance`` to pick eps)
 """
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClusterMixin
 
 from ._knn import _normalise, knn, knn_graph
 from ._methods import NEEDS_K  # noqa: F401  (re-exported)
+from ._validation import (Interval, InvalidParameterError, ParamsValidationMixin, StrOptions, check_exclusive,
+                          validate_params)
+
+_POSITIVE_INT = Interval(Integral, 1, None, closed="left")
+_COSINE = Interval(Real, -1, 1, closed="both")  # a cosine similarity threshold
 
 
 def _check_X(X, name="X"):
@@ -28,10 +36,19 @@ def _check_X(X, name="X"):
     return X
 
 
-def _check_int(value, name, low=1):
-    if not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name}={value!r} must be an integer >= {low}")
-    return int(value)
+def _seed(random_state) -> int:
+    """An int seed for libraries that take only ints (faiss, leidenalg, infomap, numpy's Generator)."""
+    if random_state is None:
+        return 0
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31 - 1))
+    return int(random_state)
+
+
+def _check_n_clusters(k, n, caller):
+    if k > n:
+        raise ValueError(f"{caller}: n_clusters={k} is larger than the number of samples ({n}); "
+                         f"use n_clusters <= {n}")
 
 
 def _relabel(labels):
@@ -48,7 +65,10 @@ def _relabel(labels):
     return out
 
 
-class _Base(ClusterMixin, BaseEstimator):
+class _Base(ParamsValidationMixin, ClusterMixin, BaseEstimator):
+    """Estimators declare ``_parameter_constraints`` (see ``kit._validation``) and call
+    ``self._validate_params()`` first thing in ``fit``."""
+
     def fit_predict(self, X, y=None):
         return self.fit(X).labels_
 
@@ -82,34 +102,40 @@ class KMeans(_Base):
         self.max_points_per_centroid = max_points_per_centroid
         self.random_state = random_state
 
+    _parameter_constraints = {
+        "n_clusters": [_POSITIVE_INT],
+        "backend": [StrOptions({"auto", "sklearn", "sklearn-random", "faiss"})],
+        "n_init": [_POSITIVE_INT],
+        "max_iter": [_POSITIVE_INT],
+        "max_points_per_centroid": [_POSITIVE_INT, None],
+        "random_state": ["random_state"],
+    }
+
     def _choose(self, n, k):
-        allowed = ("auto", "sklearn", "sklearn-random", "faiss")
-        if self.backend not in allowed:
-            raise ValueError(f"backend={self.backend!r} must be one of {allowed}")
         if self.backend != "auto":
             return self.backend
         return "sklearn" if n * k <= PLUSPLUS_MAX_NK else "faiss"
 
     def fit(self, X, y=None):
+        self._validate_params()
         X = _check_X(X)
-        k = _check_int(self.n_clusters, "n_clusters")
-        if k > len(X):
-            raise ValueError(f"n_clusters={k} is larger than the number of samples ({len(X)})")
+        k = int(self.n_clusters)
+        _check_n_clusters(k, len(X), "KMeans")
         self.backend_ = self._choose(len(X), k)
         if self.backend_.startswith("sklearn"):
             from sklearn.cluster import KMeans as SK
 
             init = "k-means++" if self.backend_ == "sklearn" else "random"
-            km = SK(n_clusters=k, init=init, n_init=self.n_init, max_iter=self.max_iter,
+            km = SK(n_clusters=k, init=init, n_init=int(self.n_init), max_iter=int(self.max_iter),
                     random_state=self.random_state).fit(X)
             self.labels_, self.cluster_centers_ = km.labels_.astype(np.int64), km.cluster_centers_
             self.inertia_ = float(km.inertia_)
         else:
             import faiss
 
-            seed = 0 if self.random_state is None else int(self.random_state)
+            seed = _seed(self.random_state)
             mppc = self.max_points_per_centroid or -(-len(X) // k)
-            km = faiss.Kmeans(X.shape[1], k, niter=self.max_iter, nredo=self.n_init, seed=seed,
+            km = faiss.Kmeans(X.shape[1], k, niter=int(self.max_iter), nredo=int(self.n_init), seed=seed,
                               max_points_per_centroid=int(mppc), verbose=False)
             km.train(np.ascontiguousarray(X))
             dist, lab = km.index.search(np.ascontiguousarray(X), 1)
@@ -127,29 +153,48 @@ class MiniBatchKMeans(_Base):
         self.n_init = n_init
         self.random_state = random_state
 
+    _parameter_constraints = {
+        "n_clusters": [_POSITIVE_INT],
+        "batch_size": [_POSITIVE_INT],
+        "n_init": [_POSITIVE_INT],
+        "random_state": ["random_state"],
+    }
+
     def fit(self, X, y=None):
         from sklearn.cluster import MiniBatchKMeans as SK
 
+        self._validate_params()
         X = _check_X(X)
-        km = SK(n_clusters=_check_int(self.n_clusters, "n_clusters"), batch_size=self.batch_size,
-                n_init=self.n_init, random_state=self.random_state).fit(X)
+        _check_n_clusters(int(self.n_clusters), len(X), "MiniBatchKMeans")
+        km = SK(n_clusters=int(self.n_clusters), batch_size=int(self.batch_size),
+                n_init=int(self.n_init), random_state=self.random_state).fit(X)
         self.labels_, self.cluster_centers_, self.inertia_ = km.labels_.astype(np.int64), km.cluster_centers_, float(km.inertia_)
         return self
 
 
 # ---------------------------------------------------------------- hierarchical
 LINKAGES = ("ward", "average", "complete", "single")
+AGGLOMERATIVE_METRICS = ("euclidean", "cosine", "cityblock", "precomputed")
+DEFAULT_N_CLUSTERS = 8
 
 
 class Agglomerative(_Base):
     """Agglomerative clustering with scipy's hierarchy; ``linkage_matrix_`` feeds dendrograms.
 
-    Give ``n_clusters`` or ``distance_threshold``. ``metric`` is "euclidean" or "cosine" (ward needs
-    euclidean; on L2-normalised vectors the two orderings agree), or "precomputed" with a square distance
-    matrix (for example ``rerank_distance``; not with ward).
+    Give ``n_clusters`` or ``distance_threshold``, not both (both None: ``DEFAULT_N_CLUSTERS`` = 8 clusters).
+    ``metric`` is "euclidean" or "cosine" (ward needs euclidean; on L2-normalised vectors the two orderings
+    agree), "cityblock", or "precomputed" with a square distance matrix (for example ``rerank_distance``;
+    not with ward).
     """
 
-    def __init__(self, n_clusters=8, *, linkage="ward", metric="euclidean", distance_threshold=None):
+    _parameter_constraints = {
+        "n_clusters": [_POSITIVE_INT, None],
+        "linkage": [StrOptions(set(LINKAGES))],
+        "metric": [StrOptions(set(AGGLOMERATIVE_METRICS))],
+        "distance_threshold": [Interval(Real, 0, None, closed="left"), None],
+    }
+
+    def __init__(self, n_clusters=None, *, linkage="ward", metric="euclidean", distance_threshold=None):
         self.n_clusters = n_clusters
         self.linkage = linkage
         self.metric = metric
@@ -159,28 +204,29 @@ class Agglomerative(_Base):
         from scipy.cluster import hierarchy
         from scipy.spatial.distance import squareform
 
-        if self.linkage not in LINKAGES:
-            raise ValueError(f"linkage={self.linkage!r} must be one of {LINKAGES}")
+        self._validate_params()
+        check_exclusive("Agglomerative", n_clusters=self.n_clusters, distance_threshold=self.distance_threshold)
+        if self.linkage == "ward" and self.metric != "euclidean":
+            raise InvalidParameterError(
+                f"Agglomerative: linkage='ward' needs metric='euclidean'; got metric={self.metric!r}. "
+                "Use linkage='average' or 'complete' with that metric")
         if self.metric == "precomputed":
             D = np.asarray(X, dtype=np.float64)
             if D.ndim != 2 or D.shape[0] != D.shape[1]:
                 raise ValueError(f"metric='precomputed' needs a square distance matrix; got shape {D.shape}")
-            if self.linkage == "ward":
-                raise ValueError("linkage='ward' cannot use metric='precomputed'; use 'average' or 'complete'")
             D = (D + D.T) / 2
             np.fill_diagonal(D, 0)
             Z = hierarchy.linkage(squareform(D, checks=False), method=self.linkage)
         else:
             X = _check_X(X)
-            if self.linkage == "ward" and self.metric != "euclidean":
-                raise ValueError(f"linkage='ward' needs metric='euclidean', got metric={self.metric!r}")
             Z = hierarchy.linkage(X.astype(np.float64), method=self.linkage, metric=self.metric)
         self.linkage_matrix_ = Z
         if self.distance_threshold is not None:
             labels = hierarchy.fcluster(Z, t=float(self.distance_threshold), criterion="distance")
         else:
             # cut_tree gives exactly n_clusters even when the top merges tie (fcluster's maxclust then gives fewer)
-            k = min(_check_int(self.n_clusters, "n_clusters"), len(Z) + 1)
+            n_clusters = DEFAULT_N_CLUSTERS if self.n_clusters is None else int(self.n_clusters)
+            k = min(n_clusters, len(Z) + 1)
             labels = hierarchy.cut_tree(Z, n_clusters=k).ravel() + 1
         self.labels_ = _relabel(labels - 1)
         return self
@@ -194,15 +240,32 @@ def k_distance(X, k: int = 5):
     """
     from kneed import KneeLocator
 
-    sims, _ = knn(_check_X(X), k)
+    validate_params({"k": [_POSITIVE_INT]}, {"k": k}, "k_distance")
+    X = _check_X(X)
+    if k >= len(X):
+        raise ValueError(f"k_distance: k={k} needs more than k points; X has {len(X)}. Use k <= {len(X) - 1}")
+    sims, _ = knn(X, int(k))
     d = np.sort(1.0 - sims[:, -1])
     knee = KneeLocator(np.arange(len(d)), d, curve="convex", direction="increasing").knee
     eps = float(d[knee]) if knee is not None else float(np.median(d))
     return d, eps
 
 
+DBSCAN_METRICS = ("cosine", "euclidean", "l1", "l2", "manhattan", "cityblock", "chebyshev", "minkowski",
+                  "correlation", "precomputed")
+
+
 class DBSCAN(_Base):
-    """scikit-learn's DBSCAN with cosine distance by default; ``eps="auto"`` uses ``k_distance``'s knee."""
+    """scikit-learn's DBSCAN with cosine distance by default; ``eps="auto"`` uses ``k_distance``'s knee.
+
+    ``metric`` is one of ``DBSCAN_METRICS`` or a callable on two rows.
+    """
+
+    _parameter_constraints = {
+        "eps": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "min_samples": [_POSITIVE_INT],
+        "metric": [StrOptions(set(DBSCAN_METRICS)), callable],
+    }
 
     def __init__(self, eps="auto", *, min_samples=5, metric="cosine"):
         self.eps = eps
@@ -212,28 +275,38 @@ class DBSCAN(_Base):
     def fit(self, X, y=None):
         from sklearn.cluster import DBSCAN as SK
 
+        self._validate_params()
+        auto = isinstance(self.eps, str)
+        if auto and self.metric == "precomputed":
+            raise InvalidParameterError("DBSCAN: eps='auto' needs vectors, not metric='precomputed'; "
+                                        "give eps as a number")
         if self.metric != "precomputed":
             X = _check_X(X)
-        eps = self.eps
-        if eps == "auto":
-            if self.metric == "precomputed":
-                raise ValueError("eps='auto' needs vectors, not metric='precomputed'; give eps as a number")
-            _, eps = k_distance(X, self.min_samples)
-        if not isinstance(eps, (int, float)) or eps <= 0:
-            raise ValueError(f"eps={self.eps!r} must be a positive number or 'auto'")
+        eps = k_distance(X, int(self.min_samples))[1] if auto else self.eps
+        if eps <= 0:
+            raise ValueError("DBSCAN: eps='auto' found a knee at distance 0 (duplicate points); give eps as a number")
         self.eps_ = float(eps)
-        self.labels_ = _relabel(SK(eps=self.eps_, min_samples=self.min_samples, metric=self.metric).fit(X).labels_)
+        self.labels_ = _relabel(SK(eps=self.eps_, min_samples=int(self.min_samples), metric=self.metric)
+                                .fit(X).labels_)
         return self
 
 
 class HDBSCAN(_Base):
     """scikit-learn's HDBSCAN after a whitened PCA to ``reduce_to`` dimensions (default 5).
 
-    In 1280-d most points end as noise (../shared/K-ESTIMATION.md). Measured on clothing10 (lite0): PCA-5
+    In 1280-d most points end as noise. Measured on clothing10 (lite0): PCA-5
     whitened with ``min_cluster_size=15, min_samples=5`` finds 10 clusters at NMI 0.47 (noise counted as
     a cluster) but leaves about half the photos as noise; raw vectors give 3 clusters at NMI 0.22.
     ``noise_fraction_`` says how much was left out. ``reduce_to=None`` clusters the raw vectors.
     """
+
+    _parameter_constraints = {
+        "min_cluster_size": [Interval(Integral, 2, None, closed="left")],
+        "min_samples": [_POSITIVE_INT, None],
+        "reduce_to": [_POSITIVE_INT, None],
+        "whiten": ["boolean"],
+        "random_state": ["random_state"],
+    }
 
     def __init__(self, min_cluster_size=15, *, min_samples=5, reduce_to=5, whiten=True, random_state=0):
         self.min_cluster_size = min_cluster_size
@@ -245,17 +318,25 @@ class HDBSCAN(_Base):
     def fit(self, X, y=None):
         from sklearn.cluster import HDBSCAN as SK
 
+        self._validate_params()
         X = _check_X(X)
         if self.reduce_to is not None and X.shape[1] > self.reduce_to:
-            X = reduce(X, n_components=self.reduce_to, whiten=self.whiten, random_state=self.random_state)
-        self.labels_ = _relabel(SK(min_cluster_size=_check_int(self.min_cluster_size, "min_cluster_size", 2),
-                                   min_samples=self.min_samples, copy=True).fit(X).labels_)
+            X = reduce(X, n_components=int(self.reduce_to), whiten=bool(self.whiten), random_state=self.random_state)
+        min_samples = None if self.min_samples is None else int(self.min_samples)
+        self.labels_ = _relabel(SK(min_cluster_size=int(self.min_cluster_size), min_samples=min_samples,
+                                   copy=True).fit(X).labels_)
         self.noise_fraction_ = float(np.mean(self.labels_ < 0))
         return self
 
 
 class Spectral(_Base):
     """scikit-learn's SpectralClustering on a kNN affinity graph."""
+
+    _parameter_constraints = {
+        "n_clusters": [_POSITIVE_INT],
+        "n_neighbors": [_POSITIVE_INT],
+        "random_state": ["random_state"],
+    }
 
     def __init__(self, n_clusters=8, *, n_neighbors=10, random_state=0):
         self.n_clusters = n_clusters
@@ -265,10 +346,12 @@ class Spectral(_Base):
     def fit(self, X, y=None):
         from sklearn.cluster import SpectralClustering
 
+        self._validate_params()
         X = _check_X(X)
-        A = knn_graph(X, min(self.n_neighbors, len(X) - 1))
+        _check_n_clusters(int(self.n_clusters), len(X), "Spectral")
+        A = knn_graph(X, min(int(self.n_neighbors), len(X) - 1))
         self.labels_ = _relabel(SpectralClustering(
-            n_clusters=_check_int(self.n_clusters, "n_clusters"), affinity="precomputed",
+            n_clusters=int(self.n_clusters), affinity="precomputed",
             random_state=self.random_state, assign_labels="cluster_qr").fit(A).labels_)
         return self
 
@@ -331,7 +414,7 @@ except ImportError:  # pragma: no cover
 
 
 class ChineseWhispers(_Base):
-    """Chinese Whispers (Biemann 2006; seed 003) on a cosine kNN graph built with faiss.
+    """Chinese Whispers (Biemann 2006) on a cosine kNN graph built with faiss.
 
     Each node repeatedly takes the label with the largest total edge weight among its neighbours,
     visiting nodes in a random order per iteration. Edges below ``threshold`` (cosine similarity) are cut.
@@ -341,6 +424,13 @@ class ChineseWhispers(_Base):
     Hand-written (with numba) because no maintained package offers it on a sparse graph.
     """
 
+    _parameter_constraints = {
+        "threshold": [_COSINE, StrOptions({"auto"})],
+        "k": [_POSITIVE_INT],
+        "iterations": [_POSITIVE_INT],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, threshold="auto", *, k=20, iterations=30, random_state=0):
         self.threshold = threshold
         self.k = k
@@ -348,21 +438,19 @@ class ChineseWhispers(_Base):
         self.random_state = random_state
 
     def fit(self, X, y=None):
+        self._validate_params()
         X = _check_X(X)
-        k = min(_check_int(self.k, "k"), len(X) - 1)
-        sims, _ = knn(X, k)
-        thr = self.threshold
-        if thr == "auto":
-            kth = sims[:, -1]
-            thr = float(kth.mean() - kth.std())
-        if not isinstance(thr, (int, float)) or not -1 <= thr <= 1:
-            raise ValueError(f"threshold={self.threshold!r} must be a cosine similarity in [-1, 1] or 'auto'")
-        self.threshold_ = float(thr)
+        k = min(int(self.k), len(X) - 1)
+        if isinstance(self.threshold, str):  # "auto"
+            kth = knn(X, k)[0][:, -1]
+            self.threshold_ = float(kth.mean() - kth.std())
+        else:
+            self.threshold_ = float(self.threshold)
         g = knn_graph(X, k, threshold=self.threshold_)
         self.graph_ = g
-        rng = np.random.default_rng(self.random_state)
+        rng = np.random.default_rng(None if self.random_state is None else _seed(self.random_state))
         n = len(X)
-        orders = np.stack([rng.permutation(n) for _ in range(_check_int(self.iterations, "iterations"))])
+        orders = np.stack([rng.permutation(n) for _ in range(int(self.iterations))])
         labels = np.arange(n, dtype=np.int64)
         fn = _chinese_whispers_numba or _chinese_whispers_python
         labels = fn(g.indptr.astype(np.int64), g.indices.astype(np.int64), g.data.astype(np.float64), labels, orders)
@@ -372,12 +460,19 @@ class ChineseWhispers(_Base):
 
 def _edges(X, k, threshold):
     """Upper-triangle edges (rows, cols, weights) of the symmetric cosine kNN graph."""
-    g = sp.triu(knn_graph(X, min(_check_int(k, "k"), len(X) - 1), threshold=threshold), k=1).tocoo()
+    g = sp.triu(knn_graph(X, min(int(k), len(X) - 1), threshold=threshold), k=1).tocoo()
     return g.row.tolist(), g.col.tolist(), g.data.tolist()
 
 
 class Leiden(_Base):
     """Leiden community detection (``leidenalg``) on the cosine kNN graph; ``resolution`` sets granularity."""
+
+    _parameter_constraints = {
+        "k": [_POSITIVE_INT],
+        "resolution": [Interval(Real, 0, None, closed="neither")],
+        "threshold": [_COSINE, None],
+        "random_state": ["random_state"],
+    }
 
     def __init__(self, *, k=15, resolution=1.0, threshold=None, random_state=0):
         self.k = k
@@ -389,17 +484,24 @@ class Leiden(_Base):
         import igraph as ig
         import leidenalg
 
+        self._validate_params()
         X = _check_X(X)
         rows, cols, weights = _edges(X, self.k, self.threshold)
         graph = ig.Graph(n=len(X), edges=list(zip(rows, cols)))
         part = leidenalg.find_partition(graph, leidenalg.RBConfigurationVertexPartition, weights=weights,
-                                        resolution_parameter=float(self.resolution), seed=int(self.random_state or 0))
+                                        resolution_parameter=float(self.resolution), seed=_seed(self.random_state))
         self.labels_ = _relabel(np.asarray(part.membership))
         return self
 
 
 class Infomap(_Base):
     """Infomap (``infomap`` package, two-level) on the cosine kNN graph."""
+
+    _parameter_constraints = {
+        "k": [_POSITIVE_INT],
+        "threshold": [_COSINE, None],
+        "random_state": ["random_state"],
+    }
 
     def __init__(self, *, k=15, threshold=None, random_state=0):
         self.k = k
@@ -409,8 +511,9 @@ class Infomap(_Base):
     def fit(self, X, y=None):
         import infomap
 
+        self._validate_params()
         X = _check_X(X)
-        im = infomap.Infomap(two_level=True, silent=True, seed=int(self.random_state or 0) + 1, num_trials=2)
+        im = infomap.Infomap(two_level=True, silent=True, seed=_seed(self.random_state) + 1, num_trials=2)
         im.add_nodes(range(len(X)))
         for a, b, w in zip(*_edges(X, self.k, self.threshold)):
             im.add_link(a, b, w)
@@ -424,29 +527,39 @@ class Infomap(_Base):
 
 # ---------------------------------------------------------------- pre-steps
 def reduce(X, n_components=50, *, whiten=False, random_state=0):
-    """PCA (optionally whitened) to ``n_components`` dimensions (seed 000's ``--n-pca``); rows re-normalised."""
+    """PCA (optionally whitened) to ``n_components`` dimensions; rows re-normalised."""
     from sklearn.decomposition import PCA
 
+    validate_params({"n_components": [_POSITIVE_INT], "whiten": ["boolean"], "random_state": ["random_state"]},
+                    {"n_components": n_components, "whiten": whiten, "random_state": random_state}, "reduce")
     X = _check_X(X)
-    n_components = min(_check_int(n_components, "n_components"), X.shape[0], X.shape[1])
-    Y = PCA(n_components=n_components, whiten=whiten, random_state=random_state).fit_transform(X)
+    n_components = min(int(n_components), X.shape[0], X.shape[1])
+    Y = PCA(n_components=n_components, whiten=bool(whiten), random_state=random_state).fit_transform(X)
     return _normalise(Y)
 
 
+RERANK_MAX_N = 20000
+
+
 def rerank_distance(X, k1=20, k2=6, lambda_value=0.3):
-    """k-reciprocal re-ranking distance (Zhong et al., CVPR 2017; seed 000's "rerank"), N x N.
+    """k-reciprocal re-ranking distance (Zhong et al., CVPR 2017), N x N.
 
     A pair is close when each is in the other's (expanded) k-reciprocal neighbourhood; the Jaccard
     distance of those neighbourhoods is blended with the original distance by ``lambda_value``. Usable as
     ``metric="precomputed"`` for ``DBSCAN`` and ``Agglomerative``. Memory is O(N^2): up to ~20k points.
     Written here from the paper: no maintained package provides it outside person re-id code bases.
     """
+    validate_params({"k1": [_POSITIVE_INT], "k2": [_POSITIVE_INT],
+                     "lambda_value": [Interval(Real, 0, 1, closed="both")]},
+                    {"k1": k1, "k2": k2, "lambda_value": lambda_value}, "rerank_distance")
+    n = len(X) if hasattr(X, "__len__") else None
+    if n is not None and n > RERANK_MAX_N:  # before converting a huge X
+        raise ValueError(f"rerank_distance is O(N^2) in memory; N={n} is above {RERANK_MAX_N}: reduce or sample first")
     X = _normalise(_check_X(X))
     n = len(X)
-    if n > 20000:
-        raise ValueError(f"rerank_distance is O(N^2) in memory; N={n} is above 20000: reduce or sample first")
-    k1 = min(_check_int(k1, "k1"), n - 1)
-    k2 = min(_check_int(k2, "k2"), n)
+    lambda_value = float(lambda_value)
+    k1 = min(int(k1), n - 1)
+    k2 = min(int(k2), n)
     original = np.clip(2.0 - 2.0 * (X @ X.T), 0, None).astype(np.float32)  # squared euclidean on the sphere
     original /= original.max(axis=0, keepdims=True) + 1e-12
     rank = np.argsort(original, axis=1)[:, : k1 + 1]
@@ -493,13 +606,21 @@ def co_association(labelings) -> np.ndarray:
 
 
 class Ensemble(_Base):
-    """Cluster several embeddings of the same images and combine the labelings (seed 000).
+    """Cluster several embeddings of the same images and combine the labelings.
 
     ``combine="coassociation"``: average-linkage clustering of 1 - co-association (evidence accumulation).
-    ``combine="stack"``: seed 000's own way, k-means on the stacked one-hot label vectors (a baseline).
+    ``combine="stack"``: k-means on the stacked one-hot label vectors (a baseline).
     ``fit`` takes a list of arrays (one per backbone, same rows) or of precomputed label vectors when
     ``base=None``.
     """
+
+    _parameter_constraints = {
+        "n_clusters": [_POSITIVE_INT],
+        "base": None,  # [StrOptions(set(METHODS)), None], set below METHODS
+        "base_params": [dict, None],
+        "combine": [StrOptions({"coassociation", "stack"})],
+        "random_state": ["random_state"],
+    }
 
     def __init__(self, n_clusters=8, *, base="kmeans", base_params=None, combine="coassociation", random_state=0):
         self.n_clusters = n_clusters
@@ -509,9 +630,10 @@ class Ensemble(_Base):
         self.random_state = random_state
 
     def fit(self, Xs, y=None):
+        self._validate_params()
         if not isinstance(Xs, (list, tuple)) or len(Xs) < 2:
             raise ValueError("Ensemble.fit needs a list of at least two embeddings (or labelings with base=None)")
-        k = _check_int(self.n_clusters, "n_clusters")
+        k = int(self.n_clusters)
         if self.base is None:
             labelings = [np.asarray(l) for l in Xs]
         else:
@@ -521,14 +643,12 @@ class Ensemble(_Base):
         if self.combine == "coassociation":
             D = 1.0 - co_association(labelings)
             self.labels_ = Agglomerative(k, linkage="average", metric="precomputed").fit(D).labels_
-        elif self.combine == "stack":
+        else:  # "stack"
             blocks = []
             for lab in labelings:
                 lab = np.where(lab < 0, lab.max() + 1, lab)
                 blocks.append(np.eye(lab.max() + 1, dtype=np.float32)[lab])
             self.labels_ = KMeans(k, random_state=self.random_state).fit(np.hstack(blocks)).labels_
-        else:
-            raise ValueError(f"combine={self.combine!r} must be 'coassociation' or 'stack'")
         return self
 
 
@@ -537,13 +657,13 @@ METHODS = {
     "hdbscan": HDBSCAN, "spectral": Spectral, "chinese_whispers": ChineseWhispers, "leiden": Leiden,
     "infomap": Infomap,
 }
+Ensemble._parameter_constraints["base"] = [StrOptions(set(METHODS)), None]
 
 
 def make(name: str, **params):
     """Build a clustering estimator by name (``METHODS``); parameters it does not take are ignored
     only for ``random_state`` and ``n_clusters``, others raise."""
-    if name not in METHODS:
-        raise ValueError(f"method={name!r} is not one of {sorted(METHODS)}")
+    validate_params({"name": [StrOptions(set(METHODS))]}, {"name": name}, "make")
     cls = METHODS[name]
     accepted = cls._get_param_names()
     for soft in ("random_state", "n_clusters"):

@@ -11,6 +11,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,11 @@ import pandas as pd
 
 from . import backbones as _bb
 from .cache import EmbeddingCache
-from .io import ImageSet, _empty_unreadable, file_hash, load_folder, read_image
+from ._validation import Interval, StrOptions, validate_params
+from .io import RESIZE_MODES, ImageSet, _empty_unreadable, file_hash, load_folder, read_image
 from .progress import report
 
-RESIZE_MODES = ("center_crop", "squash", "pad")
+_POSITIVE_INT = Interval(Integral, 1, None, closed="left")
 
 
 @dataclass
@@ -145,10 +147,12 @@ def embed(images, backbone=_bb.DEFAULT_BACKBONE, batch_size: int = 32, cache_dir
     >>> emb.vectors.shape  # doctest: +SKIP
     (360, 1280)
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} must be a positive integer, e.g. 32")
-    if resize not in RESIZE_MODES:
-        raise ValueError(f"resize={resize!r} is not one of {RESIZE_MODES}")
+    validate_params({"batch_size": [_POSITIVE_INT], "resize": [StrOptions(set(RESIZE_MODES))],
+                     "use_cache": ["boolean"], "num_workers": [_POSITIVE_INT, None], "progress": [callable, None],
+                     "cache_dir": [str, os.PathLike, None]},
+                    {"batch_size": batch_size, "resize": resize, "use_cache": use_cache, "num_workers": num_workers,
+                     "progress": progress, "cache_dir": cache_dir}, "embed")
+    batch_size = int(batch_size)
     t0 = time.perf_counter()
     imageset = _as_imageset(images)
     spec = _bb.get(backbone)

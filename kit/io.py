@@ -10,14 +10,19 @@ import hashlib
 import os
 import warnings
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps
 
+from ._validation import Interval, StrOptions, validate_params
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 DEFAULT_MAX_PIXELS = 150_000_000
+RESIZE_MODES = ("center_crop", "squash", "pad")
+_POSITIVE_INT = Interval(Integral, 1, None, closed="left")
 _HASH_CHUNK = 1 << 20
 _ORIENTATION = 0x0112
 _TRANSPOSE = {
@@ -191,6 +196,9 @@ def load_folder(path, labels="folders", recursive: bool = True, max_pixels: int 
     >>> import kit
     >>> images = kit.load_folder(kit.datasets.sample_folder())  # doctest: +SKIP
     """
+    validate_params({"path": [str, os.PathLike], "labels": [str, os.PathLike, None], "recursive": ["boolean"],
+                     "max_pixels": [_POSITIVE_INT]},
+                    {"path": path, "labels": labels, "recursive": recursive, "max_pixels": max_pixels}, "load_folder")
     root = Path(path).expanduser()
     if not root.is_dir():
         raise NotADirectoryError(f"path={str(path)!r} is not a folder; pass the folder that holds the images")
@@ -284,6 +292,7 @@ def _to_rgb(im: Image.Image) -> Image.Image:
 
 
 def _resize(im: Image.Image, size: int, mode: str) -> Image.Image:
+    """``mode`` is one of ``RESIZE_MODES`` (checked by the public callers)."""
     if mode == "center_crop":
         w, h = im.size
         s = min(w, h)
@@ -292,9 +301,7 @@ def _resize(im: Image.Image, size: int, mode: str) -> Image.Image:
                          reducing_gap=None)
     if mode == "squash":
         return im.resize((size, size), Image.Resampling.BILINEAR)
-    if mode == "pad":
-        return ImageOps.pad(im, (size, size), Image.Resampling.BILINEAR, color=(255, 255, 255))
-    raise ValueError(f"resize={mode!r} is not one of 'center_crop', 'squash', 'pad'")
+    return ImageOps.pad(im, (size, size), Image.Resampling.BILINEAR, color=(255, 255, 255))  # "pad"
 
 
 def read_image(path, size: int | None = None, resize: str = "center_crop",
@@ -309,7 +316,14 @@ def read_image(path, size: int | None = None, resize: str = "center_crop",
     ------
     ValueError
         For any file that cannot be decoded; the message is the reason.
+    InvalidParameterError
+        (a ValueError) for a bad ``size``, ``resize`` or ``max_pixels``, before the file is opened.
     """
+    validate_params({"size": [_POSITIVE_INT, None], "resize": [StrOptions(set(RESIZE_MODES))],
+                     "max_pixels": [_POSITIVE_INT]},
+                    {"size": size, "resize": resize, "max_pixels": max_pixels}, "read_image")
+    if size is not None:
+        size = int(size)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -11,6 +11,7 @@ undefined (fewer than two clusters, or every point its own cluster).
 from __future__ import annotations
 
 import math
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,10 @@ from sklearn import metrics as _skm
 from sklearn.metrics.cluster import contingency_matrix
 from sklearn.utils import check_random_state
 
+from ._validation import Interval, StrOptions, validate_params
+
 NOISE_POLICIES = ("cluster", "singletons")
+_NOISE = [StrOptions(set(NOISE_POLICIES))]  # "cluster": noise points form one cluster; "singletons": one each
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -42,15 +46,9 @@ def _noise_mask(arr: np.ndarray) -> np.ndarray:
     return np.zeros(arr.shape, dtype=bool)  # string labels have no noise marker
 
 
-def _check_noise(noise) -> None:
-    if noise not in NOISE_POLICIES:
-        raise ValueError(f"noise={noise!r} is not supported; use 'cluster' (noise points form one cluster) "
-                         "or 'singletons' (each noise point is its own cluster).")
-
-
-def _check_pair(labels_true, labels_pred, noise: str = "cluster"):
+def _check_pair(labels_true, labels_pred, noise: str = "cluster", caller: str = "score"):
     """Validate both labelings; return them as integer codes with the noise policy applied to the prediction."""
-    _check_noise(noise)
+    validate_params({"noise": _NOISE}, {"noise": noise}, caller)
     t, p = _as_labels(labels_true, "labels_true"), _as_labels(labels_pred, "labels_pred")
     if t.shape[0] != p.shape[0]:
         raise ValueError(f"labels_true and labels_pred have different lengths: {t.shape[0]} and {p.shape[0]}; "
@@ -109,7 +107,7 @@ def _hungarian(c) -> float:
 # ------------------------------------------------------------------------------------- external scores
 def _sklearn_score(sk_func, name: str, what: str):
     def metric(labels_true, labels_pred, noise: str = "cluster") -> float:
-        t, p = _check_pair(labels_true, labels_pred, noise)
+        t, p = _check_pair(labels_true, labels_pred, noise, name)
         return float(sk_func(t, p))
 
     metric.__name__ = metric.__qualname__ = name
@@ -152,7 +150,7 @@ def purity(labels_true, labels_pred, noise: str = "cluster") -> float:
     >>> purity([0, 0, 1, 1], [0, 0, 0, 1])
     0.75
     """
-    return _purity(_contingency(*_check_pair(labels_true, labels_pred, noise)))
+    return _purity(_contingency(*_check_pair(labels_true, labels_pred, noise, "purity")))
 
 
 def hungarian_accuracy(labels_true, labels_pred, noise: str = "cluster") -> float:
@@ -165,7 +163,7 @@ def hungarian_accuracy(labels_true, labels_pred, noise: str = "cluster") -> floa
     >>> hungarian_accuracy([0, 0, 1, 1], [5, 5, 7, 8])
     0.75
     """
-    return _hungarian(_contingency(*_check_pair(labels_true, labels_pred, noise)))
+    return _hungarian(_contingency(*_check_pair(labels_true, labels_pred, noise, "hungarian_accuracy")))
 
 
 def pairwise_precision_recall_f(labels_true, labels_pred, noise: str = "cluster") -> tuple:
@@ -184,7 +182,7 @@ def pairwise_precision_recall_f(labels_true, labels_pred, noise: str = "cluster"
     >>> pairwise_precision_recall_f([0, 0, 1, 1], [0, 0, 0, 0])
     (0.3333333333333333, 1.0, 0.5)
     """
-    return _pairwise(_contingency(*_check_pair(labels_true, labels_pred, noise)))
+    return _pairwise(_contingency(*_check_pair(labels_true, labels_pred, noise, "pairwise_precision_recall_f")))
 
 
 def pairwise_f(labels_true, labels_pred, noise: str = "cluster") -> float:
@@ -195,7 +193,7 @@ def pairwise_f(labels_true, labels_pred, noise: str = "cluster") -> float:
     >>> pairwise_f([0, 0, 1, 1], [0, 0, 1, 1])
     1.0
     """
-    return pairwise_precision_recall_f(labels_true, labels_pred, noise)[2]
+    return _pairwise(_contingency(*_check_pair(labels_true, labels_pred, noise, "pairwise_f")))[2]
 
 
 def bcubed_precision_recall_f(labels_true, labels_pred, noise: str = "cluster") -> tuple:
@@ -213,7 +211,7 @@ def bcubed_precision_recall_f(labels_true, labels_pred, noise: str = "cluster") 
     >>> bcubed_precision_recall_f([0, 0, 1, 1], [0, 0, 0, 0])
     (0.5, 1.0, 0.6666666666666666)
     """
-    return _bcubed(_contingency(*_check_pair(labels_true, labels_pred, noise)))
+    return _bcubed(_contingency(*_check_pair(labels_true, labels_pred, noise, "bcubed_precision_recall_f")))
 
 
 def bcubed_f(labels_true, labels_pred, noise: str = "cluster") -> float:
@@ -224,7 +222,7 @@ def bcubed_f(labels_true, labels_pred, noise: str = "cluster") -> float:
     >>> bcubed_f([0, 0, 1, 1], [0, 0, 1, 1])
     1.0
     """
-    return bcubed_precision_recall_f(labels_true, labels_pred, noise)[2]
+    return _bcubed(_contingency(*_check_pair(labels_true, labels_pred, noise, "bcubed_f")))[2]
 
 
 #: The scalar external scores, by the name :func:`score` gives them.
@@ -262,8 +260,9 @@ def silhouette(X, labels, sample_size: int = 10000, random_state=0) -> float:
     >>> silhouette([[0, 0], [0, 1], [9, 9], [9, 8]], [0, 0, 1, 1]) > 0.8
     True
     """
-    if sample_size is not None and (not isinstance(sample_size, (int, np.integer)) or sample_size < 2):
-        raise ValueError(f"sample_size={sample_size!r} must be an integer >= 2, or None to score all points.")
+    validate_params({"sample_size": [Interval(Integral, 2, None, closed="left"), None],
+                     "random_state": ["random_state"]},
+                    {"sample_size": sample_size, "random_state": random_state}, "silhouette")
     prepared = _internal(X, labels)
     if prepared is None:
         return math.nan
@@ -342,6 +341,8 @@ def score(truth, labels, X=None, noise: str = "cluster", random_state=0) -> dict
     >>> score([0, 0, 1, 1], [0, 0, 1, 1])["pairwise_f"]
     1.0
     """
+    validate_params({"noise": _NOISE, "random_state": ["random_state"]},
+                    {"noise": noise, "random_state": random_state}, "score")
     row = {}
     if truth is not None:
         t, p = _check_pair(truth, labels, noise)
@@ -351,8 +352,6 @@ def score(truth, labels, X=None, noise: str = "cluster", random_state=0) -> dict
         row.update(homogeneity=h, completeness=cpl, v_measure=v, purity=_purity(c), accuracy=_hungarian(c))
         row["pairwise_precision"], row["pairwise_recall"], row["pairwise_f"] = _pairwise(c)
         row["bcubed_precision"], row["bcubed_recall"], row["bcubed_f"] = _bcubed(c)
-    else:
-        _check_noise(noise)
     if X is not None:
         row["silhouette"] = silhouette(X, labels, random_state=random_state)
         row["calinski_harabasz"] = calinski_harabasz(X, labels)

@@ -26,12 +26,14 @@ import re
 import time
 import warnings
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
 
 from ._config import __version__, kit_home
 from .cache import _atomic_write, _claim, _is_plain_file, _require_marker
+from ._validation import Interval, StrOptions, validate_params
 from .progress import report
 
 METHODS = ("pca", "tsne", "umap")
@@ -104,11 +106,21 @@ def _as_matrix(X) -> np.ndarray:
     return X
 
 
-def _check_n_components(n_components) -> int:
-    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) \
-            or not 1 <= n_components <= 3:
-        raise ValueError(f"n_components={n_components!r} is not supported; use 2 (or 3, or 1)")
-    return int(n_components)
+_CONSTRAINTS = {
+    "method": [StrOptions(set(METHODS))],
+    "n_components": [Interval(Integral, 1, 3, closed="both")],
+    "random_state": ["random_state"],
+    "use_cache": ["boolean"],
+    "progress": [callable, None],
+}
+# Types and ranges of the estimator parameters the kit sets defaults for; the ranges that depend on N are
+# checked once X is known (in the setup functions).
+_METHOD_CONSTRAINTS = {
+    "pca": {},
+    "tsne": {"perplexity": [Interval(Real, 0, None, closed="neither")]},
+    "umap": {"n_neighbors": [Interval(Integral, 2, None, closed="left")],
+             "min_dist": [Interval(Real, 0, None, closed="left")]},
+}
 
 
 def _check_size(X: np.ndarray, n_components: int, method: str) -> None:
@@ -120,15 +132,6 @@ def _check_size(X: np.ndarray, n_components: int, method: str) -> None:
     if method == "pca" and d < n_components:
         raise ValueError(f"X has D={d} columns; PCA cannot give n_components={n_components} > D. "
                          f"Use n_components<={d} or another method")
-
-
-def _check_random_state(random_state):
-    if random_state is None or isinstance(random_state, np.random.RandomState):
-        return random_state
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        return int(random_state)
-    raise ValueError(f"random_state={random_state!r} must be an int, None or a numpy RandomState; "
-                     "pass an int (e.g. 0) for reproducible coordinates")
 
 
 def _check_params(method: str, cls, params: dict, reserved: tuple) -> None:
@@ -381,11 +384,13 @@ def project(X, method: str = "umap", n_components: int = 2, random_state=0, cach
     ((50, 2), 'float32', False)
     """
     start = time.perf_counter()
-    if not isinstance(method, str) or method.lower() not in METHODS:
-        raise ValueError(f"method={method!r} is not supported; use one of {', '.join(repr(m) for m in METHODS)}")
-    method = method.lower()
-    n_components = _check_n_components(n_components)
-    random_state = _check_random_state(random_state)
+    method = method.lower() if isinstance(method, str) else method
+    validate_params(_CONSTRAINTS, {"method": method, "n_components": n_components, "random_state": random_state,
+                                   "use_cache": use_cache, "progress": progress}, "project")
+    known = _METHOD_CONSTRAINTS[method]
+    validate_params(known, {k: v for k, v in params.items() if k in known}, f"project(method={method!r})")
+    n_components = int(n_components)
+    random_state = int(random_state) if isinstance(random_state, Integral) else random_state
     X = _as_matrix(X)
     _check_size(X, n_components, method)
 
@@ -442,6 +447,8 @@ def trustworthiness(X, coords, n_neighbors: int = 10, metric: str = "cosine") ->
     >>> round(trustworthiness(X, X[:, :5], n_neighbors=5, metric="euclidean"), 3)
     1.0
     """
+    validate_params({"n_neighbors": [Interval(Integral, 1, None, closed="left")], "metric": [str, callable]},
+                    {"n_neighbors": n_neighbors, "metric": metric}, "trustworthiness")
     from sklearn.manifold import trustworthiness as _tw
 
     X = _as_matrix(X)
@@ -452,8 +459,6 @@ def trustworthiness(X, coords, n_neighbors: int = 10, metric: str = "cosine") ->
         raise ValueError(f"coords has {coords.shape[0]} rows but X has {X.shape[0]}; "
                          "pass the projection of these very vectors")
     n = X.shape[0]
-    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)) \
-            or not 1 <= n_neighbors < n / 2:
-        raise ValueError(f"n_neighbors={n_neighbors!r} must be an int with 1 <= n_neighbors < N/2 = {n / 2:g}; "
-                         "lower it")
+    if not n_neighbors < n / 2:
+        raise ValueError(f"trustworthiness: n_neighbors={n_neighbors!r} must be below N/2 = {n / 2:g}; lower it")
     return float(_tw(X, coords, n_neighbors=int(n_neighbors), metric=metric))

@@ -194,7 +194,7 @@ def test_too_few_points_raise(method, tmp_path):
 # -------------------------------------------------------------------------------------------- errors
 
 def test_unknown_method_names_the_choices():
-    with pytest.raises(ValueError, match=r"method='tsne2'.*'pca', 'tsne', 'umap'"):
+    with pytest.raises(ValueError, match=r"'method' parameter of project must be a str among \{'pca', 'tsne', 'umap'\}; got 'tsne2'"):
         project(np.ones((10, 3)), method="tsne2")
 
 
@@ -214,9 +214,9 @@ def test_bad_shapes_raise(X, match):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(n_components=4), "n_components=4"),
-    (dict(n_components=2.0), "n_components=2.0"),
-    (dict(random_state="0"), "random_state='0'"),
+    (dict(n_components=4), r"'n_components' parameter of project must be an int in the range \[1, 3\]; got 4 \(int\)"),
+    (dict(n_components=2.0), r"'n_components' parameter of project .*; got 2.0 \(float\)"),
+    (dict(random_state="0"), r"'random_state' parameter of project must be an int .*RandomState.* or None; got '0'"),
     (dict(method="tsne", perplexity=50), r"perplexity=50.*N=20.*6\.33"),
     (dict(method="tsne", n_components=3, negative_gradient_method="fft"), "negative_gradient_method='fft'.*'bh'"),
     (dict(method="umap", n_neighbors=20), r"n_neighbors=20.*N=20.*19"),
