@@ -129,7 +129,8 @@ def scores(folder: str, backbone: str, method: str, params_json: str) -> dict:
 
 
 @st.cache_data(show_spinner="Estimating K with every method...", max_entries=8)
-def k_table(folder: str, backbone: str) -> pd.DataFrame:
+def k_result(folder: str, backbone: str):
+    """``kit.k.estimate``'s ``KResult`` (consensus, verdict, table of methods, their curves)."""
     return kit.k.estimate(_embed(folder, backbone).vectors, n_bootstrap=1)
 
 
@@ -157,7 +158,7 @@ def thumbnail_uris(paths: tuple) -> list:
 
 @st.cache_data(show_spinner="Classifying...", max_entries=256)
 def top5(path: str, backbone: str) -> pd.DataFrame:
-    return kit.inspect.top_labels([path], backbone=backbone, k=5)
+    return kit.inspect.top_labels([path], backbone=backbone, k=5).table
 
 
 # ------------------------------------------------------------------ sidebar
@@ -256,13 +257,6 @@ def current_result(folder: str):
     emb = embeddings(folder, bb)
     labels = cluster_labels(folder, bb, method, params_json)
     return images, bb, method, params_json, emb, labels
-
-
-def plain(df: pd.DataFrame) -> pd.DataFrame:
-    """The table without ``.attrs`` (kit keeps estimates and tables there), which Arrow cannot serialise."""
-    out = df.copy(deep=False)
-    out.attrs = {}
-    return out
 
 
 def need_folder(folder) -> bool:

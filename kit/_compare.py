@@ -1,4 +1,4 @@
-"""Compare backbones and clustering methods on the same images in one call (seed 002's score table)."""
+"""Compare backbones and clustering methods on the same images in one call (one score table, a row per pair)."""
 from __future__ import annotations
 
 import time
@@ -17,12 +17,11 @@ def choose_k(X, random_state=0) -> int:
     """The kit's automatic K: the consensus of ``kit.k.estimate`` (fast methods, one bootstrap)."""
     from .k import estimate
 
-    table = estimate(X, n_bootstrap=1, random_state=random_state)
-    k = table.iloc[-1]["k"]
-    if k is None or pd.isna(k):
+    result = estimate(X, n_bootstrap=1, random_state=random_state)
+    if result.k is None:
         raise ValueError("k='auto' found no clear K in this data (every method answered at the range ends); "
                          "pass k as an integer")
-    return int(k)
+    return int(result.k)
 
 
 def compare(images, backbones=("efficientnet_lite0",), methods=("kmeans",), k="auto", random_state=0,

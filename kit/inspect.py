@@ -1,5 +1,5 @@
 """What a network sees: ImageNet top-k labels, class activation maps (CAM), Grad-CAM, guided
-backpropagation and guided Grad-CAM, and explanations of whole clusters (seed 004).
+backpropagation and guided Grad-CAM, and explanations of whole clusters (what the network recognises in each cluster).
 
 Maps are computed on the network input (the whole photo squashed to the input size, so the map covers
 every pixel) and returned at the photo's own resolution, with an overlay image to look at.
@@ -76,13 +76,24 @@ def predict_proba(images, backbone=_bb.DEFAULT_BACKBONE, batch_size=32, progress
     return good, (np.vstack(probs) if probs else np.zeros((0, 1000), np.float32)), unreadable
 
 
-def top_labels(images, backbone=_bb.DEFAULT_BACKBONE, k=5, batch_size=32, progress=None) -> pd.DataFrame:
+@dataclass
+class TopLabels:
+    """``top_labels``'s answer: ``table`` (one row per photo and rank: ``path, rank, class_index, synset, name,
+    probability``; ``rank`` 1 = best) and ``unreadable`` (``path, reason`` of the images that could not be read).
+    Both are plain DataFrames."""
+
+    table: pd.DataFrame
+    unreadable: pd.DataFrame
+
+
+def top_labels(images, backbone=_bb.DEFAULT_BACKBONE, k=5, batch_size=32, progress=None) -> TopLabels:
     """Top-``k`` ImageNet labels of every image.
 
     Returns
     -------
-    DataFrame with columns ``path, rank, class_index, synset, name, probability`` (``rank`` 1 = best);
-    ``.attrs["unreadable"]`` lists images that could not be read.
+    TopLabels
+        ``.table`` with columns ``path, rank, class_index, synset, name, probability`` (``rank`` 1 = best);
+        ``.unreadable`` lists the images that could not be read, with the reason.
     """
     if not isinstance(k, int) or not 1 <= k <= 1000:
         raise ValueError(f"k={k!r} must be an integer between 1 and 1000")
@@ -91,8 +102,12 @@ def top_labels(images, backbone=_bb.DEFAULT_BACKBONE, k=5, batch_size=32, progre
     rows = [(p, r + 1, int(c), synset(c), class_name(c), float(probs[i, c]))
             for i, p in enumerate(paths) for r, c in enumerate(order[i])]
     table = pd.DataFrame(rows, columns=["path", "rank", "class_index", "synset", "name", "probability"])
-    table.attrs["unreadable"] = unreadable
-    return table
+    return TopLabels(table=table, unreadable=unreadable.reset_index(drop=True))
+
+
+def _top_table(top) -> pd.DataFrame:
+    """The table of a ``TopLabels`` (or a table given as is)."""
+    return top.table if isinstance(top, TopLabels) else top
 
 
 # ------------------------------------------------------------------ maps
@@ -281,7 +296,7 @@ def explain_cluster(embeddings, labels, cluster: int, backbone=None, top=None, n
                     with_cam=True) -> ClusterExplanation:
     """Explain one cluster of ``embeddings`` (an ``Embeddings``) labelled by ``labels``.
 
-    ``top``: a ``top_labels`` table for these images (computed when None).
+    ``top``: ``top_labels`` of these images (the ``TopLabels`` or its table; computed when None).
     """
     labels = np.asarray(labels)
     if len(labels) != len(embeddings.paths):
@@ -295,8 +310,7 @@ def explain_cluster(embeddings, labels, cluster: int, backbone=None, top=None, n
     order = np.argsort(-(X @ centroid))
     reps = [embeddings.paths[members[i]] for i in order[:n_members]]
     member_paths = [embeddings.paths[i] for i in members]
-    if top is None:
-        top = top_labels(member_paths, backbone=backbone, k=1)
+    top = top_labels(member_paths, backbone=backbone, k=1).table if top is None else _top_table(top)
     first = top[(top["rank"] == 1) & top["path"].isin(set(member_paths))]
     counts = first["name"].value_counts()
     table = pd.DataFrame({"name": counts.index, "count": counts.to_numpy(),

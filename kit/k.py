@@ -1,10 +1,16 @@
 """Estimating the number of clusters K. Each method returns a ``KEstimate``: its answer and the evidence
 behind it (a curve over k, or a dendrogram's merge heights). ``estimate`` runs several and adds a consensus.
 
-Read ../shared/K-ESTIMATION.md: on real photo embeddings most indices answer the smallest k (coarse
+Measured on real photo embeddings (docs/estimating-k.md): most indices answer the smallest k (coarse
 splits such as shoes vs garments dominate), the gap statistic rarely peaks, and a plain median is only as
 good as the majority. The consensus therefore drops answers at the ends of the k range, weighs each
-method by how stable its answer is across bootstrap resamples, and reports spread and agreement.
+method by how stable its answer is across bootstrap resamples, and reports spread and agreement. On data
+without clusters several indices still answer some k in the middle of the range, so the verdict is gated by
+prediction strength (Tibshirani & Walther 2005): no k reaching the threshold means "no clear K".
+
+Every k-means here runs single-threaded (``threadpoolctl``): the runs are small, so threads mostly add
+overhead (measured 10x slower on a busy 2-core machine), and the answers do not depend on the machine's
+thread count.
 """
 from __future__ import annotations
 
@@ -38,14 +44,88 @@ def _k_values(k_range, n):
     return np.arange(lo, hi + 1)
 
 
+def _one_thread():
+    """Run BLAS and OpenMP (scikit-learn's k-means) on one thread: small k-means runs only lose time to thread
+    start-up and spinning, and the answers must not depend on how many cores the machine has."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
 def _kmeans_sweep(X, ks, random_state, n_init=3):
     from sklearn.cluster import KMeans
 
     out = {}
-    for k in ks:
-        km = KMeans(int(k), n_init=n_init, random_state=random_state).fit(X)
-        out[int(k)] = (km.labels_, float(km.inertia_))
+    with _one_thread():
+        for k in ks:
+            km = KMeans(int(k), n_init=n_init, random_state=random_state).fit(X)
+            out[int(k)] = (km.labels_, float(km.inertia_))
     return out
+
+
+STRENGTH_THRESHOLD = 0.8
+
+
+def _kept_together(test_labels, predicted, k) -> float:
+    """Prediction strength of one test clustering: over its clusters with at least 2 members, the lowest share
+    of co-member pairs that the training clustering (``predicted``: nearest training centre) also puts together."""
+    worst = 1.0
+    for j in range(k):
+        members = predicted[test_labels == j]
+        n = len(members)
+        if n >= 2:
+            c = np.bincount(members).astype(float)
+            worst = min(worst, float((c * (c - 1)).sum() / (n * (n - 1))))
+    return worst
+
+
+def prediction_strength(X, k_range=(2, 30), threshold=STRENGTH_THRESHOLD, n_splits=2, n_init=3,
+                        random_state=0) -> KEstimate:
+    """Prediction strength (Tibshirani & Walther 2005): K = the largest k whose strength reaches ``threshold``.
+
+    The rows are split at random into two halves, each clustered with k-means; each half in turn is the test
+    set, and its points are also assigned to the nearest centre of the other half's clustering. The strength
+    of k is, over the test clusters, the lowest share of co-member pairs that the other clustering keeps
+    together (1 when both halves find the same groups), averaged over ``n_splits`` splits and both directions.
+
+    Measured: Gaussian noise (800 x 10, 600 x 1280) stays at or below about 0.53 for every k, 7 separated
+    blobs reach 1.0 at k=7, real clothing photos (10 classes, lite0) reach 0.76-0.94 at k=2-3. No k
+    reaching the threshold means the data has no cluster structure k-means can reproduce: ``k`` is None.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> X, _ = make_blobs(400, centers=4, random_state=0)
+    >>> prediction_strength(X, (2, 8)).k
+    4
+    """
+    from sklearn.cluster import KMeans
+
+    X = _check_X(X)
+    ks = _k_values(k_range, len(X) // 2)
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold={threshold!r} must be in (0, 1]; Tibshirani & Walther suggest 0.8-0.9")
+    if not isinstance(n_splits, (int, np.integer)) or n_splits < 1:
+        raise ValueError(f"n_splits={n_splits!r} must be a positive integer (2 is the default)")
+    rng = np.random.default_rng(random_state)
+    strength = np.zeros((2 * n_splits, len(ks)))
+    with _one_thread():
+        for s in range(n_splits):
+            perm = rng.permutation(len(X))
+            half = len(X) // 2
+            a, b = X[perm[:half]], X[perm[half:2 * half]]
+            for i, k in enumerate(ks):
+                km_a = KMeans(int(k), n_init=n_init, random_state=random_state + s).fit(a)
+                km_b = KMeans(int(k), n_init=n_init, random_state=random_state + s).fit(b)
+                strength[2 * s, i] = _kept_together(km_b.labels_, km_a.predict(b), int(k))
+                strength[2 * s + 1, i] = _kept_together(km_a.labels_, km_b.predict(a), int(k))
+    score = strength.mean(0)
+    reached = np.flatnonzero(score >= threshold)
+    k_hat = int(ks[reached[-1]]) if len(reached) else None
+    best = int(np.argmax(score))
+    return KEstimate("prediction_strength", k_hat,
+                     pd.DataFrame({"k": ks, "score": score, "sd": strength.std(0)}),
+                     {"threshold": float(threshold), "max_strength": float(score[best]), "k_at_max": int(ks[best])})
 
 
 def elbow(X, k_range=(2, 30), random_state=0, sweep=None) -> KEstimate:
@@ -180,11 +260,12 @@ def hdbscan_count(X, random_state=0, **params) -> KEstimate:
 
 
 def probe_count(X, n_probes=50, threshold=None, random_state=0) -> KEstimate:
-    """Seed 002's estimate on global embeddings: K = N / mean number of images that match a random probe.
+    """Probe counting on global embeddings: K = N / mean number of images that match a random probe.
 
     A match is a cosine similarity above ``threshold`` (default: the mean similarity to the 5th neighbour).
     Measured: with such a neighbourhood threshold it answers about N/10 (it measures neighbourhood size,
-    not K); seed 002 used far stricter DELF geometric matching. Kept as a baseline and shown as such.
+    not K); the original probe counting matched with DELF local features and geometric verification, far
+    stricter. Kept as a baseline and shown as such.
     """
     X = _normalise(_check_X(X))
     rng = np.random.default_rng(random_state)
@@ -198,9 +279,9 @@ def probe_count(X, n_probes=50, threshold=None, random_state=0) -> KEstimate:
 
 
 METHODS = ("elbow", "silhouette", "calinski_harabasz", "davies_bouldin", "gap", "eigengap", "dendrogram_gap",
-           "dendrogram_ratio", "hdbscan", "probe_count")
+           "dendrogram_ratio", "hdbscan", "prediction_strength", "probe_count")
 FAST_METHODS = ("elbow", "silhouette", "calinski_harabasz", "davies_bouldin", "eigengap", "dendrogram_gap",
-                "dendrogram_ratio", "hdbscan", "probe_count")
+                "dendrogram_ratio", "hdbscan", "prediction_strength", "probe_count")
 
 
 def _run(method, X, k_range, random_state, sweep=None):
@@ -214,6 +295,8 @@ def _run(method, X, k_range, random_state, sweep=None):
         return dendrogram(X, k_range, criterion=method.split("_", 1)[1])
     if method == "hdbscan":
         return hdbscan_count(X, random_state=random_state)
+    if method == "prediction_strength":
+        return prediction_strength(X, k_range, random_state=random_state)
     if method == "probe_count":
         return probe_count(X, random_state=random_state)
     raise ValueError(f"method={method!r} is not one of {METHODS} (or 'word_vectors' with images)")
@@ -223,8 +306,38 @@ def _agrees(answer, k, ks) -> bool:
     return answer is not None and ks[0] < answer < ks[-1] and abs(answer - k) <= max(1.0, 0.2 * k)
 
 
+@dataclass
+class KResult:
+    """What ``estimate`` found.
+
+    ``k``: the consensus (weighted median of the usable answers), None when no method gave a usable answer;
+    ``clear``: whether the data has a clear K (see ``estimate``); ``note``: the verdict in words (spread,
+    agreement, what backs it or why there is no clear K); ``agreement``: the share of the usable weight within
+    20% of ``k``; ``table``: one row per method (a plain DataFrame); ``estimates``: method name -> its
+    ``KEstimate`` (curves, dendrograms); ``strength``: the prediction-strength estimate behind the gate.
+    """
+
+    k: int | None
+    clear: bool
+    note: str
+    agreement: float
+    table: pd.DataFrame
+    estimates: dict
+    strength: KEstimate
+
+    @property
+    def verdict(self) -> str:
+        """``"K = 9 (clear)"`` or ``"no clear K (the consensus would be 11)"``: one line for titles and metrics."""
+        if self.clear:
+            return f"K = {self.k} (clear)"
+        return "no clear K" + ("" if self.k is None else f" (the consensus would be {self.k})")
+
+    def __str__(self) -> str:
+        return f"{self.verdict}: {self.note}"
+
+
 def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bootstrap_fraction=0.8,
-             reduce_to=50, estimates=None, images=None, backbone="efficientnet_lite0") -> pd.DataFrame:
+             reduce_to=50, estimates=None, images=None, backbone="efficientnet_lite0") -> KResult:
     """Run several K estimators and a consensus.
 
     Parameters
@@ -236,39 +349,55 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
         Each method is re-run on this many random subsamples (``bootstrap_fraction`` of the rows) to
         measure how stable its answer is; 0 skips it.
     reduce_to : int or None
-        PCA dimensions used for the k-means-based sweeps (faster; K-ESTIMATION.md measured similar answers).
+        PCA dimensions used for the k-means-based sweeps (faster; similar answers were measured on real photos).
     estimates : list of KEstimate, optional
         Extra estimates to include.
     images : ImageSet, folder or paths, optional
-        When given, seed 004's ``word_vectors`` estimate (labels predicted by ``backbone``) is one more row.
+        When given, the ``word_vectors`` estimate (labels predicted by ``backbone``) is one more row.
 
     Returns
     -------
-    DataFrame with one row per method (``method, k, at_boundary, stability, weight, note``) and a last
-    row ``consensus`` whose ``note`` gives the spread and the agreement.
-    K is called clear (``.attrs["clear_k"]``) when at least half of the usable weight lies within 20% of the
-    consensus and at least two methods land there while repeating their answer on at least 2/3 of the runs
-    (with ``n_bootstrap=0``, stability is not measured and two methods landing there suffice);
-    otherwise the note says "no clear K". A run that finds no K counts as disagreeing.
-    ``.attrs["estimates"]`` keeps the ``KEstimate`` objects (curves and dendrograms).
+    KResult
+        ``.table`` has one row per method (``method, k, at_boundary, stability, bootstrap, weight, note``;
+        the probe-count baseline and the prediction-strength gate get no weight);
+        ``.k`` is the consensus, ``.clear`` the verdict and ``.note`` the spread and the agreement.
+        K is called clear when (1) some k reaches a prediction strength of 0.8 (``prediction_strength``, run on
+        the full data even when it is not among ``methods``: structureless data stays near 0.5 whatever the
+        other indices answer), (2) at least half of the usable weight lies within 20% of the consensus, and
+        (3) at least two methods land there while repeating their answer on at least 2/3 of the runs (with
+        ``n_bootstrap=0``, stability is not measured and two methods landing there suffice); otherwise the
+        note says "no clear K". A run that finds no K counts as disagreeing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> noise = np.random.default_rng(0).normal(size=(300, 10))
+    >>> estimate(noise, k_range=(2, 10), n_bootstrap=0).clear
+    False
     """
     X = _check_X(X)
     methods = list(methods or FAST_METHODS)
     ks = _k_values(k_range, len(X))
-    Xr = reduce(X, reduce_to, random_state=random_state) if reduce_to and X.shape[1] > reduce_to else X
+    with _one_thread():
+        Xr = reduce(X, reduce_to, random_state=random_state) if reduce_to and X.shape[1] > reduce_to else X
 
-    def run_all(data, seed):
-        need_sweep = any(m in methods for m in ("elbow", "silhouette", "calinski_harabasz", "davies_bouldin"))
-        sweep = _kmeans_sweep(data, _k_values(k_range, len(data)), seed) if need_sweep else None
-        return {m: _run(m, data, k_range, seed, sweep) for m in methods}
+        def run_all(data, seed, names):
+            need_sweep = any(m in names for m in ("elbow", "silhouette", "calinski_harabasz", "davies_bouldin"))
+            sweep = _kmeans_sweep(data, _k_values(k_range, len(data)), seed) if need_sweep else None
+            return {m: _run(m, data, k_range, seed, sweep) for m in names}
 
-    main = run_all(Xr, random_state)
-    rng = np.random.default_rng(random_state)
-    boot = {m: [] for m in methods}
-    for b in range(n_bootstrap):
-        idx = rng.choice(len(X), size=int(bootstrap_fraction * len(X)), replace=False)
-        for m, est in run_all(Xr[idx], random_state + b + 1).items():
-            boot[m].append(est.k)
+        main = run_all(Xr, random_state, methods)
+        rng = np.random.default_rng(random_state)
+        # prediction strength is the gate, not a vote: it runs once, on all the data (its cost is that of 2-3 sweeps)
+        voters = [m for m in methods if m != "prediction_strength"]
+        boot = {m: [] for m in voters}
+        for b in range(n_bootstrap):
+            idx = rng.choice(len(X), size=int(bootstrap_fraction * len(X)), replace=False)
+            for m, est in run_all(Xr[idx], random_state + b + 1, voters).items():
+                boot[m].append(est.k)
+        strength = main.get("prediction_strength")
+        if strength is None or "max_strength" not in strength.detail:
+            strength = prediction_strength(Xr, k_range, random_state=random_state)
 
     rows = []
     all_estimates = list(main.values()) + list(estimates or [])
@@ -278,7 +407,10 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
         reruns = boot.get(est.method, [])
         answers = [est.k] + reruns
         at_boundary = est.k is None or est.k <= ks[0] or est.k >= ks[-1]
-        if est.k is None:
+        gate = est.method == "prediction_strength"
+        if gate:
+            stability = float("nan")  # not re-run on subsamples, and no weight: it decides whether any K is clear
+        elif est.k is None:
             stability = 0.0
         elif reruns:
             # share of all runs that repeat the answer (within 20%); an answer at a range end, or none, is no answer
@@ -288,54 +420,66 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
         note = ""
         if "noise_fraction" in est.detail:
             note = f"noise {est.detail['noise_fraction']:.0%}"
+        if "max_strength" in est.detail:
+            note = f"strength at most {est.detail['max_strength']:.2f} (k={est.detail['k_at_max']})"
         if est.method == "probe_count":
             note = "baseline: measures neighbourhood size"
+        elif gate:
+            note = f"the gate, not a vote: {note}"
         elif not reruns:
             note = (note + "; " if note else "") + "not re-run on subsamples: half weight"
         rows.append(dict(method=est.method, k=est.k, at_boundary=at_boundary, stability=stability,
-                         bootstrap=answers[1:], note=note))
-    table = pd.DataFrame(rows)
-    usable = table[~table["at_boundary"] & table["k"].notna() & (table["method"] != "probe_count")
-                   & (table["stability"] > 0)]
+                         bootstrap=[None if a is None else int(a) for a in answers[1:]], note=note))
+    table = pd.DataFrame(rows, columns=["method", "k", "at_boundary", "stability", "bootstrap", "note"])
+    table["k"] = table["k"].astype("Int64")
+    table["at_boundary"] = table["at_boundary"].astype(bool)
+    table["stability"] = table["stability"].astype(float)
+    no_vote = table["method"].isin(["probe_count", "prediction_strength"])
+    table["weight"] = np.where(table["at_boundary"] | no_vote | table["k"].isna(), 0.0, table["stability"])
+    usable = table[table["weight"] > 0]
+    structure = strength.k is not None
+    no_structure = (f"; prediction strength stays below {strength.detail['threshold']:.1f} for every k (at most "
+                    f"{strength.detail['max_strength']:.2f}, at k={strength.detail['k_at_max']}): "
+                    f"this data has no clear K")
     if len(usable):
         ks_u = usable["k"].to_numpy(float)
-        w = usable["stability"].to_numpy(float)
+        w = usable["weight"].to_numpy(float)
         order = np.argsort(ks_u)
         cum = np.cumsum(w[order])
         k_cons = int(ks_u[order][np.searchsorted(cum, cum[-1] / 2)])  # weighted median
-        agree = float(w[np.abs(ks_u - k_cons) <= max(1, 0.2 * k_cons)].sum() / max(w.sum(), 1e-12))
-        q1, q3 = np.percentile(ks_u, [25, 75])
         near = np.abs(ks_u - k_cons) <= max(1, 0.2 * k_cons)
+        agree = float(w[near].sum() / max(w.sum(), 1e-12))
+        q1, q3 = np.percentile(ks_u, [25, 75])
         if n_bootstrap > 0:  # methods that land near K and repeat it on subsamples
             n_backing = int((near & (w >= 2 / 3 - 1e-9)).sum())
             backing = f"{n_backing} stable method(s) back it"
         else:  # stability was not measured: count the methods that land near K
             n_backing = int(near.sum())
             backing = f"{n_backing} method(s) back it (stability not measured: n_bootstrap=0)"
-        clear = agree >= 0.5 and n_backing >= 2
+        clear = structure and agree >= 0.5 and n_backing >= 2
         note = (f"{len(usable)}/{len(table)} methods usable (others at the range ends, unstable or baselines); "
                 f"IQR {q1:.0f}-{q3:.0f}; {agree:.0%} of the weight within 20% of K; {backing}")
-        if agree < 0.5:
+        if not structure:
+            note += no_structure
+        elif agree < 0.5:
             note += "; low agreement: this data has no clear K"
         elif not clear:
             note += "; fewer than 2 methods back it: this data has no clear K"
     else:
         k_cons, agree, clear = None, 0.0, False
         note = "every method answered at the ends of the k range or never repeated its answer: no clear K"
-    table["weight"] = np.where(table["at_boundary"] | (table["method"] == "probe_count") | table["k"].isna(), 0.0,
-                               table["stability"])
-    table = pd.concat([table, pd.DataFrame([dict(method="consensus", k=k_cons, at_boundary=False,
-                                                 stability=agree, weight=np.nan, bootstrap=[], note=note)])],
-                      ignore_index=True)
-    table.attrs["estimates"] = {e.method: e for e in all_estimates}
-    table.attrs["clear_k"] = clear
-    return table
+        if not structure:
+            note += no_structure.replace(": this data has no clear K", "")
+    estimates_by_name = {e.method: e for e in all_estimates}
+    estimates_by_name.setdefault("prediction_strength", strength)
+    return KResult(k=k_cons, clear=bool(clear), note=note, agreement=agree, table=table,
+                   estimates=estimates_by_name, strength=strength)
 
 
-# ------------------------------------------------------------------ seed 004: K from word vectors
+# ------------------------------------------------------------------ K from word vectors of predicted labels
 @dataclass
 class WordVectorK:
-    """K from the word vectors of predicted ImageNet labels (seed 004).
+    """K from the word vectors of predicted ImageNet labels.
 
     ``labels`` are the distinct predicted label names in the order of the linkage's leaves 0..n-1,
     ``counts`` how often each was predicted (its weight), ``linkage`` a scipy linkage matrix over them
@@ -356,7 +500,7 @@ class WordVectorK:
 
 def word_vectors(images, backbone="efficientnet_lite0", vectors="glove", top=1, k_range=(2, 30), threshold=None,
                  weighted=True, top_table=None, progress=None) -> WordVectorK:
-    """Estimate K from what the network recognises (seed 004).
+    """Estimate K from what the network recognises (GloVe vectors of the predicted ImageNet labels).
 
     Each image's top-1 label (or its top-``top`` labels weighted by probability) is turned into a word
     vector (mean of the words of the label name); the distinct labels are clustered by average linkage,
@@ -364,16 +508,17 @@ def word_vectors(images, backbone="efficientnet_lite0", vectors="glove", top=1, 
     ``k_range``), or the number of groups below ``threshold`` when given.
 
     ``vectors``: "glove" (GloVe 6B 50-d, offline), a word2vec-format file, or a TF-Hub text-embedding handle.
-    ``top_table``: a ``kit.inspect.top_labels`` table to reuse (computed when None).
+    ``top_table``: a ``kit.inspect.top_labels`` result (or its table) to reuse (computed when None).
     """
     from scipy.cluster import hierarchy
 
     from . import _wordvec
-    from .inspect import top_labels
+    from .inspect import _top_table, top_labels
 
     if not isinstance(top, int) or top < 1:
         raise ValueError(f"top={top!r} must be a positive integer")
-    table = top_table if top_table is not None else top_labels(images, backbone=backbone, k=top, progress=progress)
+    table = (_top_table(top_table) if top_table is not None
+             else top_labels(images, backbone=backbone, k=top, progress=progress).table)
     table = table[table["rank"] <= top]
     weight = table["probability"] if top > 1 else pd.Series(1.0, index=table.index)
     counts = weight.groupby(table["name"]).sum().sort_values(ascending=False)

@@ -147,12 +147,14 @@ def cluster_sizes(labels, title="Cluster sizes"):
     return fig
 
 
-def k_curves(table, columns=3):
-    """Small multiples of every K estimator's curve from ``kit.k.estimate(...)``, the chosen k marked."""
+def k_curves(result, columns=3):
+    """Small multiples of every K estimator's curve from ``kit.k.estimate(...)`` (a ``KResult``, or its
+    ``estimates`` dict or a list of ``KEstimate``), the chosen k marked."""
     from plotly.subplots import make_subplots
 
     go = _go()
-    ests = [e for e in table.attrs.get("estimates", {}).values() if len(e.curve)]
+    ests = getattr(result, "estimates", result)
+    ests = [e for e in (ests.values() if isinstance(ests, dict) else ests) if len(e.curve)]
     rows = max(1, -(-len(ests) // columns))
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=[f"{e.method}: k={e.k}" for e in ests],
                         horizontal_spacing=0.06, vertical_spacing=0.12)

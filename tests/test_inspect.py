@@ -1,6 +1,9 @@
 """Semantic inspection: ImageNet labels, CAM / Grad-CAM / guided backprop, cluster explanations, and K from
-word vectors (seed 004)."""
+word vectors."""
+import io
+
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -26,7 +29,9 @@ def test_class_names_and_synsets():
 
 
 def test_top5_labels(photos):
-    table = ins.top_labels([photos / "coffee.png", photos / "chelsea.png"], k=5)
+    top = ins.top_labels([photos / "coffee.png", photos / "chelsea.png"], k=5)
+    table = top.table
+    assert table.attrs == {} and len(top.unreadable) == 0
     assert list(table.columns) == ["path", "rank", "class_index", "synset", "name", "probability"]
     coffee = table[table["path"].str.endswith("coffee.png")]
     cat = table[table["path"].str.endswith("chelsea.png")]
@@ -35,6 +40,18 @@ def test_top5_labels(photos):
     assert (coffee["probability"].diff().dropna() <= 0).all() and coffee["probability"].sum() <= 1.0001
     with pytest.raises(ValueError, match="k=0"):
         ins.top_labels([photos / "coffee.png"], k=0)
+
+
+def test_top_labels_reports_unreadable_images_beside_a_plain_table(photos, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    top = ins.top_labels([photos / "coffee.png", broken], k=2)
+    assert list(top.unreadable["path"]) == [str(broken)] and top.unreadable["reason"].str.len().min() > 0
+    assert set(top.table["path"]) == {str(photos / "coffee.png")} and top.table.attrs == {}
+    for df in (top.table, top.unreadable):
+        df.astype(str)
+        pd.concat([df, df])
+        df.to_parquet(io.BytesIO())
 
 
 def _mass_in_box(heatmap, box):
@@ -82,7 +99,7 @@ def test_explain_cluster(photos, coffee_and_cat, tmp_path):
     assert exp.labels.iloc[0]["name"] == "espresso" and exp.labels.iloc[0]["fraction"] >= 2 / 3
     assert len(exp.cams.overlays) == 2
     # each overlay maps the class the table names for that photo (its top-1 label)
-    top1 = ins.top_labels(exp.representatives, k=1).set_index("path")["name"]
+    top1 = ins.top_labels(exp.representatives, k=1).table.set_index("path")["name"]
     assert exp.cams.class_names == [top1[p] for p in exp.representatives]
     with pytest.raises(ValueError, match="cluster=7"):
         ins.explain_cluster(emb, labels, 7)

@@ -18,7 +18,7 @@ if state.need_folder(folder):
     left.image(kit.read_image(path), caption=names[idx], width=420)
     table = state.top5(path, bb)
     right.subheader("Top-5 ImageNet labels")
-    right.dataframe(state.plain(table[["rank", "name", "probability", "synset"]]), hide_index=True, key="top5",
+    right.dataframe(table[["rank", "name", "probability", "synset"]], hide_index=True, key="top5",
                     column_config={"probability": st.column_config.ProgressColumn(min_value=0, max_value=1)})
     kinds = st.multiselect("Maps", ["CAM", "Grad-CAM", "Guided backprop", "Guided Grad-CAM"],
                            ["CAM", "Guided backprop"], key="maps")

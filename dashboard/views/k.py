@@ -10,21 +10,20 @@ if state.need_folder(folder):
     bb = state.primary_backbone()
     st.caption(f"Estimated on the **{bb}** embeddings. True number of labels: "
                f"{len(set(images.labels)) if images.labels else 'unknown'}.")
-    table = state.k_table(folder, bb)
-    consensus = table.iloc[-1]
-    st.metric("Consensus K", "no clear K" if consensus["k"] is None else int(consensus["k"]))
-    if table.attrs.get("clear_k", False):
-        st.caption(consensus["note"])
+    result = state.k_result(folder, bb)
+    st.metric("Consensus K", result.k if result.clear else "no clear K")
+    if result.clear:
+        st.caption(result.note)
     else:
-        st.warning(f"This data has no clear K. {consensus['note']}", icon=":material/warning:")
-    st.dataframe(state.plain(table.drop(columns=["bootstrap"])), hide_index=True, key="k_table")
+        st.warning(f"This data has no clear K. {result.note}", icon=":material/warning:")
+    st.dataframe(result.table.drop(columns=["bootstrap"]), hide_index=True, key="k_table")
     st.subheader("Each method's evidence")
-    st.plotly_chart(kit.plot.k_curves(table), key="k_curves")
-    est = table.attrs["estimates"].get("dendrogram_gap")
+    st.plotly_chart(kit.plot.k_curves(result), key="k_curves")
+    est = result.estimates.get("dendrogram_gap")
     if est is not None:
         st.subheader("Image dendrogram (Ward)")
         st.plotly_chart(kit.plot.dendrogram(est.detail["linkage"], p=40), key="image_dendrogram")
-    st.subheader("Word-vector dendrogram (seed 004)")
+    st.subheader("Word-vector dendrogram")
     st.caption("Each photo's top ImageNet label becomes a GloVe vector; labels are grouped by meaning.")
     if kit.backbones.get(bb).can_classify:
         wv = state.word_vector_k(folder, bb)
