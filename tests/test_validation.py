@@ -282,6 +282,15 @@ def test_bad_option_strings_list_the_allowed_ones(name, param, blobs):
     assert all(repr(option) in msg for option in allowed)
 
 
+@pytest.mark.parametrize("combine", ["coassociation", "stack"])
+def test_ensemble_both_combines_after_validation(combine, blobs):
+    from kit.metrics import nmi
+
+    X, y = blobs
+    est = C.Ensemble(np.int64(3), combine=combine, base_params={"n_init": 1}).fit([X, X[:, ::-1].copy()])
+    assert nmi(y, est.labels_) > 0.9
+
+
 def test_agglomerative_refuses_n_clusters_and_distance_threshold_together(blobs):
     est = C.Agglomerative(n_clusters=3, distance_threshold=0.5)
     with pytest.raises(InvalidParameterError) as err:
