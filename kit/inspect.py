@@ -1,5 +1,5 @@
 """What a network sees: ImageNet top-k labels, class activation maps (CAM), Grad-CAM, guided
-backpropagation and guided Grad-CAM, and explanations of whole clusters (what the network recognises in each cluster).
+backpropagation and guided Grad-CAM, and explanations of whole clusters.
 
 Maps are computed on the network input (the whole photo squashed to the input size, so the map covers
 every pixel) and returned at the photo's own resolution, with an overlay image to look at.

@@ -1,0 +1,81 @@
+"""Every DataFrame the kit returns is plain (issue 11): nothing in ``.attrs``, and it survives ``astype(str)``,
+``pd.concat`` and ``to_parquet``. Richer results are small objects holding such tables (``KResult``, ``TopLabels``)."""
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from sklearn.datasets import make_blobs
+
+import kit
+import kit.backbones
+import kit.cache
+import kit.export
+import kit.metrics
+from kit import k as K
+
+
+def _assert_plain(df, name):
+    assert isinstance(df, pd.DataFrame), name
+    assert df.attrs == {}, f"{name} carries .attrs: {list(df.attrs)}"
+    df.astype(str)
+    both = pd.concat([df, df], ignore_index=True)
+    assert len(both) == 2 * len(df)
+    buffer = io.BytesIO()
+    df.to_parquet(buffer)
+    assert len(pd.read_parquet(io.BytesIO(buffer.getvalue()))) == len(df), name
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(240, n_features=8, centers=4, cluster_std=0.6, random_state=0)
+    return X.astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, coffee_and_cat):
+    root = tmp_path_factory.mktemp("plain")
+    for label, img in zip(("coffee", "cat"), coffee_and_cat):
+        (root / label).mkdir()
+        Image.fromarray(img).save(root / label / f"{label}.png")
+        Image.fromarray(img).save(root / label / f"{label}_copy.png")  # a duplicate
+    (root / "cat" / "broken.jpg").write_bytes(b"not a jpeg")
+    return root
+
+
+@pytest.mark.parametrize("n_bootstrap", [0, 1])
+def test_k_estimate_table_and_curves_are_plain(blobs, n_bootstrap):
+    result = K.estimate(blobs[0], k_range=(2, 8), n_bootstrap=n_bootstrap, reduce_to=None)
+    assert isinstance(result, K.KResult) and result.k == 4 and result.clear
+    _assert_plain(result.table, "kit.k.estimate(...).table")
+    for name, est in result.estimates.items():
+        if len(est.curve):
+            _assert_plain(est.curve, f"estimates[{name!r}].curve")
+
+
+def test_top_labels_and_load_folder_tables_are_plain(folder):
+    images = kit.load_folder(folder)
+    assert len(images.unreadable) == 1
+    _assert_plain(images.unreadable, "load_folder(...).unreadable")
+    if getattr(images, "duplicates", None) is not None:
+        _assert_plain(images.duplicates, "load_folder(...).duplicates")
+    top = kit.inspect.top_labels(images, k=3)
+    _assert_plain(top.table, "top_labels(...).table")
+    _assert_plain(top.unreadable, "top_labels(...).unreadable")
+
+
+def test_library_tables_are_plain(blobs, tmp_path):
+    X, y = blobs
+    _assert_plain(kit.backbones.available(), "kit.backbones.available()")
+    _assert_plain(kit.cache.info(tmp_path / "cache"), "kit.cache.info()")
+    paths = [f"/photos/{i}.jpg" for i in range(len(y))]
+    _assert_plain(kit.export.assignments(paths, y), "kit.export.assignments")
+    scores = kit.metrics.score(y, y, X=X)
+    assert isinstance(scores, dict) and not any(isinstance(v, pd.DataFrame) for v in scores.values())
+    _assert_plain(pd.DataFrame([scores]), "a table of kit.metrics.score")
+    sizes = kit.metrics.cluster_sizes(y)
+    assert not isinstance(sizes, pd.DataFrame) or sizes.attrs == {}
+    from kit import faces
+
+    _assert_plain(faces.pair_distances(X, y), "kit.faces.pair_distances")
