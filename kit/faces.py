@@ -347,9 +347,12 @@ def map_photos(paths, settings: FaceSettings | None = None, num_workers: int | N
     Yields ``(index, records, reason)`` as photos finish (any order): ``records`` as in
     :func:`faces_in_image` (zero rows: no face found), or None with the decoding ``reason``.
     :func:`processes_for` decides how many processes run: on 2 cores (``bench/faces.py``) one process
-    does 15-16 photos/s (HOG, 150 px photos), two do 30 once started, but the pool's first result comes
-    after 2-3 s (the workers import the kit and load the models), so below ``POOL_MIN_PHOTOS`` photos one
-    process is as fast. The worker processes are loky's (from joblib): they work from any entry point
+    does 15-16 photos/s (HOG, 150 px photos) and two do about twice that once started, but workers started
+    by the call give their first result after about 5 s (each is a fresh interpreter that imports the kit,
+    numpy, pandas and scikit-learn, then loads the models), so on such small photos the pool pays off from
+    about 150 photos; larger photos cost more each (detection) and reach it sooner, hence the compromise
+    ``POOL_MIN_PHOTOS``. A call while the workers are still there (idle for less than ``POOL_IDLE_SECONDS``)
+    starts at once. The worker processes are loky's (from joblib): they work from any entry point
     (scripts without ``if __name__ == "__main__":``, stdin, ``python -c``, notebooks, Streamlit), stay for
     ``POOL_IDLE_SECONDS`` after the call for the next one (:func:`shutdown_pool` stops them now), and a
     worker that dies (out of memory, a crash in dlib) raises a RuntimeError instead of hanging.
