@@ -10,11 +10,15 @@ images in [0, 1]):
 * any local SavedModel folder (pass its path; give ``input_size`` if it is not 224);
 * ``keras.applications`` models (``keras_mobilenet_v2``, ``keras_resnet50``, ``keras_inception_v3``) when
   their ImageNet weights are in the Keras cache (``$KERAS_HOME/models``); downloaded once otherwise;
-* ``dlib_face``: faces found, aligned and described by dlib (``kit.faces``); rows are faces, not photos.
+* ``dlib_face``: faces found, aligned and described by dlib (``kit.faces``); rows are faces, not photos;
+* fine-tuned backbones made by ``kit.adapt`` (source ``"finetuned"``): folders under
+  ``$KIT_HOME/models/finetuned/<name>`` holding a ``features/`` and a ``classifier/`` SavedModel, the trained
+  weights and a ``kit-finetuned.json`` note; found again by name in every process (nothing else to register).
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -47,7 +51,7 @@ class BackboneSpec:
     """
 
     name: str
-    source: str  # "builtin", "tfhub", "savedmodel", "keras" or "dlib" (faces, see kit.faces)
+    source: str  # "builtin", "tfhub", "savedmodel", "keras", "dlib" (faces, see kit.faces) or "finetuned"
     handle: str
     input_size: int
     feature_dim: int | None
@@ -66,6 +70,9 @@ class BackboneSpec:
             pb = Path(self.handle) / "saved_model.pb"
             digest = hashlib.blake2b(pb.read_bytes(), digest_size=8).hexdigest() if pb.exists() else "missing"
             return f"savedmodel:{os.path.abspath(self.handle)}:{digest}"
+        if self.source == "finetuned":  # the note records a digest of the trained weights
+            note = _finetuned_note(Path(self.handle).parent) or {}
+            return f"finetuned:{self.name}:{note.get('base', '?')}:{note.get('weights_digest', 'missing')}"
         return f"{self.source}:{self.handle}"
 
 
@@ -111,6 +118,45 @@ REGISTRY["dlib_face"] = BackboneSpec(
     description="faces: dlib HOG detection (upsample 1), 5-point alignment, 128-d ResNet descriptor (kit.faces)")
 
 
+# ------------------------------------------------------------------ fine-tuned backbones (kit.adapt)
+FINETUNED_NOTE = "kit-finetuned.json"
+
+
+def finetuned_root() -> Path:
+    """Where ``kit.adapt`` saves fine-tuned backbones: ``$KIT_HOME/models/finetuned`` (not created here)."""
+    return kit_home() / "models" / "finetuned"
+
+
+def _finetuned_note(folder: Path) -> dict | None:
+    """The note ``kit.adapt`` writes last into a fine-tuned backbone's folder, or None when absent/unreadable."""
+    try:
+        note = json.loads((Path(folder) / FINETUNED_NOTE).read_text())
+    except (OSError, ValueError):
+        return None
+    return note if isinstance(note, dict) and {"name", "base", "input_size", "feature_dim"} <= set(note) else None
+
+
+def _finetuned_spec(name: str) -> BackboneSpec | None:
+    folder = finetuned_root() / name
+    note = _finetuned_note(folder)
+    if note is None or note["name"] != name:
+        return None
+    params = note.get("params", {})
+    how = ", ".join(f"{k}={v}" for k, v in params.items() if k in ("method", "trainable_blocks", "epochs_run"))
+    return BackboneSpec(name=name, source="finetuned", handle=str(folder / "features"),
+                        input_size=int(note["input_size"]), feature_dim=int(note["feature_dim"]), classifier_handle=str(folder / "classifier"),
+                        description=f"{note['base']} fine-tuned on {note.get('n_images', '?')} photos of "
+                                    f"{note.get('images', '?')} ({how}), kit.adapt")
+
+
+def finetuned_names() -> list:
+    """Names of the fine-tuned backbones saved under ``finetuned_root()``, sorted."""
+    root = finetuned_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and _finetuned_note(p) is not None)
+
+
 def keras_weights_path(name: str) -> Path:
     """Where Keras keeps the ImageNet weights file of a ``keras.applications`` backbone."""
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
@@ -143,7 +189,7 @@ def is_offline_ready(spec: BackboneSpec) -> bool:
             return True
         except (ImportError, FileNotFoundError):
             return False
-    if spec.source == "savedmodel":
+    if spec.source in ("savedmodel", "finetuned"):
         return (Path(spec.handle) / "saved_model.pb").exists()
     if spec.source == "keras":
         return keras_weights_path(spec.name).exists()
@@ -156,12 +202,14 @@ def is_offline_ready(spec: BackboneSpec) -> bool:
 def available() -> pd.DataFrame:
     """The registered backbones: name, source, input size, feature dim, can_classify, offline.
 
-    ``offline`` says whether it can be used right now without internet.
+    ``offline`` says whether it can be used right now without internet. Fine-tuned backbones saved by
+    ``kit.adapt`` under ``$KIT_HOME/models/finetuned`` are listed after the built-in ones.
     """
+    specs = [*REGISTRY.values(), *(s for s in map(_finetuned_spec, finetuned_names()) if s is not None)]
     rows = [
         dict(name=s.name, source=s.source, input_size=s.input_size, feature_dim=s.feature_dim,
              can_classify=s.can_classify, offline=is_offline_ready(s), description=s.description)
-        for s in REGISTRY.values()
+        for s in specs
     ]
     return pd.DataFrame(rows)
 
@@ -176,6 +224,9 @@ def get(backbone, input_size: int | None = None) -> BackboneSpec:
     if handle in REGISTRY:
         spec = REGISTRY[handle]
         return spec if input_size is None else BackboneSpec(**{**spec.__dict__, "input_size": input_size})
+    spec = _finetuned_spec(handle) if handle and os.sep not in handle and not handle.startswith(".") else None
+    if spec is not None:
+        return spec if input_size is None else BackboneSpec(**{**spec.__dict__, "input_size": input_size})
     if _is_url(handle):
         return BackboneSpec(name=handle, source="tfhub", handle=handle, input_size=input_size or 224,
                             feature_dim=None)
@@ -184,8 +235,8 @@ def get(backbone, input_size: int | None = None) -> BackboneSpec:
         return BackboneSpec(name=path.name, source="savedmodel", handle=str(path.resolve()),
                             input_size=input_size or 224, feature_dim=None)
     raise ValueError(
-        f"backbone={handle!r} is neither a registered name ({', '.join(REGISTRY)}), an http(s) TF-Hub handle, "
-        f"nor a folder with a saved_model.pb"
+        f"backbone={handle!r} is neither a registered name ({', '.join([*REGISTRY, *finetuned_names()])}), an "
+        f"http(s) TF-Hub handle, nor a folder with a saved_model.pb"
     )
 
 
@@ -253,13 +304,28 @@ def keras_model(backbone=DEFAULT_BACKBONE, guided: bool = False):
     global pooling). ``guided=True`` returns a copy with guided-ReLU gradients. Cached per process.
     """
     spec = get(backbone)
-    key = (spec.name, guided)
+    key = (spec.cache_key if spec.source == "finetuned" else spec.name, guided)
     if key in _KERAS_MODELS:
         return _KERAS_MODELS[key]
     import keras
 
     if spec.source == "builtin":
         model = _effnet_lite.build(spec.name, guided=guided)
+        model.cam_layer = "features"
+    elif spec.source == "finetuned":  # the built-in base with the trained layers' weights put back
+        folder = Path(spec.handle).parent
+        note = _finetuned_note(folder)
+        if note is None:
+            raise BackboneUnavailableError(f"the fine-tuned backbone {spec.name!r} is gone from {folder}; "
+                                           f"fine-tune it again (kit.adapt) or pick one in kit.backbones.available()")
+        model = _effnet_lite.build(note["base"], guided=guided)
+        with np.load(folder / note["weights_file"], allow_pickle=False) as z:
+            for key_name in z.files:
+                layer_name, _, index = key_name.rpartition(":")
+                layer = model.get_layer(layer_name)
+                weights = layer.get_weights()
+                weights[int(index)] = z[key_name]
+                layer.set_weights(weights)
         model.cam_layer = "features"
     elif spec.source == "keras":
         if guided:
@@ -281,7 +347,7 @@ def keras_model(backbone=DEFAULT_BACKBONE, guided: bool = False):
             model.cam_layer = gap.name
     else:
         raise ValueError(f"backbone {spec.name!r} ({spec.source}) has no Keras model; CAM and guided backprop need "
-                         f"a built-in or keras.applications backbone (see kit.backbones.available())")
+                         f"a built-in, fine-tuned or keras.applications backbone (see kit.backbones.available())")
     _KERAS_MODELS[key] = model
     return model
 
