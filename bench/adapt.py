@@ -10,7 +10,7 @@ the 80 % (target < 10 min on 2 cores). ``--contrastive`` also runs the label-fre
 Models are saved under $KIT_HOME/models/finetuned (one per setting, reused when run again with the same
 settings; --fresh trains again).
 
-Usage: python bench/adapt.py [--trainable-blocks 4 [2 6 ...]] [--contrastive] [--fresh] [--epochs 15]
+Usage: python bench/adapt.py [--trainable-blocks 4 [2 6 ...]] [--views 5] [--contrastive] [--fresh] [--epochs 20]
 """
 import argparse
 import os
@@ -54,7 +54,8 @@ def nmi_of(emb, k, seed=0):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--trainable-blocks", type=int, nargs="+", default=[kit.adapt.DEFAULT_TRAINABLE_BLOCKS])
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--views", type=int, default=kit.adapt.DEFAULT_VIEWS)
     ap.add_argument("--contrastive", action="store_true")
     ap.add_argument("--fresh", action="store_true", help="train again even when the same fine-tune is saved")
     args = ap.parse_args()
@@ -73,9 +74,10 @@ def main():
         runs.append(("fine_tune_contrastive", args.trainable_blocks[0]))
     for fn, blocks in runs:
         suffix = "ft" if fn == "fine_tune" else "simclr"
-        name = f"clothing10_lite0_{suffix}_b{blocks}_e{args.epochs}"
+        name = f"clothing10_lite0_{suffix}_b{blocks}_v{args.views}_e{args.epochs}"
         t = time.perf_counter()
-        result = getattr(kit.adapt, fn)(labelled, name=name, trainable_blocks=blocks, epochs=args.epochs,
+        result = getattr(kit.adapt, fn)(labelled, name=name, trainable_blocks=blocks, views=args.views,
+                                        epochs=args.epochs,
                                         overwrite=args.fresh, progress=None)
         train_s = result.estimate.get("training_seconds") if result.reused else time.perf_counter() - t
         t = time.perf_counter()
@@ -90,8 +92,9 @@ def main():
         line(f"{fn}, trainable_blocks={blocks}, time",
              f"{total / 60:.1f} min = {train_s / 60:.1f} min fine-tuning (incl. export) + {embed_s / 60:.1f} min "
              f"embedding {len(unseen)} photos",
-             f"(target < 10 min on {os.cpu_count()} cores; first-batch estimate "
-             f"{result.estimate.get('estimated_seconds', float('nan')) / 60:.1f} min upper bound, peak memory "
+             f"(target < 10 min on {os.cpu_count()} cores; the first batches estimated "
+             f"{result.estimate.get('estimated_seconds', float('nan')) / 60:.1f} min for the rest of the training, "
+             f"peak memory "
              f"{result.estimate.get('peak_memory_gb', float('nan')):.1f} GB"
              + (", reused a saved model: training time from its note)" if result.reused else ")"))
 

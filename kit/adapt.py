@@ -56,6 +56,7 @@ from .progress import report
 # Measured on clothing10 (bench/adapt.py): training the head convolution and the last 4 blocks of
 # efficientnet_lite0 gave the largest NMI gain within the time budget on 2 cores.
 DEFAULT_TRAINABLE_BLOCKS = 4
+DEFAULT_VIEWS = 5
 MIN_PHOTOS = 8
 MIN_PER_CLASS = 2
 _COSINE_SCALE = 16.0
@@ -322,19 +323,222 @@ def _peak_memory_gb() -> float:
         return float("nan")
 
 
-def _fit(task, x_train, y_train, x_val, y_val, *, epochs, batch_size, patience, max_steps, rng, progress, verbose,
-         what):
-    """Mini-batch training with early stopping on the held-out loss; the best variables are put back at the end.
+def _split_model(model, base: str, trainable_blocks: int):
+    """``(prefix, tail)``: the frozen part as a Keras model (images -> the activations entering the first trained
+    layer) and the trained part as a function (those activations -> feature vectors), sharing ``model``'s layers,
+    so ``tail(prefix(x))`` equals ``model(x)[0]``."""
+    import keras
 
-    ``task`` provides ``variables`` (trained), ``train_step(x, y) -> loss`` and ``evaluate(x, y) -> dict``.
-    """
-    n = len(x_train)
-    bs = min(batch_size, n)
+    from . import _effnet_lite
+
+    width, depth, _ = _effnet_lite.VARIANTS[base]
+    n_blocks = sum(plan[0] for plan in _effnet_lite._stage_plan(width, depth))
+    first = n_blocks - int(trainable_blocks)
+    names = {layer.name for layer in model.layers}
+    entry = "head" if first == n_blocks else next(n for n in (f"block{first}_expand", f"block{first}_dw")
+                                                  if n in names)
+    prefix = keras.Model(model.input, model.get_layer(entry).input, name=f"{base}_frozen")
+    get = model.get_layer
+
+    def tail(x):
+        for i in range(first, n_blocks):
+            h = x
+            if f"block{i}_expand" in names:
+                h = get(f"block{i}_expand_relu6")(get(f"block{i}_expand")(h))
+            h = get(f"block{i}_project")(get(f"block{i}_dw_relu6")(get(f"block{i}_dw")(h)))
+            x = get(f"block{i}_add")([x, h]) if f"block{i}_add" in names else h
+        return get("features")(get("head_relu6")(get("head")(x)))
+
+    return prefix, tail
+
+
+def _activations(run, x_uint8, batch: int, tick=None) -> np.ndarray:
+    out = []
+    for i in range(0, len(x_uint8), batch):
+        out.append(np.asarray(run(x_uint8[i:i + batch].astype(np.float32) / 255.0)))
+        if tick is not None:
+            tick(min(i + batch, len(x_uint8)))
+    return np.concatenate(out)
+
+
+class _Supervised:
+    """Cosine classifier on the feature vector, started at the class means; cross-entropy with label smoothing."""
+
+    needs_views = 1
+
+    def __init__(self, tail, trunk, clean_train, y_train, clean_val, y_val, n_classes, learning_rate):
+        import keras
+        import tensorflow as tf
+
+        feats = _tail_features(tail, clean_train)
+        means = np.stack([feats[y_train == c].mean(axis=0) for c in range(n_classes)]).T
+        self.w = keras.Variable((means / np.linalg.norm(means, axis=0, keepdims=True)).astype(np.float32),
+                                name="cosine_head")
+        self.variables, self.y, self.val = trunk, y_train.astype(np.int32), (clean_val, y_val.astype(np.int32))
+        opt_trunk, opt_head = keras.optimizers.Adam(learning_rate), keras.optimizers.Adam(learning_rate * 10)
+        opt_trunk.build(trunk)
+        opt_head.build([self.w])
+
+        def logits(h):
+            f = tail(h)
+            return _COSINE_SCALE * tf.matmul(tf.math.l2_normalize(f, axis=1), tf.math.l2_normalize(self.w, axis=0))
+
+        def loss_of(y, z):
+            onehot = tf.one_hot(y, n_classes) * 0.9 + 0.1 / n_classes
+            return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(onehot, z))
+
+        @tf.function(reduce_retracing=True)
+        def step(h, y, apply):
+            with tf.GradientTape() as tape:
+                loss = loss_of(y, logits(h))
+            grads = tape.gradient(loss, [*trunk, self.w])
+            if apply:
+                opt_trunk.apply_gradients(zip(grads[:-1], trunk))
+                opt_head.apply_gradients([(grads[-1], self.w)])
+            return loss
+
+        @tf.function(reduce_retracing=True)
+        def score(h, y):
+            z = logits(h)
+            return loss_of(y, z) * tf.cast(tf.shape(h)[0], tf.float32), tf.reduce_sum(
+                tf.cast(tf.equal(tf.argmax(z, axis=1, output_type=tf.int32), y), tf.float32))
+
+        self._step, self._score = step, score
+
+    def batch(self, views, idx, rng):
+        """One random augmented view of each photo of the batch."""
+        return views[rng.integers(0, len(views), len(idx)), idx], self.y[idx]
+
+    def train_step(self, batch, apply=True):
+        return float(self._step(*batch, apply))
+
+    def evaluate(self):
+        h, y = self.val
+        loss = acc = 0.0
+        for i in range(0, len(h), 64):
+            l, a = self._score(h[i:i + 64], y[i:i + 64])
+            loss, acc = loss + float(l), acc + float(a)
+        return {"val_loss": loss / len(h), "val_accuracy": acc / len(h)}
+
+
+class _Contrastive:
+    """SimCLR: a projection head (1280 -> 512 -> 128) on the feature vector, NT-Xent between two augmented views."""
+
+    needs_views = 2
+
+    def __init__(self, tail, trunk, val_views, learning_rate, temperature, random_state):
+        import keras
+        import tensorflow as tf
+
+        init = keras.initializers.GlorotUniform
+        head = keras.Sequential([
+            keras.layers.Dense(512, activation="relu", kernel_initializer=init(seed=random_state)),
+            keras.layers.Dense(128, kernel_initializer=init(seed=random_state + 1))], name="projection")
+        head.build((None, _tail_features(tail, val_views[0][:1]).shape[1]))
+        head_vars = head.trainable_weights
+        self.variables, self.val = trunk, val_views
+        opt_trunk, opt_head = keras.optimizers.Adam(learning_rate), keras.optimizers.Adam(learning_rate * 10)
+        opt_trunk.build(trunk)
+        opt_head.build(head_vars)
+
+        @tf.function(reduce_retracing=True)
+        def step(h1, h2, apply):
+            with tf.GradientTape() as tape:
+                z = head(tail(tf.concat([h1, h2], axis=0)))
+                n = tf.shape(h1)[0]
+                loss = nt_xent(z[:n], z[n:], temperature)
+            grads = tape.gradient(loss, [*trunk, *head_vars])
+            if apply:
+                opt_trunk.apply_gradients(zip(grads[:len(trunk)], trunk))
+                opt_head.apply_gradients(zip(grads[len(trunk):], head_vars))
+            return loss
+
+        self._step = step
+        self._score = tf.function(lambda h1, h2: nt_xent(head(tail(h1)), head(tail(h2)), temperature),
+                                  reduce_retracing=True)
+
+    def batch(self, views, idx, rng):
+        """Two different augmented views of each photo of the batch."""
+        a = rng.integers(0, len(views), len(idx))
+        b = (a + rng.integers(1, len(views), len(idx))) % len(views)
+        return views[a, idx], views[b, idx]
+
+    def train_step(self, batch, apply=True):
+        return float(self._step(*batch, apply))
+
+    def evaluate(self):
+        return {"val_loss": float(self._score(*self.val))}
+
+
+def _tail_features(tail, h, batch=64):
+    return np.concatenate([np.asarray(tail(h[i:i + batch])) for i in range(0, len(h), batch)])
+
+
+def _train(task_factory, prefix, tail, trunk, augment, x_train, x_val, *, views, epochs, batch_size, patience,
+           max_steps, rng, progress, verbose, what):
+    """The frozen blocks see each photo once per augmented view (computed first, kept in memory); then the trained
+    blocks learn from those activations for up to ``epochs`` epochs, each photo shown as a random view, with early
+    stopping on the held-out loss (the best epoch's weights are put back). Prints the time and memory estimated on
+    the first batches before the long part. Returns (history, estimate)."""
+    import tensorflow as tf
+
+    t_start = time.perf_counter()
+    n, bs = len(x_train), min(batch_size, len(x_train))
+    clean = tf.function(lambda t: prefix(t, training=False), reduce_retracing=True)
+    aug = tf.function(lambda t: prefix(augment(t, training=True), training=False), reduce_retracing=True)
+    stage = f"{what}: frozen blocks"
+    frozen_total = n * (views + 1) + len(x_val) * (1 if task_factory.needs_views == 1 else 2)
+    done = [0]
+
+    def tick(base):
+        return lambda k: report(progress, min(base + k, frozen_total), frozen_total, stage)
+
+    report(progress, 0, frozen_total, stage)
+    t0 = time.perf_counter()
+    clean_train = _activations(clean, x_train, 32, tick(0))
+    per_photo = (time.perf_counter() - t0) / n
+    done[0] = n
+    if task_factory.needs_views == 1:
+        val_data = _activations(clean, x_val, 32, tick(done[0]))
+        done[0] += len(x_val)
+    else:
+        val_data = tuple(_activations(aug, x_val, 32, tick(done[0] + j * len(x_val))) for j in range(2))
+        done[0] += 2 * len(x_val)
+    task = task_factory(clean_train, val_data)
+    t0 = time.perf_counter()
+    first_view = _activations(aug, x_train, 32, tick(done[0]))
+    per_view = time.perf_counter() - t0
+    done[0] += n
+    probe = task.batch(first_view[None], np.arange(bs), rng) if task_factory.needs_views == 1 else (
+        first_view[:bs], first_view[:bs])
+    task.train_step(probe, apply=False)  # traces
+    t0 = time.perf_counter()
+    task.train_step(probe, apply=False)
+    sps = time.perf_counter() - t0
     steps_per_epoch = max(1, n // bs)  # full batches only: one traced shape
     total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    act_gb = first_view.nbytes * (views + 1) / 1024 ** 3
+    estimate = {"seconds_per_photo_frozen": round(per_photo, 4), "seconds_per_view": round(per_view, 1),
+                "seconds_per_step": round(sps, 3), "steps_per_epoch": steps_per_epoch, "max_epochs": epochs,
+                "estimated_seconds": round((views - 1) * per_view + total * sps * 1.1
+                                           + epochs * sps / 3 * max(1, len(x_val) / bs), 1),
+                "activations_gb": round(act_gb, 2), "peak_memory_gb": round(_peak_memory_gb() + act_gb, 2)}
+    if verbose:
+        print(f"{what}: {n} photos for training, {len(x_val)} held out. Measured on the first batches "
+              f"({os.cpu_count()} cores): {per_view:.0f} s per augmented view of all photos through the frozen "
+              f"blocks ({views} views), {sps:.2f} s per training step of {bs} -> about "
+              f"{estimate['estimated_seconds'] / 60:.1f} min more for at most {epochs} epochs (early stopping often "
+              f"ends sooner); memory about {estimate['peak_memory_gb']:.1f} GB. Interrupt now to stop.", flush=True)
+    all_views = [first_view]
+    for v in range(1, views):
+        all_views.append(_activations(aug, x_train, 32, tick(done[0])))
+        done[0] += n
+    report(progress, frozen_total, frozen_total, stage)
+    all_views = np.stack(all_views)
+    del first_view
+
     history, best, best_values, bad_epochs, step = [], np.inf, None, 0, 0
-    estimate = {}
-    t_start = time.perf_counter()
+    t_train = time.perf_counter()
     report(progress, 0, total, what)
     for epoch in range(1, epochs + 1):
         t_epoch = time.perf_counter()
@@ -343,25 +547,10 @@ def _fit(task, x_train, y_train, x_val, y_val, *, epochs, batch_size, patience, 
         for b in range(steps_per_epoch):
             if step >= total:
                 break
-            idx = np.sort(order[b * bs:(b + 1) * bs])
-            t_step = time.perf_counter()
-            losses.append(float(task.train_step(x_train[idx], None if y_train is None else y_train[idx])))
+            losses.append(task.train_step(task.batch(all_views, np.sort(order[b * bs:(b + 1) * bs]), rng)))
             step += 1
-            if step == min(2, total) and not estimate:  # the first step also traces: time the second one
-                sps = time.perf_counter() - t_step
-                val_s = sps / 3 * max(1, len(x_val) / bs)
-                estimate = {"seconds_per_step": round(sps, 3), "steps_per_epoch": steps_per_epoch,
-                            "max_epochs": epochs,
-                            "estimated_seconds": round(min(total, epochs * steps_per_epoch) * sps
-                                                       + epochs * val_s, 1),
-                            "peak_memory_gb": round(_peak_memory_gb(), 2)}
-                if verbose:
-                    print(f"{what}: {n} photos for training, {len(x_val)} held out; {sps:.2f} s per batch of {bs} "
-                          f"on {os.cpu_count()} cores -> about {estimate['estimated_seconds'] / 60:.1f} min for at "
-                          f"most {epochs} epochs of {steps_per_epoch} batches (early stopping often ends sooner); "
-                          f"memory so far {estimate['peak_memory_gb']:.1f} GB. Interrupt now to stop.", flush=True)
             report(progress, step, total, what)
-        scores = task.evaluate(x_val, y_val)
+        scores = task.evaluate()
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else np.nan, **scores,
                         "seconds": round(time.perf_counter() - t_epoch, 2)})
         if scores["val_loss"] < best - 1e-4:
@@ -375,132 +564,15 @@ def _fit(task, x_train, y_train, x_val, y_val, *, epochs, batch_size, patience, 
         for v, value in zip(task.variables, best_values):
             v.assign(value)
     report(progress, total, total, what)
-    estimate.setdefault("seconds_per_step", np.nan)
+    estimate["frozen_seconds"] = round(t_train - t_start, 1)
     estimate["training_seconds"] = round(time.perf_counter() - t_start, 1)
     return pd.DataFrame(history), estimate
-
-
-class _Supervised:
-    """Cosine classifier on the feature vector, started at the class means; cross-entropy with label smoothing."""
-
-    def __init__(self, model, trained, n_classes, x_init, y_init, learning_rate, random_state):
-        import keras
-        import tensorflow as tf
-
-        self.model, self.aug = model, augmentation(random_state)
-        feats = _features(model, x_init)
-        means = np.stack([feats[y_init == c].mean(axis=0) for c in range(n_classes)]).T
-        self.w = keras.Variable((means / np.linalg.norm(means, axis=0, keepdims=True)).astype(np.float32),
-                                name="cosine_head")
-        self.trunk = [w for layer in trained for w in layer.trainable_weights]
-        self.variables = self.trunk
-        self.opt_trunk = keras.optimizers.Adam(learning_rate)
-        self.opt_head = keras.optimizers.Adam(learning_rate * 10)
-        self.opt_trunk.build(self.trunk)
-        self.opt_head.build([self.w])
-
-        def logits(x, training):
-            f = model(x, training=training)[0]
-            return _COSINE_SCALE * tf.matmul(tf.math.l2_normalize(f, axis=1), tf.math.l2_normalize(self.w, axis=0))
-
-        def loss_of(y, z):
-            onehot = tf.one_hot(y, n_classes) * 0.9 + 0.1 / n_classes
-            return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(onehot, z))
-
-        @tf.function(reduce_retracing=True)
-        def step(x, y):
-            x = self.aug(tf.cast(x, tf.float32) / 255.0, training=True)
-            with tf.GradientTape() as tape:
-                loss = loss_of(y, logits(x, True))
-            grads = tape.gradient(loss, [*self.trunk, self.w])
-            self.opt_trunk.apply_gradients(zip(grads[:-1], self.trunk))
-            self.opt_head.apply_gradients([(grads[-1], self.w)])
-            return loss
-
-        @tf.function(reduce_retracing=True)
-        def score(x, y):
-            z = logits(tf.cast(x, tf.float32) / 255.0, False)
-            return loss_of(y, z) * tf.cast(tf.shape(x)[0], tf.float32), tf.reduce_sum(
-                tf.cast(tf.equal(tf.argmax(z, axis=1, output_type=tf.int32), y), tf.float32))
-
-        self._step, self._score = step, score
-
-    def train_step(self, x, y):
-        return self._step(x, y.astype(np.int32)).numpy()
-
-    def evaluate(self, x, y):
-        loss = acc = 0.0
-        for i in range(0, len(x), 32):
-            l, a = self._score(x[i:i + 32], y[i:i + 32].astype(np.int32))
-            loss, acc = loss + float(l), acc + float(a)
-        return {"val_loss": loss / len(x), "val_accuracy": acc / len(x)}
-
-
-class _Contrastive:
-    """SimCLR: a projection head (1280 -> 512 -> 128) on the feature vector, NT-Xent between two augmented views."""
-
-    def __init__(self, model, trained, x_val, learning_rate, temperature, random_state):
-        import keras
-        import tensorflow as tf
-
-        self.model, self.aug = model, augmentation(random_state)
-        init = keras.initializers.GlorotUniform
-        self.head = keras.Sequential([
-            keras.layers.Dense(512, activation="relu", kernel_initializer=init(seed=random_state)),
-            keras.layers.Dense(128, kernel_initializer=init(seed=random_state + 1))], name="projection")
-        self.head.build((None, _features(model, x_val[:1]).shape[1]))
-        self.trunk = [w for layer in trained for w in layer.trainable_weights]
-        self.variables = self.trunk
-        self.opt_trunk = keras.optimizers.Adam(learning_rate)
-        self.opt_head = keras.optimizers.Adam(learning_rate * 10)
-        self.opt_trunk.build(self.trunk)
-        self.opt_head.build(self.head.trainable_weights)
-        # fixed held-out pairs: the same two views of each held-out photo at every epoch
-        val_aug = augmentation(random_state + 1)
-        xv = tf.cast(x_val, tf.float32) / 255.0
-        self.val_views = (val_aug(xv, training=True), val_aug(xv, training=True))
-
-        def project(x):
-            return self.head(model(x, training=True)[0])
-
-        @tf.function(reduce_retracing=True)
-        def step(x):
-            x = tf.cast(x, tf.float32) / 255.0
-            v1, v2 = self.aug(x, training=True), self.aug(x, training=True)
-            head_vars = self.head.trainable_weights
-            with tf.GradientTape() as tape:
-                z = project(tf.concat([v1, v2], axis=0))
-                n = tf.shape(x)[0]
-                loss = nt_xent(z[:n], z[n:], temperature)
-            grads = tape.gradient(loss, [*self.trunk, *head_vars])
-            k = len(self.trunk)
-            self.opt_trunk.apply_gradients(zip(grads[:k], self.trunk))
-            self.opt_head.apply_gradients(zip(grads[k:], head_vars))
-            return loss
-
-        @tf.function(reduce_retracing=True)
-        def score(v1, v2):
-            return nt_xent(self.head(model(v1, training=False)[0]), self.head(model(v2, training=False)[0]),
-                           temperature)
-
-        self._step, self._score = step, score
-
-    def train_step(self, x, y):
-        return self._step(x).numpy()
-
-    def evaluate(self, x, y):
-        return {"val_loss": float(self._score(*self.val_views))}
-
-
-def _features(model, x_uint8, batch=32):
-    out = [np.asarray(model(x_uint8[i:i + batch].astype(np.float32) / 255.0, training=False)[0])
-           for i in range(0, len(x_uint8), batch)]
-    return np.concatenate(out)
 
 
 # ------------------------------------------------------------------ the public calls
 _COMMON = {
     "backbone": [str], "name": [str, None], "trainable_blocks": [Interval(Integral, 0, None, closed="left")],
+    "views": [_POSITIVE_INT],
     "epochs": [_POSITIVE_INT], "batch_size": [Interval(Integral, 2, None, closed="left")],
     "learning_rate": [Interval(Real, 0, None, closed="neither")],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")], "patience": [_POSITIVE_INT],
@@ -510,7 +582,7 @@ _COMMON = {
 }
 
 
-def _run(method, images, labels, backbone, name, trainable_blocks, epochs, batch_size, learning_rate,
+def _run(method, images, labels, backbone, name, trainable_blocks, views, epochs, batch_size, learning_rate,
          validation_fraction, patience, max_steps, random_state, progress, verbose, on_unreadable, overwrite,
          temperature=None) -> FineTuneResult:
     t0 = time.perf_counter()
@@ -534,7 +606,8 @@ def _run(method, images, labels, backbone, name, trainable_blocks, epochs, batch
     name = name if name is not None else _default_name(imageset, backbone, "ft" if method == "supervised" else "simclr")
     _check_name(name)
     input_size = _effnet_lite.VARIANTS[backbone][2]
-    params = {"method": method, "base": backbone, "trainable_blocks": int(trainable_blocks), "epochs": int(epochs),
+    params = {"method": method, "base": backbone, "trainable_blocks": int(trainable_blocks), "views": int(views),
+              "epochs": int(epochs),
               "batch_size": int(batch_size), "learning_rate": float(learning_rate),
               "validation_fraction": float(validation_fraction), "patience": int(patience),
               "max_steps": None if max_steps is None else int(max_steps), "random_state": int(random_state),
@@ -583,15 +656,22 @@ def _run(method, images, labels, backbone, name, trainable_blocks, epochs, batch
     trained = [model.get_layer(n) for n in layer_names]
     for layer in model.layers:
         layer.trainable = layer.name in set(layer_names)
+    trunk = [w for layer in trained for w in layer.trainable_weights]
+    prefix, tail = _split_model(model, backbone, trainable_blocks)
     if method == "supervised":
-        task = _Supervised(model, trained, len(classes), x[train], y[train], learning_rate, random_state)
+        def task_factory(clean_train, val_data):
+            return _Supervised(tail, trunk, clean_train, y[train], val_data, y[val], len(classes), learning_rate)
+        task_factory.needs_views = 1
         what = f"fine-tuning {backbone} ({len(classes)} classes)"
     else:
-        task = _Contrastive(model, trained, x[val], learning_rate, temperature, random_state)
+        def task_factory(clean_train, val_data):
+            return _Contrastive(tail, trunk, val_data, learning_rate, temperature, random_state)
+        task_factory.needs_views = 2
         what = f"contrastive fine-tuning {backbone}"
-    history, estimate = _fit(task, x[train], None if y is None else y[train], x[val], None if y is None else y[val],
-                             epochs=int(epochs), batch_size=int(batch_size), patience=int(patience),
-                             max_steps=max_steps, rng=rng, progress=progress, verbose=verbose, what=what)
+    history, estimate = _train(task_factory, prefix, tail, trunk, augmentation(random_state), x[train], x[val],
+                               views=int(views), epochs=int(epochs), batch_size=int(batch_size),
+                               patience=int(patience), max_steps=max_steps, rng=rng, progress=progress,
+                               verbose=verbose, what=what)
     params = {**params, "epochs_run": int(len(history)), "trained_layers": layer_names}
     note = {"name": name, "base": backbone, "method": method, "input_size": input_size,
             "feature_dim": _effnet_lite.FEATURE_DIM, "weights_file": "trained_weights.npz", "fingerprint": fp,
@@ -608,8 +688,8 @@ def _run(method, images, labels, backbone, name, trainable_blocks, epochs, batch
 
 
 def fine_tune(images, backbone: str = _bb.DEFAULT_BACKBONE, *, labels="folders", name: str | None = None,
-              trainable_blocks: int = DEFAULT_TRAINABLE_BLOCKS, epochs: int = 15, batch_size: int = 32,
-              learning_rate: float = 3e-4, validation_fraction: float = 0.2, patience: int = 3,
+              trainable_blocks: int = DEFAULT_TRAINABLE_BLOCKS, views: int = DEFAULT_VIEWS, epochs: int = 20,
+              batch_size: int = 32, learning_rate: float = 3e-4, validation_fraction: float = 0.2, patience: int = 4,
               max_steps: int | None = None, random_state: int = 0, progress=None, verbose: bool = True,
               on_unreadable: str = "raise", overwrite: bool = False) -> FineTuneResult:
     """Fine-tune a built-in EfficientNet-Lite on labelled photos and save it as a new named backbone.
@@ -628,6 +708,10 @@ def fine_tune(images, backbone: str = _bb.DEFAULT_BACKBONE, *, labels="folders",
     trainable_blocks : int
         How many of the last blocks are trained, besides the head convolution; all layers after the feature
         vector (the ImageNet classifier) and every earlier block stay as they were.
+    views : int
+        Augmented views of each training photo. The frozen blocks run once per view (the costly part, done
+        first); the trained blocks then learn from those activations, each epoch showing every photo as one of
+        its views, so epochs are cheap.
     epochs, batch_size, learning_rate : training length, photos per step, Adam step size of the trained blocks
         (the temporary classifier learns 10 times faster).
     validation_fraction : float
@@ -662,28 +746,30 @@ def fine_tune(images, backbone: str = _bb.DEFAULT_BACKBONE, *, labels="folders",
     'clothing_lite0_ft'
     """
     validate_params({**_COMMON, "labels": [str, os.PathLike]},
-                    {"backbone": backbone, "name": name, "trainable_blocks": trainable_blocks, "epochs": epochs,
+                    {"backbone": backbone, "name": name, "trainable_blocks": trainable_blocks, "views": views,
+                     "epochs": epochs,
                      "batch_size": batch_size, "learning_rate": learning_rate,
                      "validation_fraction": validation_fraction, "patience": patience, "max_steps": max_steps,
                      "random_state": random_state, "progress": progress, "verbose": verbose,
                      "on_unreadable": on_unreadable, "overwrite": overwrite, "labels": labels}, "fine_tune")
-    return _run("supervised", images, labels, backbone, name, trainable_blocks, epochs, batch_size, learning_rate,
-                validation_fraction, patience, max_steps, random_state, progress, verbose, on_unreadable, overwrite)
+    return _run("supervised", images, labels, backbone, name, trainable_blocks, views, epochs, batch_size,
+                learning_rate, validation_fraction, patience, max_steps, random_state, progress, verbose,
+                on_unreadable, overwrite)
 
 
 def fine_tune_contrastive(images, backbone: str = _bb.DEFAULT_BACKBONE, *, name: str | None = None,
-                          trainable_blocks: int = DEFAULT_TRAINABLE_BLOCKS, epochs: int = 15, batch_size: int = 32,
-                          learning_rate: float = 1e-4, temperature: float = 0.2, validation_fraction: float = 0.2,
-                          patience: int = 3, max_steps: int | None = None, random_state: int = 0, progress=None,
-                          verbose: bool = True, on_unreadable: str = "raise",
-                          overwrite: bool = False) -> FineTuneResult:
+                          trainable_blocks: int = DEFAULT_TRAINABLE_BLOCKS, views: int = DEFAULT_VIEWS,
+                          epochs: int = 20, batch_size: int = 32, learning_rate: float = 1e-4,
+                          temperature: float = 0.2, validation_fraction: float = 0.2, patience: int = 4,
+                          max_steps: int | None = None, random_state: int = 0, progress=None, verbose: bool = True,
+                          on_unreadable: str = "raise", overwrite: bool = False) -> FineTuneResult:
     """Fine-tune the same last blocks without labels (SimCLR-style) and save the result as a new named backbone.
 
     Every step takes a batch of photos, makes two augmented views of each and trains the last blocks (through a
     temporary projection head) so that the two views of one photo come out closer to each other than to any
     other photo of the batch (NT-Xent loss with ``temperature``). Labels, if any, are ignored. The default name
-    is ``<folder>_<lite0>_simclr``; every other parameter is as in ``fine_tune``. Each step sees the batch
-    twice, so it costs about twice a supervised step.
+    is ``<folder>_<lite0>_simclr``; ``views`` must be at least 2; every other parameter is as in ``fine_tune``.
+    Each step sees the batch twice, so it costs about twice a supervised step.
 
     Examples
     --------
@@ -691,12 +777,16 @@ def fine_tune_contrastive(images, backbone: str = _bb.DEFAULT_BACKBONE, *, name:
     >>> ft = kit.adapt.fine_tune_contrastive(kit.datasets.clothing(), epochs=3)  # doctest: +SKIP
     """
     validate_params({**_COMMON, "temperature": [Interval(Real, 0, None, closed="neither")]},
-                    {"backbone": backbone, "name": name, "trainable_blocks": trainable_blocks, "epochs": epochs,
+                    {"backbone": backbone, "name": name, "trainable_blocks": trainable_blocks, "views": views,
+                     "epochs": epochs,
                      "batch_size": batch_size, "learning_rate": learning_rate,
                      "validation_fraction": validation_fraction, "patience": patience, "max_steps": max_steps,
                      "random_state": random_state, "progress": progress, "verbose": verbose,
                      "on_unreadable": on_unreadable, "overwrite": overwrite, "temperature": temperature},
                     "fine_tune_contrastive")
-    return _run("contrastive", images, None, backbone, name, trainable_blocks, epochs, batch_size, learning_rate,
-                validation_fraction, patience, max_steps, random_state, progress, verbose, on_unreadable, overwrite,
-                temperature=temperature)
+    if views < 2:
+        raise ValueError(f"views={views} must be at least 2 for fine_tune_contrastive (two different views of each "
+                         f"photo are compared); pass views=2 or more")
+    return _run("contrastive", images, None, backbone, name, trainable_blocks, views, epochs, batch_size,
+                learning_rate, validation_fraction, patience, max_steps, random_state, progress, verbose,
+                on_unreadable, overwrite, temperature=temperature)

@@ -28,11 +28,12 @@ def _photo_folder(root: Path, per_class: dict) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """Two steps of 4 photos on 12 photos of 2 classes, last block + head trained."""
+    """Two steps of 4 photos on 12 photos of 2 classes (one augmented view), last block + head trained."""
     folder = _photo_folder(tmp_path_factory.mktemp("tiny") / "shop", {"hat": 6, "shoes": 6})
     calls = []
-    result = adapt.fine_tune(folder, name="tiny_ft", trainable_blocks=1, epochs=1, batch_size=4, max_steps=2,
-                             random_state=0, verbose=False, progress=lambda d, t, s: calls.append((d, t, s)))
+    result = adapt.fine_tune(folder, name="tiny_ft", trainable_blocks=1, views=1, epochs=1, batch_size=4,
+                             max_steps=2, random_state=0, verbose=False,
+                             progress=lambda d, t, s: calls.append((d, t, s)))
     return result, folder, calls
 
 
@@ -45,6 +46,7 @@ def test_tiny_fine_tune_result(tiny):
     assert len(result.history) == 1 and np.isfinite(result.history["val_loss"]).all()
     assert result.estimate["seconds_per_step"] > 0 and result.estimate["peak_memory_gb"] > 0
     assert calls[0][0] == 0 and calls[-1][0] == calls[-1][1] == 2 and "fine-tuning" in calls[-1][2]
+    assert any("frozen blocks" in stage for _, _, stage in calls)  # the augmented views went through them first
     assert (result.path / "features" / "saved_model.pb").is_file()
     assert (result.path / "classifier" / "saved_model.pb").is_file()
 
@@ -105,12 +107,12 @@ def test_cam_and_compare_work_on_it(tiny):
 
 def test_same_call_reuses_and_a_different_one_must_overwrite(tiny):
     result, folder, _ = tiny
-    again = adapt.fine_tune(folder, name="tiny_ft", trainable_blocks=1, epochs=1, batch_size=4, max_steps=2,
-                            random_state=0, verbose=False)
+    again = adapt.fine_tune(folder, name="tiny_ft", trainable_blocks=1, views=1, epochs=1, batch_size=4,
+                            max_steps=2, random_state=0, verbose=False)
     assert again.reused and again.path == result.path
     with pytest.raises(ValueError, match=r"name='tiny_ft' is taken.*overwrite=True"):
-        adapt.fine_tune(folder, name="tiny_ft", trainable_blocks=1, epochs=1, batch_size=4, max_steps=2,
-                        random_state=1, verbose=False)
+        adapt.fine_tune(folder, name="tiny_ft", trainable_blocks=1, views=1, epochs=1, batch_size=4,
+                        max_steps=2, random_state=1, verbose=False)
 
 
 def test_contrastive_fine_tune_without_labels(tmp_path):
@@ -119,8 +121,10 @@ def test_contrastive_fine_tune_without_labels(tmp_path):
     src = Path(kit.datasets.clothing())
     for p in [*sorted((src / "dress").iterdir())[:5], *sorted((src / "pants").iterdir())[:5]]:
         shutil.copy(p, folder / p.name)
-    result = adapt.fine_tune_contrastive(folder, name="tiny_simclr", trainable_blocks=0, epochs=1, batch_size=4,
-                                         max_steps=1, verbose=False)
+    with pytest.raises(ValueError, match=r"views=1 must be at least 2"):
+        adapt.fine_tune_contrastive(folder, views=1, verbose=False)
+    result = adapt.fine_tune_contrastive(folder, name="tiny_simclr", trainable_blocks=0, views=2, epochs=1,
+                                         batch_size=4, max_steps=1, verbose=False)
     assert result.method == "contrastive" and result.classes is None
     assert result.params["trained_layers"] == ["head"]
     emb = kit.embed(folder, backbone="tiny_simclr", use_cache=False)
@@ -176,6 +180,7 @@ def test_unlabelled_photos_point_to_the_contrastive_variant(tmp_path):
     ({"name": "Bad Name!"}, r"name='Bad Name!' must be"),
     ({"validation_fraction": 1.5}, r"validation_fraction"),
     ({"on_unreadable": "ignore"}, r"on_unreadable"),
+    ({"views": 0}, r"views"),
 ])
 def test_bad_parameters_name_themselves(tmp_path, kwargs, message):
     folder = _photo_folder(tmp_path / "ok", {"hat": 4, "shoes": 4})
@@ -195,3 +200,12 @@ def test_a_folder_the_kit_did_not_make_is_never_replaced(tmp_path):
         adapt.remove("users_own")
     assert (mine / "keep.txt").read_text() == "mine"
     assert "users_own" not in set(kit.backbones.available()["name"])
+
+
+def test_frozen_part_and_trained_part_compose_to_the_whole_network(tiny):
+    result, folder, _ = tiny
+    model = bb.keras_model(result.name)
+    x = np.stack([kit.read_image(p, size=224) for p in kit.load_folder(folder).paths[:2]]).astype(np.float32) / 255
+    for blocks in (0, 1, 4):
+        prefix, tail = adapt._split_model(model, "efficientnet_lite0", blocks)
+        np.testing.assert_allclose(np.asarray(tail(prefix(x))), np.asarray(model(x)[0]), atol=1e-5)
