@@ -34,6 +34,7 @@ Examples
 from __future__ import annotations
 
 import math
+from numbers import Integral, Real
 import os
 import re
 import threading
@@ -49,6 +50,7 @@ import pandas as pd
 from .backbones import BackboneSpec
 from .cache import EmbeddingCache
 from ._facemodels import INSTALL, MODEL_FILES, is_available, model_dir  # noqa: F401  (public here)
+from ._validation import Interval, StrOptions, validate_params
 from .cluster import DBSCAN, Agglomerative, ChineseWhispers, Infomap, KMeans, Leiden, _Base, _check_X, _relabel
 from .io import ImageSet, read_image
 from .progress import report
@@ -120,21 +122,18 @@ class FaceSettings:
     max_side: int | None = 1024
     jitter: int = 0
 
+    # upsample: 1 finds faces down to about 40 px, each step costs about 4x; max_side None: detect at full size
+    _parameter_constraints = {
+        "detector": [StrOptions(set(DETECTORS))],
+        "upsample": [Interval(Integral, 0, 4, closed="both")],
+        "keep": [StrOptions(set(KEEP))],
+        "crop_as_face": ["boolean"],
+        "max_side": [Interval(Integral, 64, None, closed="left"), None],
+        "jitter": [Interval(Integral, 0, None, closed="left")],
+    }
+
     def validated(self) -> "FaceSettings":
-        if self.detector not in DETECTORS:
-            raise ValueError(f"detector={self.detector!r} must be one of {DETECTORS}")
-        if not isinstance(self.upsample, (int, np.integer)) or isinstance(self.upsample, bool) \
-                or not 0 <= self.upsample <= 4:
-            raise ValueError(f"upsample={self.upsample!r} must be an integer from 0 to 4 (1 finds faces down to "
-                             f"about 40 px; each step costs about 4x)")
-        if self.keep not in KEEP:
-            raise ValueError(f"keep={self.keep!r} must be one of {KEEP}")
-        if not isinstance(self.crop_as_face, bool):
-            raise ValueError(f"crop_as_face={self.crop_as_face!r} must be True or False")
-        if self.max_side is not None and (not isinstance(self.max_side, (int, np.integer)) or self.max_side < 64):
-            raise ValueError(f"max_side={self.max_side!r} must be an integer >= 64, or None to detect at full size")
-        if not isinstance(self.jitter, (int, np.integer)) or isinstance(self.jitter, bool) or self.jitter < 0:
-            raise ValueError(f"jitter={self.jitter!r} must be an integer >= 0 (0: no jitter)")
+        validate_params(self._parameter_constraints, asdict(self), "FaceSettings")
         return self
 
     def preprocessing(self) -> dict:
@@ -330,9 +329,8 @@ def processes_for(n_photos: int, settings: FaceSettings, num_workers: int | None
     ``num_workers=None``: all cores, once there are ``POOL_MIN_PHOTOS`` photos (HOG or crops) or two per
     core (CNN). A number: that many processes whenever there are at least two photos per process.
     """
-    if num_workers is not None and (not isinstance(num_workers, (int, np.integer)) or isinstance(num_workers, bool)
-                                    or num_workers < 1):
-        raise ValueError(f"num_workers={num_workers!r} must be a positive integer (None: one per core)")
+    validate_params({"num_workers": [Interval(Integral, 1, None, closed="left"), None]},
+                    {"num_workers": num_workers}, "processes_for")
     workers = int(num_workers or os.cpu_count() or 1)
     minimum = 2 * workers
     if num_workers is None and not (settings.detector == "cnn" and not settings.crop_as_face):
@@ -514,11 +512,10 @@ def face_crops(emb, index=None, size: int = 112, margin: float = 0.2, progress=N
 
     ``index``: rows of ``emb`` (default all).
     """
+    validate_params({"size": [Interval(Integral, 8, None, closed="left")],
+                     "margin": [Interval(Real, 0, None, closed="left")]},
+                    {"size": size, "margin": margin}, "face_crops")
     table = _face_table(emb)
-    if not isinstance(size, (int, np.integer)) or size < 8:
-        raise ValueError(f"size={size!r} must be an integer >= 8 (pixels)")
-    if not isinstance(margin, (int, float)) or margin < 0:
-        raise ValueError(f"margin={margin!r} must be a number >= 0 (fraction of the face box)")
     index = list(range(len(table))) if index is None else [int(i) for i in index]
     out: list = [None] * len(index)
     by_path: dict = {}
@@ -609,16 +606,18 @@ class DlibChineseWhispers(_Base):
     seeds give equal labels. ``random_state=None`` keeps the input order.
     """
 
+    # threshold: a Euclidean distance between dlib's face descriptors, typically 0.5-0.7
+    _parameter_constraints = {"threshold": [Interval(Real, 0, None, closed="neither")],
+                              "random_state": ["random_state"]}
+
     def __init__(self, threshold=0.5, *, random_state=0):
         self.threshold = threshold
         self.random_state = random_state
 
     def fit(self, X, y=None):
+        self._validate_params()
         dlib = _dlib()
         X = _check_X(X)
-        if not isinstance(self.threshold, (int, float)) or self.threshold <= 0:
-            raise ValueError(f"threshold={self.threshold!r} must be a positive Euclidean distance (dlib's face "
-                             f"descriptors: 0.5-0.7)")
         n = len(X)
         order = np.arange(n) if self.random_state is None else np.random.default_rng(self.random_state).permutation(n)
         got = dlib.chinese_whispers_clustering([dlib.vector(X[i].astype(np.float64).tolist()) for i in order],
@@ -707,6 +706,16 @@ class FaceClustering(_Base):
     [1, 1, 0, 0, 0]
     """
 
+    _parameter_constraints = {
+        "method": [StrOptions({"auto", *FACE_METHODS})],
+        "threshold": [Interval(Real, 0, None, closed="neither"), None],  # see FACE_METHODS for each default
+        "n_clusters": [Interval(Integral, 1, None, closed="left"), None],
+        "k": [Interval(Integral, 1, None, closed="left")],
+        "min_samples": [Interval(Integral, 1, None, closed="left")],
+        "resolution": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, method="auto", *, threshold=None, n_clusters=None, k=10, min_samples=2, resolution=1.0,
                  random_state=0):
         self.method = method
@@ -745,9 +754,8 @@ class FaceClustering(_Base):
         return method, None, KMeans(self.n_clusters, random_state=rs)
 
     def fit(self, X, y=None):
+        self._validate_params()
         X = _check_X(getattr(X, "vectors", X))
-        if self.threshold is not None and (not isinstance(self.threshold, (int, float)) or self.threshold <= 0):
-            raise ValueError(f"threshold={self.threshold!r} must be a positive number (see kit.faces.FACE_METHODS)")
         self.method_, self.threshold_, self.estimator_ = self._estimator(len(X))
         self.labels_ = _relabel(self.estimator_.fit(X).labels_)
         return self
@@ -793,10 +801,9 @@ def score(emb, labels_pred, truth=None, no_face: str = "exclude", noise: str = "
     """
     from . import metrics
 
-    if no_face not in NO_FACE_POLICIES:
-        raise ValueError(f"no_face={no_face!r} must be one of {NO_FACE_POLICIES}")
-    if noise not in metrics.NOISE_POLICIES:
-        raise ValueError(f"noise={noise!r} must be one of {metrics.NOISE_POLICIES}")
+    validate_params({"no_face": [StrOptions(set(NO_FACE_POLICIES))],
+                     "noise": [StrOptions(set(metrics.NOISE_POLICIES))]},
+                    {"no_face": no_face, "noise": noise}, "kit.faces.score")
     pred = np.asarray(labels_pred)
     if len(pred) != len(emb):
         raise ValueError(f"labels_pred has {len(pred)} entries for {len(emb)} faces; pass one label per face")

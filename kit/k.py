@@ -19,8 +19,50 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from numbers import Integral, Real
+
 from ._knn import _normalise, knn, knn_graph
+from ._validation import Interval, InvalidParameterError, StrOptions, validate_params
 from .cluster import _check_X, reduce
+
+# One constraint per parameter name, shared by every function here (kit._validation, scikit-learn style).
+_SEED = [Interval(Integral, 0, 2**32 - 1, closed="both")]
+_CONSTRAINTS = {
+    "k_range": [tuple, list, range],
+    "random_state": _SEED,
+    "n_init": [Interval(Integral, 1, None, closed="left")],
+    "n_splits": [Interval(Integral, 1, None, closed="left")],
+    "n_refs": [Interval(Integral, 1, None, closed="left")],
+    "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+    "n_probes": [Interval(Integral, 1, None, closed="left")],
+    "n_bootstrap": [Interval(Integral, 0, None, closed="left")],
+    "bootstrap_fraction": [Interval(Real, 0, 1, closed="right")],
+    "reduce_to": [Interval(Integral, 2, None, closed="left"), None],
+    "linkage": [StrOptions({"ward", "average", "complete", "single"})],
+    "criterion": [StrOptions({"gap", "ratio"})],
+    "top": [Interval(Integral, 1, None, closed="left")],
+    "weighted": ["boolean"],
+}
+
+
+def _check(caller: str, **params) -> None:
+    """Validate ``params`` against ``_CONSTRAINTS`` (plus per-call ones passed as ``(value, constraints)``)."""
+    constraints = {}
+    values = {}
+    for name, value in params.items():
+        if isinstance(value, _Own):
+            constraints[name], values[name] = value.constraints, value.value
+        else:
+            constraints[name], values[name] = _CONSTRAINTS[name], value
+    validate_params(constraints, values, caller)
+
+
+@dataclass
+class _Own:
+    """A value with constraints of its own (a parameter whose meaning differs between functions)."""
+
+    value: object
+    constraints: list
 
 
 @dataclass
@@ -38,6 +80,9 @@ class KEstimate:
 
 
 def _k_values(k_range, n):
+    if (not isinstance(k_range, (tuple, list, range)) or len(k_range) != 2
+            or not all(isinstance(v, Integral) and not isinstance(v, (bool, np.bool_)) for v in k_range)):
+        raise ValueError(f"k_range={k_range!r} must be a pair of ints (low, high), e.g. (2, 30)")
     lo, hi = int(k_range[0]), int(min(k_range[1], n - 1))
     if lo < 2 or hi < lo:
         raise ValueError(f"k_range={tuple(k_range)} must satisfy 2 <= low <= high < N={n}")
@@ -99,14 +144,12 @@ def prediction_strength(X, k_range=(2, 30), threshold=STRENGTH_THRESHOLD, n_spli
     >>> prediction_strength(X, (2, 8)).k
     4
     """
+    _check("prediction_strength", k_range=k_range, n_splits=n_splits, n_init=n_init, random_state=random_state,
+           threshold=_Own(threshold, [Interval(Real, 0, 1, closed="right")]))
     from sklearn.cluster import KMeans
 
     X = _check_X(X)
     ks = _k_values(k_range, len(X) // 2)
-    if not 0 < threshold <= 1:
-        raise ValueError(f"threshold={threshold!r} must be in (0, 1]; Tibshirani & Walther suggest 0.8-0.9")
-    if not isinstance(n_splits, (int, np.integer)) or n_splits < 1:
-        raise ValueError(f"n_splits={n_splits!r} must be a positive integer (2 is the default)")
     rng = np.random.default_rng(random_state)
     strength = np.zeros((2 * n_splits, len(ks)))
     with _one_thread():
@@ -130,6 +173,7 @@ def prediction_strength(X, k_range=(2, 30), threshold=STRENGTH_THRESHOLD, n_spli
 
 def elbow(X, k_range=(2, 30), random_state=0, sweep=None) -> KEstimate:
     """Kneedle (``kneed``) on the k-means inertia curve."""
+    _check("elbow", k_range=k_range, random_state=random_state)
     from kneed import KneeLocator
 
     X = _check_X(X)
@@ -151,6 +195,7 @@ def _index_sweep(name, fn, better, X, k_range, random_state, sweep):
 
 def silhouette(X, k_range=(2, 30), random_state=0, sweep=None) -> KEstimate:
     """k with the highest mean silhouette (cosine) of k-means labelings."""
+    _check("silhouette", k_range=k_range, random_state=random_state)
     from sklearn.metrics import silhouette_score
 
     return _index_sweep("silhouette", lambda X, l: silhouette_score(X, l, metric="cosine", sample_size=min(
@@ -159,6 +204,7 @@ def silhouette(X, k_range=(2, 30), random_state=0, sweep=None) -> KEstimate:
 
 def calinski_harabasz(X, k_range=(2, 30), random_state=0, sweep=None) -> KEstimate:
     """k with the highest Calinski-Harabasz index."""
+    _check("calinski_harabasz", k_range=k_range, random_state=random_state)
     from sklearn.metrics import calinski_harabasz_score
 
     return _index_sweep("calinski_harabasz", calinski_harabasz_score, "max", X, k_range, random_state, sweep)
@@ -166,6 +212,7 @@ def calinski_harabasz(X, k_range=(2, 30), random_state=0, sweep=None) -> KEstima
 
 def davies_bouldin(X, k_range=(2, 30), random_state=0, sweep=None) -> KEstimate:
     """k with the lowest Davies-Bouldin index."""
+    _check("davies_bouldin", k_range=k_range, random_state=random_state)
     from sklearn.metrics import davies_bouldin_score
 
     return _index_sweep("davies_bouldin", davies_bouldin_score, "min", X, k_range, random_state, sweep)
@@ -176,6 +223,7 @@ def gap_statistic(X, k_range=(2, 30), n_refs=5, reduce_to=50, random_state=0) ->
 
     Runs on a PCA to ``reduce_to`` dimensions (about 6x cheaper than 1280-d, same answers measured).
     """
+    _check("gap_statistic", k_range=k_range, n_refs=n_refs, reduce_to=reduce_to, random_state=random_state)
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
 
@@ -208,6 +256,7 @@ def gap_statistic(X, k_range=(2, 30), n_refs=5, reduce_to=50, random_state=0) ->
 
 def eigengap(X, k_range=(2, 30), n_neighbors=10) -> KEstimate:
     """Largest gap in the eigenvalues of the normalised Laplacian of a symmetric cosine kNN graph."""
+    _check("eigengap", k_range=k_range, n_neighbors=n_neighbors)
     import scipy.sparse as sp
     from scipy.sparse.csgraph import laplacian
     from scipy.sparse.linalg import eigsh
@@ -234,6 +283,7 @@ def dendrogram(X, k_range=(2, 30), linkage="ward", criterion="gap") -> KEstimate
 
     Cutting between the merges that leave k and k-1 clusters gives k clusters.
     """
+    _check("dendrogram", k_range=k_range, linkage=linkage, criterion=criterion)
     from scipy.cluster import hierarchy
 
     X = _check_X(X)
@@ -245,14 +295,13 @@ def dendrogram(X, k_range=(2, 30), linkage="ward", criterion="gap") -> KEstimate
     after = np.array([h[n - k] for k in ks])
     before = np.array([h[n - k - 1] for k in ks])
     score = after - before if criterion == "gap" else after / np.maximum(before, 1e-12)
-    if criterion not in ("gap", "ratio"):
-        raise ValueError(f"criterion={criterion!r} must be 'gap' or 'ratio'")
     best = int(ks[int(np.argmax(score))])
     return KEstimate(f"dendrogram_{criterion}", best, pd.DataFrame({"k": ks, "score": score}), {"linkage": Z})
 
 
 def hdbscan_count(X, random_state=0, **params) -> KEstimate:
     """Number of clusters HDBSCAN finds (kit defaults), with the noise fraction beside it."""
+    _check("hdbscan_count", random_state=random_state)
     from .cluster import HDBSCAN
 
     est = HDBSCAN(random_state=random_state, **params).fit(X)
@@ -267,6 +316,8 @@ def probe_count(X, n_probes=50, threshold=None, random_state=0) -> KEstimate:
     not K); the original probe counting matched with DELF local features and geometric verification, far
     stricter. Kept as a baseline and shown as such.
     """
+    _check("probe_count", n_probes=n_probes, random_state=random_state,
+           threshold=_Own(threshold, [Interval(Real, -1, 1, closed="both"), None]))
     X = _normalise(_check_X(X))
     rng = np.random.default_rng(random_state)
     if threshold is None:
@@ -375,6 +426,13 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
     >>> estimate(noise, k_range=(2, 10), n_bootstrap=0).clear
     False
     """
+    _check("estimate", k_range=k_range, random_state=random_state, n_bootstrap=n_bootstrap,
+           bootstrap_fraction=bootstrap_fraction, reduce_to=reduce_to,
+           methods=_Own(methods, [list, tuple, None]))
+    unknown = [m for m in (methods or ()) if m not in METHODS]
+    if unknown:
+        raise InvalidParameterError(f"methods has {unknown}, not among {METHODS} (pass images=... for the word-vector "
+                                    f"estimate)")
     X = _check_X(X)
     methods = list(methods or FAST_METHODS)
     ks = _k_values(k_range, len(X))
@@ -510,13 +568,13 @@ def word_vectors(images, backbone="efficientnet_lite0", vectors="glove", top=1, 
     ``vectors``: "glove" (GloVe 6B 50-d, offline), a word2vec-format file, or a TF-Hub text-embedding handle.
     ``top_table``: a ``kit.inspect.top_labels`` result (or its table) to reuse (computed when None).
     """
+    _check("word_vectors", k_range=k_range, top=top, weighted=weighted,
+           threshold=_Own(threshold, [Interval(Real, 0, None, closed="neither"), None]))
     from scipy.cluster import hierarchy
 
     from . import _wordvec
     from .inspect import _top_table, top_labels
 
-    if not isinstance(top, int) or top < 1:
-        raise ValueError(f"top={top!r} must be a positive integer")
     table = (_top_table(top_table) if top_table is not None
              else top_labels(images, backbone=backbone, k=top, progress=progress).table)
     table = table[table["rank"] <= top]

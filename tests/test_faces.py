@@ -3,6 +3,7 @@ crop-as-face option, the process pool, the cache, clustering quality, scores wit
 and crops for galleries and exports."""
 import itertools
 import os
+import re
 import shutil
 
 import numpy as np
@@ -72,18 +73,19 @@ def test_dlib_face_is_registered_and_offline():
 
 
 def test_settings_errors_name_the_parameter():
-    for kwargs, text in [({"detector": "mtcnn"}, "detector='mtcnn'"), ({"upsample": -1}, "upsample=-1"),
-                         ({"keep": "biggest"}, "keep='biggest'"), ({"max_side": 10}, "max_side=10"),
-                         ({"jitter": 1.5}, "jitter=1.5")]:
-        with pytest.raises(ValueError, match=text.replace("(", r"\(")):
+    for kwargs in [{"detector": "mtcnn"}, {"upsample": -1}, {"upsample": True}, {"keep": "biggest"},
+                   {"max_side": 10}, {"jitter": 1.5}, {"crop_as_face": 1}]:
+        (name, value), = kwargs.items()
+        with pytest.raises(ValueError, match=rf"'{name}' parameter of FaceSettings .*got {re.escape(repr(value))}"):
             faces.backbone(**kwargs)
     X = np.random.default_rng(0).normal(size=(10, 128)).astype(np.float32)
     with pytest.raises(ValueError, match="n_clusters"):
         faces.cluster_faces(X, "kmeans")
-    with pytest.raises(ValueError, match="method='spectral'"):
+    with pytest.raises(ValueError, match="'method' parameter of FaceClustering .*got 'spectral'"):
         faces.cluster_faces(X, "spectral")
-    with pytest.raises(ValueError, match="threshold=-0.5"):
+    with pytest.raises(ValueError, match="'threshold' parameter of FaceClustering .*got -0.5"):
         faces.cluster_faces(X, "agglomerative", threshold=-0.5)
+    assert faces.cluster_faces(X, "agglomerative", threshold=np.float32(0.6)).shape == (10,)
 
 
 # ----------------------------------------------------------------------------------------- detection

@@ -79,3 +79,21 @@ def test_library_tables_are_plain(blobs, tmp_path):
     from kit import faces
 
     _assert_plain(faces.pair_distances(X, y), "kit.faces.pair_distances")
+
+
+def test_pipeline_tables_are_plain(folder, tmp_path):
+    """compare, embeddings, exports, the run log and the dataset tables (small inputs, the built-in backbone)."""
+    images = kit.load_folder(folder)
+    table = kit.compare(images, backbones=["efficientnet_lite0"], methods=["kmeans", "agglomerative"], k=2,
+                        cache_dir=tmp_path / "cache")
+    assert len(table) == 2
+    _assert_plain(table, "kit.compare")
+    emb = kit.embed(images, backbone="efficientnet_lite0", cache_dir=tmp_path / "cache")
+    _assert_plain(emb.unreadable, "Embeddings.unreadable")
+    labels = np.arange(len(emb.paths)) % 2
+    written = kit.export.to_folders(emb.paths, labels, tmp_path / "out")
+    _assert_plain(written, "kit.export.to_folders")
+    log = tmp_path / "log" / "runs.jsonl"
+    kit.export.append_run_log(log, {"method": "kmeans", "k": 2}, {"nmi": 1.0})
+    _assert_plain(kit.export.read_run_log(log), "kit.export.read_run_log")
+    _assert_plain(kit.datasets.sample_info(), "kit.datasets.sample_info")

@@ -517,3 +517,48 @@ def test_public_functions_document_no_unchecked_numeric_parameter():
         assert "validate_params(" in source, fn.__name__
         for name in names:
             assert f'"{name}"' in source, (fn.__name__, name)
+
+
+# ============================================================================ kit.k
+from kit import k as K  # noqa: E402
+
+
+@pytest.mark.parametrize("fn, kwargs, match", [
+    (K.estimate, dict(random_state=True), r"'random_state' parameter of estimate .*got True \(bool\)"),
+    (K.estimate, dict(n_bootstrap=-1), r"'n_bootstrap' parameter of estimate must be an int in the range \[0, inf\)"),
+    (K.estimate, dict(bootstrap_fraction=0), r"'bootstrap_fraction' parameter of estimate"),
+    (K.estimate, dict(reduce_to=True), r"'reduce_to' parameter of estimate"),
+    (K.estimate, dict(methods="elbow"), r"'methods' parameter of estimate"),
+    (K.estimate, dict(methods=["elbow", "kmeans"]), r"methods has \['kmeans'\]"),
+    (K.prediction_strength, dict(threshold=1.5), r"'threshold' parameter of prediction_strength"),
+    (K.prediction_strength, dict(n_splits=True), r"'n_splits' parameter of prediction_strength"),
+    (K.dendrogram, dict(criterion="largest"), r"'criterion' parameter of dendrogram must be a str among"),
+    (K.dendrogram, dict(linkage="median"), r"'linkage' parameter of dendrogram"),
+    (K.gap_statistic, dict(n_refs=0), r"'n_refs' parameter of gap_statistic"),
+    (K.eigengap, dict(n_neighbors=2.5), r"'n_neighbors' parameter of eigengap"),
+    (K.probe_count, dict(threshold=2.0), r"'threshold' parameter of probe_count"),
+    (K.elbow, dict(random_state=-1), r"'random_state' parameter of elbow"),
+])
+def test_k_functions_check_parameters_before_reading_X(fn, kwargs, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        fn(Untouchable(), **kwargs)
+
+
+@pytest.mark.parametrize("k_range", [(2,), (2.0, 5), (True, 5), "2-5"])
+def test_k_range_must_be_a_pair_of_ints(k_range):
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    with pytest.raises(ValueError, match="k_range"):
+        K.elbow(X, k_range=k_range)
+
+
+def test_word_vectors_checks_top_before_any_image_is_read():
+    with pytest.raises(InvalidParameterError, match=r"'top' parameter of word_vectors .*got True \(bool\)"):
+        K.word_vectors(["/nonexistent/photo.jpg"], top=True)
+
+
+def test_k_functions_accept_numpy_scalars():
+    X = np.random.default_rng(0).normal(size=(60, 4))
+    est = K.prediction_strength(X, k_range=(np.int64(2), np.int64(4)), threshold=np.float32(0.8),
+                                n_splits=np.int64(1), random_state=np.int64(1))
+    assert est.method == "prediction_strength"
+    assert K.dendrogram(X, k_range=(2, 5), criterion="ratio").k in range(2, 6)
