@@ -78,7 +78,7 @@ def test_prediction_strength_separates_blobs_from_noise():
     for shape in [(800, 10), (600, 1280)]:
         noise = K.prediction_strength(_noise(shape, 0), (2, 15), random_state=0)
         assert noise.k is None and noise.curve["score"].max() <= 0.6
-    with pytest.raises(ValueError, match="threshold=1.5"):
+    with pytest.raises(ValueError, match=r"'threshold' parameter of prediction_strength .*got 1.5"):
         K.prediction_strength(X, threshold=1.5)
 
 
