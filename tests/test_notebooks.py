@@ -101,13 +101,48 @@ def test_kernel_python3_is_this_python():
 # Runs one notebook in a child process that writes the executed notebook even when a cell fails. The child is
 # killed at a wall-clock deadline: a kernel that stops answering (seen once here with ipykernel 7, where nbclient's
 # own cell timeout never fired) must fail this test, not hang the whole suite.
+#
+# nbclient waits for each cell's reply with one shell_channel.get_msg(timeout=600) call; after a cell that shows
+# ipywidgets that call sometimes returns only when its timeout runs out although the reply has arrived
+# (jupyter/nbclient#312; seen here: notebook 05 idle for exactly 600 s after its widget panel). The client below
+# asks for the reply in 1 s polls until the same deadline, so a missed wake-up costs a second, not ten minutes.
 _EXECUTE = """
-import sys, nbformat
+import asyncio, sys, nbformat
+from queue import Empty
+from time import monotonic
 from nbclient import NotebookClient
+from nbclient.client import timestamp
+from nbclient.util import ensure_async
+
+
+class PollingClient(NotebookClient):
+    async def _async_poll_for_reply(self, msg_id, cell, timeout, task_poll_output_msg, task_poll_kernel_alive):
+        deadline = None if timeout is None else monotonic() + timeout
+        while True:
+            try:
+                msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=1))
+            except Empty:
+                if deadline is None or monotonic() < deadline:
+                    continue
+                task_poll_kernel_alive.cancel()
+                await self._async_check_alive()
+                await self._async_handle_timeout(timeout, cell)  # raises CellTimeoutError
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if self.record_timing:
+                cell["metadata"]["execution"]["shell.execute_reply"] = timestamp(msg)
+            try:
+                await asyncio.wait_for(task_poll_output_msg, self.iopub_timeout)
+            except (asyncio.TimeoutError, Empty):
+                self.log.warning("Timeout waiting for IOPub output")
+            task_poll_kernel_alive.cancel()
+            return msg
+
+
 src, dst, folder = sys.argv[1:4]
 nb = nbformat.read(src, as_version=4)
 try:
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": folder}}).execute()
+    PollingClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": folder}}).execute()
 finally:
     nbformat.write(nb, dst)
 """
