@@ -7,11 +7,17 @@ point is its own cluster). Pairwise and BCubed scores follow the face-clustering
 (Yang et al., CVPR 2019; Chen et al., ECCV 2022) and are computed from the contingency table, so
 they scale to millions of samples. Internal scores leave noise points out and return nan when
 undefined (fewer than two clusters, or every point its own cluster).
+
+External scores are undefined when the truth has a single class (any labeling "agrees" with it) or when
+every predicted label is noise (below 0: no cluster was found). :func:`external_undefined` gives the reason
+as a sentence; the external metric functions then return nan and warn (:class:`UndefinedScoreWarning`), and
+:func:`score` returns nan for every external key.
 """
 from __future__ import annotations
 
 import math
-from numbers import Integral
+import warnings
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
@@ -24,6 +30,11 @@ from ._validation import Interval, StrOptions, validate_params
 
 NOISE_POLICIES = ("cluster", "singletons")
 _NOISE = [StrOptions(set(NOISE_POLICIES))]  # "cluster": noise points form one cluster; "singletons": one each
+
+
+class UndefinedScoreWarning(UserWarning):
+    """An external score was asked for where it is undefined (a single true class, or every point noise); the
+    score is nan and the warning's message says why."""
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -46,13 +57,69 @@ def _noise_mask(arr: np.ndarray) -> np.ndarray:
     return np.zeros(arr.shape, dtype=bool)  # string labels have no noise marker
 
 
-def _check_pair(labels_true, labels_pred, noise: str = "cluster", caller: str = "score"):
-    """Validate both labelings; return them as integer codes with the noise policy applied to the prediction."""
-    validate_params({"noise": _NOISE}, {"noise": noise}, caller)
-    t, p = _as_labels(labels_true, "labels_true"), _as_labels(labels_pred, "labels_pred")
+def _all_noise(arr: np.ndarray) -> bool:
+    """True when every label is a number below 0 (noise); string labels are never noise."""
+    if arr.dtype.kind in "iuf":
+        return bool((arr < 0).all())
+    if arr.dtype == object:
+        return all(isinstance(v, Real) and not isinstance(v, (bool, np.bool_)) and v < 0 for v in arr.tolist())
+    return False
+
+
+def _reason(t: np.ndarray, p: np.ndarray) -> str | None:
+    """Why external scores of validated labelings ``t`` (truth) and ``p`` (prediction) are undefined, or None."""
+    classes = pd.unique(t)
+    if len(classes) == 1:
+        return (f"every photo has the same true label ({classes[0]}), so agreement with the truth is "
+                f"undefined")
+    if _all_noise(p):
+        return "every photo is noise (no cluster was found), so external scores are undefined"
+    return None
+
+
+def _validated_pair(labels_true, labels_pred, names=("labels_true", "labels_pred")):
+    t, p = _as_labels(labels_true, names[0]), _as_labels(labels_pred, names[1])
     if t.shape[0] != p.shape[0]:
-        raise ValueError(f"labels_true and labels_pred have different lengths: {t.shape[0]} and {p.shape[0]}; "
+        raise ValueError(f"{names[0]} and {names[1]} have different lengths: {t.shape[0]} and {p.shape[0]}; "
                          "pass one true and one predicted label per sample.")
+    return t, p
+
+
+def external_undefined(truth, labels) -> str | None:
+    """Why external scores of ``labels`` against ``truth`` are undefined, or None when they are meaningful.
+
+    They are undefined when every sample has the same true label (any labeling agrees with a single class),
+    or when every predicted label is noise (below 0: no cluster was found). The answer is one sentence to show
+    the user.
+
+    Parameters
+    ----------
+    truth, labels : array-like of shape (n_samples,), ints or strings
+
+    Returns
+    -------
+    str or None
+
+    Examples
+    --------
+    >>> external_undefined([0, 0, 1], [0, 1, 1]) is None
+    True
+    >>> external_undefined(["shirt", "shirt"], [0, 1])
+    'every photo has the same true label (shirt), so agreement with the truth is undefined'
+    >>> external_undefined([0, 1], [-1, -1])
+    'every photo is noise (no cluster was found), so external scores are undefined'
+    """
+    return _reason(*_validated_pair(truth, labels, ("truth", "labels")))
+
+
+def _check_pair(labels_true, labels_pred, noise: str = "cluster", caller: str = "score", undefined=None):
+    """Validate both labelings; return them as integer codes with the noise policy applied to the prediction.
+
+    With ``undefined`` a list, the reason external scores are undefined (or None) is appended to it."""
+    validate_params({"noise": _NOISE}, {"noise": noise}, caller)
+    t, p = _validated_pair(labels_true, labels_pred)
+    if undefined is not None:
+        undefined.append(_reason(t, p))
     t_codes = pd.factorize(t)[0]
     p_codes = pd.factorize(p)[0]
     if noise == "singletons":
@@ -105,10 +172,20 @@ def _hungarian(c) -> float:
 
 
 # ------------------------------------------------------------------------------------- external scores
+def _external(labels_true, labels_pred, noise, caller):
+    """Validated codes ``(t, p)``, or None (after an :class:`UndefinedScoreWarning`) when the score is undefined."""
+    undefined = []
+    t, p = _check_pair(labels_true, labels_pred, noise, caller, undefined)
+    if undefined[0] is not None:
+        warnings.warn(f"{caller} returns nan: {undefined[0]}.", UndefinedScoreWarning, stacklevel=3)
+        return None
+    return t, p
+
+
 def _sklearn_score(sk_func, name: str, what: str):
     def metric(labels_true, labels_pred, noise: str = "cluster") -> float:
-        t, p = _check_pair(labels_true, labels_pred, noise, name)
-        return float(sk_func(t, p))
+        pair = _external(labels_true, labels_pred, noise, name)
+        return math.nan if pair is None else float(sk_func(*pair))
 
     metric.__name__ = metric.__qualname__ = name
     metric.__doc__ = f"""{what} (``sklearn.metrics.{sk_func.__name__}``).
@@ -122,6 +199,8 @@ def _sklearn_score(sk_func, name: str, what: str):
     Returns
     -------
     float
+        nan, with an ``UndefinedScoreWarning``, when the truth has a single class or every point is noise
+        (see ``external_undefined``).
 
     Examples
     --------
@@ -150,20 +229,23 @@ def purity(labels_true, labels_pred, noise: str = "cluster") -> float:
     >>> purity([0, 0, 1, 1], [0, 0, 0, 1])
     0.75
     """
-    return _purity(_contingency(*_check_pair(labels_true, labels_pred, noise, "purity")))
+    pair = _external(labels_true, labels_pred, noise, "purity")
+    return math.nan if pair is None else _purity(_contingency(*pair))
 
 
 def hungarian_accuracy(labels_true, labels_pred, noise: str = "cluster") -> float:
     """Accuracy after the best one-to-one matching of clusters to classes (Hungarian algorithm).
 
-    Clusters left without a class (more clusters than classes) count as wrong. Parameters as in :func:`nmi`.
+    Clusters left without a class (more clusters than classes) count as wrong. Parameters as in :func:`nmi`;
+    nan (with an ``UndefinedScoreWarning``) where external scores are undefined, as for every external score.
 
     Examples
     --------
     >>> hungarian_accuracy([0, 0, 1, 1], [5, 5, 7, 8])
     0.75
     """
-    return _hungarian(_contingency(*_check_pair(labels_true, labels_pred, noise, "hungarian_accuracy")))
+    pair = _external(labels_true, labels_pred, noise, "hungarian_accuracy")
+    return math.nan if pair is None else _hungarian(_contingency(*pair))
 
 
 def pairwise_precision_recall_f(labels_true, labels_pred, noise: str = "cluster") -> tuple:
@@ -176,13 +258,16 @@ def pairwise_precision_recall_f(labels_true, labels_pred, noise: str = "cluster"
     Returns
     -------
     (precision, recall, f) : tuple of float
+        ``(nan, nan, nan)``, with an ``UndefinedScoreWarning``, when the truth has a single class or every
+        point is noise.
 
     Examples
     --------
     >>> pairwise_precision_recall_f([0, 0, 1, 1], [0, 0, 0, 0])
     (0.3333333333333333, 1.0, 0.5)
     """
-    return _pairwise(_contingency(*_check_pair(labels_true, labels_pred, noise, "pairwise_precision_recall_f")))
+    pair = _external(labels_true, labels_pred, noise, "pairwise_precision_recall_f")
+    return (math.nan, math.nan, math.nan) if pair is None else _pairwise(_contingency(*pair))
 
 
 def pairwise_f(labels_true, labels_pred, noise: str = "cluster") -> float:
@@ -193,7 +278,8 @@ def pairwise_f(labels_true, labels_pred, noise: str = "cluster") -> float:
     >>> pairwise_f([0, 0, 1, 1], [0, 0, 1, 1])
     1.0
     """
-    return _pairwise(_contingency(*_check_pair(labels_true, labels_pred, noise, "pairwise_f")))[2]
+    pair = _external(labels_true, labels_pred, noise, "pairwise_f")
+    return math.nan if pair is None else _pairwise(_contingency(*pair))[2]
 
 
 def bcubed_precision_recall_f(labels_true, labels_pred, noise: str = "cluster") -> tuple:
@@ -205,13 +291,16 @@ def bcubed_precision_recall_f(labels_true, labels_pred, noise: str = "cluster") 
     Returns
     -------
     (precision, recall, f) : tuple of float
+        ``(nan, nan, nan)``, with an ``UndefinedScoreWarning``, when the truth has a single class or every
+        point is noise.
 
     Examples
     --------
     >>> bcubed_precision_recall_f([0, 0, 1, 1], [0, 0, 0, 0])
     (0.5, 1.0, 0.6666666666666666)
     """
-    return _bcubed(_contingency(*_check_pair(labels_true, labels_pred, noise, "bcubed_precision_recall_f")))
+    pair = _external(labels_true, labels_pred, noise, "bcubed_precision_recall_f")
+    return (math.nan, math.nan, math.nan) if pair is None else _bcubed(_contingency(*pair))
 
 
 def bcubed_f(labels_true, labels_pred, noise: str = "cluster") -> float:
@@ -222,7 +311,8 @@ def bcubed_f(labels_true, labels_pred, noise: str = "cluster") -> float:
     >>> bcubed_f([0, 0, 1, 1], [0, 0, 1, 1])
     1.0
     """
-    return _bcubed(_contingency(*_check_pair(labels_true, labels_pred, noise, "bcubed_f")))[2]
+    pair = _external(labels_true, labels_pred, noise, "bcubed_f")
+    return math.nan if pair is None else _bcubed(_contingency(*pair))[2]
 
 
 #: The scalar external scores, by the name :func:`score` gives them.
@@ -328,30 +418,46 @@ def cluster_sizes(labels) -> dict:
     }
 
 
+EXTERNAL_KEYS = ("nmi", "ami", "ari", "homogeneity", "completeness", "v_measure", "purity", "accuracy",
+                 "pairwise_precision", "pairwise_recall", "pairwise_f", "bcubed_precision", "bcubed_recall",
+                 "bcubed_f")
+
+
 def score(truth, labels, X=None, noise: str = "cluster", random_state=0) -> dict:
     """Every score of one clustering, as a dict of Python floats (one row of a scores table).
 
     External scores (``nmi, ami, ari, homogeneity, completeness, v_measure, purity, accuracy,
-    pairwise_precision, pairwise_recall, pairwise_f, bcubed_precision, bcubed_recall, bcubed_f``) when
-    ``truth`` is not None; internal ones (``silhouette, calinski_harabasz, davies_bouldin``) when ``X`` is
-    given; and the :func:`cluster_sizes` of ``labels`` always.
+    pairwise_precision, pairwise_recall, pairwise_f, bcubed_precision, bcubed_recall, bcubed_f``,
+    ``EXTERNAL_KEYS``) when ``truth`` is not None; internal ones (``silhouette, calinski_harabasz,
+    davies_bouldin``) when ``X`` is given; and the :func:`cluster_sizes` of ``labels`` always.
+
+    Where external scores are undefined (the truth has a single class, or every point is noise) every external
+    key is nan, without a warning: :func:`external_undefined` gives the reason to show.
 
     Examples
     --------
     >>> score([0, 0, 1, 1], [0, 0, 1, 1])["pairwise_f"]
     1.0
+    >>> score([0, 0, 0], [-1, -1, -1])["nmi"]
+    nan
     """
     validate_params({"noise": _NOISE, "random_state": ["random_state"]},
                     {"noise": noise, "random_state": random_state}, "score")
     row = {}
     if truth is not None:
-        t, p = _check_pair(truth, labels, noise)
-        c = _contingency(t, p)
-        row["nmi"], row["ami"], row["ari"] = nmi(t, p), ami(t, p), ari(t, p)
-        h, cpl, v = _skm.homogeneity_completeness_v_measure(t, p)
-        row.update(homogeneity=h, completeness=cpl, v_measure=v, purity=_purity(c), accuracy=_hungarian(c))
-        row["pairwise_precision"], row["pairwise_recall"], row["pairwise_f"] = _pairwise(c)
-        row["bcubed_precision"], row["bcubed_recall"], row["bcubed_f"] = _bcubed(c)
+        undefined = []
+        t, p = _check_pair(truth, labels, noise, "score", undefined)
+        if undefined[0] is not None:
+            row.update(dict.fromkeys(EXTERNAL_KEYS, math.nan))
+        else:
+            c = _contingency(t, p)
+            row["nmi"] = _skm.normalized_mutual_info_score(t, p)
+            row["ami"] = _skm.adjusted_mutual_info_score(t, p)
+            row["ari"] = _skm.adjusted_rand_score(t, p)
+            h, cpl, v = _skm.homogeneity_completeness_v_measure(t, p)
+            row.update(homogeneity=h, completeness=cpl, v_measure=v, purity=_purity(c), accuracy=_hungarian(c))
+            row["pairwise_precision"], row["pairwise_recall"], row["pairwise_f"] = _pairwise(c)
+            row["bcubed_precision"], row["bcubed_recall"], row["bcubed_f"] = _bcubed(c)
     if X is not None:
         row["silhouette"] = silhouette(X, labels, random_state=random_state)
         row["calinski_harabasz"] = calinski_harabasz(X, labels)

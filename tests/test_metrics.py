@@ -305,3 +305,75 @@ def test_knn_bad_files_raise(tmp_path):
         formats.read_knn_npz(tmp_path / "ragged.npz")
     with pytest.raises(ValueError, match="shape"):
         formats.write_knn_npz(tmp_path / "x.npz", np.zeros((3, 2), int), np.zeros((3, 3)))
+
+
+# ------------------------------------------------------------------------- undefined external scores
+SCORE_EXTERNAL = {"nmi", "ami", "ari", "homogeneity", "completeness", "v_measure", "purity", "accuracy",
+                  "pairwise_precision", "pairwise_recall", "pairwise_f", "bcubed_precision", "bcubed_recall",
+                  "bcubed_f"}
+
+
+@pytest.mark.parametrize("truth, pred, reason", [
+    ([0] * 5, [-1] * 5, "same true label (0)"),  # both: the single class is named first
+    (["shirt"] * 4, [0, 0, 1, 1], "same true label (shirt), so agreement with the truth is undefined"),
+    ([0, 0, 1, 1], [-1, -1, -1, -1], "every photo is noise (no cluster was found)"),
+    ([0, 0, 1, 1], [-1, -2, -1, -3], "every photo is noise"),  # any label below 0 is noise
+    ([0, 0, 1, 1], np.array([-1, -1, -1, -1], dtype=object), "every photo is noise"),
+])
+def test_external_undefined_names_the_reason(truth, pred, reason):
+    text = metrics.external_undefined(truth, pred)
+    assert reason in text and text.endswith("undefined")
+
+
+@pytest.mark.parametrize("truth, pred", [([0, 0, 1, 1], [0, 0, 0, 0]), ([0, 0, 1, 1], [-1, -1, -1, 0]),
+                                         (["a", "b"], ["-1", "-1"])])  # string "-1" is a cluster name, not noise
+def test_external_undefined_is_none_when_scores_are_meaningful(truth, pred):
+    assert metrics.external_undefined(truth, pred) is None
+
+
+def test_external_undefined_validates_with_its_parameter_names():
+    with pytest.raises(ValueError, match="truth and labels have different lengths: 2 and 3"):
+        metrics.external_undefined([0, 1], [0, 1, 1])
+    with pytest.raises(ValueError, match="labels contains NaN"):
+        metrics.external_undefined([0, 1], [0, np.nan])
+
+
+def test_score_is_nan_for_every_external_key_when_undefined():
+    # five photos of one true class, all HDBSCAN noise: sklearn alone would give NMI 1.0
+    assert skm.normalized_mutual_info_score([0] * 5, [-1] * 5) == 1.0
+    for truth, pred in (([0] * 5, [-1] * 5), ([0] * 5, [0, 0, 1, 1, 2]), ([0, 0, 1, 1, 2], [-1] * 5)):
+        row = metrics.score(truth, pred)
+        assert SCORE_EXTERNAL <= set(row) and all(type(v) is float for v in row.values())
+        assert all(math.isnan(row[k]) for k in SCORE_EXTERNAL), row
+    # cluster sizes are still counted: all noise -> 0 clusters, noise fraction 1
+    row = metrics.score([0] * 5, [-1] * 5)
+    assert row["n_clusters"] == 0.0 and row["noise_fraction"] == 1.0
+    # with some noise but one real cluster, scores are defined: truth [0,0,1,1], pred [0,0,-1,-1] is perfect
+    row = metrics.score([0, 0, 1, 1], [0, 0, -1, -1])
+    assert row["nmi"] == approx(1.0) and row["bcubed_f"] == approx(1.0) and row["accuracy"] == approx(1.0)
+
+
+@pytest.mark.parametrize("name", sorted(EXTERNAL))
+@pytest.mark.parametrize("truth, pred", [([3] * 4, [0, 0, 1, 1]), ([0, 0, 1, 1], [-1] * 4)])
+def test_external_metrics_are_nan_and_warn_when_undefined(name, truth, pred):
+    with pytest.warns(metrics.UndefinedScoreWarning, match=rf"^{name if name != 'accuracy' else 'hungarian_accuracy'}"
+                                                           r" returns nan: every photo"):
+        value = EXTERNAL[name](truth, pred)
+    assert type(value) is float and math.isnan(value)
+
+
+@pytest.mark.parametrize("fn", [metrics.pairwise_precision_recall_f, metrics.bcubed_precision_recall_f])
+def test_precision_recall_f_are_three_nans_when_undefined(fn):
+    with pytest.warns(metrics.UndefinedScoreWarning, match="same true label"):
+        result = fn(["x"] * 3, [0, 1, 2])
+    assert len(result) == 3 and all(math.isnan(v) for v in result)
+
+
+def test_defined_scores_do_not_warn():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert metrics.nmi([0, 0, 1, 1], [0, 0, 1, -1]) > 0
+        assert metrics.purity([0, 0, 1, 1], [0, 0, 1, -1]) == approx(1.0)
+    assert issubclass(metrics.UndefinedScoreWarning, UserWarning)
