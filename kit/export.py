@@ -6,7 +6,10 @@ ever overwritten or deleted. Each output folder keeps a small record, ``.kit-exp
 the kit wrote there (with their size and modification time): an existing file is replaced only when that
 record lists it and it is unchanged since; anything else makes the call raise ``ValueError`` before
 writing. A new export into cluster folders first removes the kit's previous export there (the unchanged
-files it recorded, then the cluster folders it made if they are empty); foreign files stay."""
+files it recorded, then the cluster folders it made if they are empty); foreign files stay.
+
+For browser downloads nothing touches the disk: `to_csv` and `to_excel` also write into a binary file-like
+object (``io.BytesIO``), and `to_zip` returns the cluster folders and the table as the bytes of a zip."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -15,6 +18,8 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +28,70 @@ import pandas as pd
 from ._config import __version__
 
 
-def assignments(paths, labels) -> pd.DataFrame:
-    """The table ``path, cluster`` of a clustering."""
+def _meta_value(name: str, value):
+    """A meta item as one cell: dicts, lists and tuples as sorted JSON, anything else as given."""
+    if isinstance(value, (dict, list, tuple)):
+        try:
+            return json.dumps(_jsonable(value), sort_keys=True)
+        except TypeError as exc:
+            raise ValueError(f"meta item {name}={value!r} cannot be written as JSON ({exc}); pass plain "
+                             f"numbers, strings, lists or dicts of them") from None
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if value is not None and not isinstance(value, (str, int, float, bool)):
+        raise ValueError(f"meta item {name}={value!r} ({type(value).__name__}) must be one value for the whole "
+                         f"run: a number, a string, or a dict/list (stored as JSON)")
+    return value
+
+
+def assignments(paths, labels, truth=None, **meta) -> pd.DataFrame:
+    """The table of a clustering: ``path, cluster``, then ``true_label`` when ``truth`` is given, then one
+    column per ``meta`` item (the same value on every row).
+
+    Parameters
+    ----------
+    paths, labels : sequences of the same length
+        The photos and their cluster (-1 = noise).
+    truth : sequence, optional
+        One true label per photo.
+    **meta
+        Run settings to keep beside the assignments, e.g. ``backbone="efficientnet_lite0"``,
+        ``method="kmeans"``, ``params={"n_clusters": 10}``; dicts and lists are stored as sorted JSON strings.
+
+    Examples
+    --------
+    >>> assignments(["a.jpg", "b.jpg"], [0, -1], truth=["cat", "dog"], method="kmeans",
+    ...             params={"n_clusters": 2}).columns.tolist()
+    ['path', 'cluster', 'true_label', 'method', 'params']
+    """
     if len(paths) != len(labels):
         raise ValueError(f"paths has {len(paths)} entries and labels {len(labels)}; they must match")
-    return pd.DataFrame({"path": [str(p) for p in paths], "cluster": np.asarray(labels).astype(int)})
+    table = pd.DataFrame({"path": [str(p) for p in paths], "cluster": np.asarray(labels).astype(int)})
+    if truth is not None:
+        if len(truth) != len(table):
+            raise ValueError(f"truth has {len(truth)} entries for {len(table)} paths; pass one true label per "
+                             f"photo, or truth=None")
+        table["true_label"] = [v.item() if isinstance(v, np.generic) else v for v in truth]
+    for name, value in meta.items():
+        if name in table.columns:
+            raise ValueError(f"meta item {name!r} would replace the column {name!r} of the table; rename it "
+                             f"(e.g. {name}_meta=...)")
+        table[name] = [_meta_value(name, value)] * len(table)
+    return table
+
+
+def _is_stream(out) -> bool:
+    """True for a writable file-like object (rather than a path)."""
+    if isinstance(out, (str, os.PathLike)):
+        return False
+    if not hasattr(out, "write"):
+        raise ValueError(f"out={out!r} must be a file path or a binary file-like object such as io.BytesIO()")
+    if isinstance(out, io.TextIOBase):
+        raise ValueError(f"out={out!r} is a text stream; pass a binary one (io.BytesIO(), or a file opened "
+                         f"with 'wb') or a file path")
+    return True
 
 
 def _cluster_name(c) -> str:
@@ -153,14 +217,21 @@ def _remove_previous_export(out_dir: Path, manifest: dict) -> int:
     return removed
 
 
+def _candidate_names(name: str):
+    """``name``, then ``stem_1.ext``, ``stem_2.ext``... (how clashing file names are told apart)."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    yield name
+    i = 1
+    while True:
+        yield f"{stem}_{i}{suffix}"
+        i += 1
+
+
 def _new_file(folder: Path, name: str, used: set, create) -> Path:
     """``folder/name`` (or ``stem_1``, ``stem_2``...) created by ``create(path)``, which must fail with
     FileExistsError rather than replace an existing file."""
-    stem, suffix = Path(name).stem, Path(name).suffix
-    i = 0
-    while True:
-        target = folder / (name if i == 0 else f"{stem}_{i}{suffix}")
-        i += 1
+    for candidate in _candidate_names(name):
+        target = folder / candidate
         if target in used or target.exists() or target.is_symlink():
             continue
         try:
@@ -179,54 +250,86 @@ def _cluster_folder(out_dir: Path, c, manifest: dict) -> Path:
     return folder
 
 
-def to_csv(paths, labels, out, extra: dict | None = None, source_root=None) -> Path:
-    """CSV with columns ``path, cluster`` (and any ``extra`` columns).
+def to_csv(paths, labels, out, extra: dict | None = None, source_root=None, truth=None, meta: dict | None = None):
+    """CSV of :func:`assignments`: ``path, cluster``, ``true_label`` (with ``truth``), one column per ``meta``
+    item (e.g. ``{"backbone": ..., "method": ..., "params": {...}}``), then any ``extra`` columns (name -> one
+    value per row).
 
-    ``source_root``: the folder the images were loaded from; nothing is written inside it (nor inside any
-    image's own folder). An existing ``out`` is replaced only when kit.export wrote it and it is unchanged
-    since (see the module docstring); otherwise ``ValueError`` and nothing is written."""
-    table = assignments(paths, labels)
+    ``out`` is a file path or a binary file-like object (``io.BytesIO``, for a browser download). For a path:
+    ``source_root`` is the folder the images were loaded from and nothing is written inside it (nor inside any
+    image's own folder); an existing ``out`` is replaced only when kit.export wrote it and it is unchanged
+    since (see the module docstring), otherwise ``ValueError`` and nothing is written. Returns the path. For a
+    file-like object the CSV (UTF-8) is written into it, nothing touches the disk, and the object is returned.
+    """
+    table = assignments(paths, labels, truth, **(meta or {}))
     for name, values in (extra or {}).items():
         table[name] = list(values)
+    if _is_stream(out):
+        out.write(table.to_csv(index=False).encode("utf8"))
+        return out
     out = Path(out)
     check_outside(out.parent, paths, source_root)
     return _write_file(out, "csv", lambda tmp: table.to_csv(tmp, index=False))
 
 
+def _majority(values) -> tuple:
+    """The most common value of a non-empty sequence and its share (ties: the first in sorted order)."""
+    counts = pd.Series(list(values)).astype(str).value_counts()
+    top = counts[counts == counts.iloc[0]].sort_index()
+    return top.index[0], float(counts.iloc[0] / counts.sum())
+
+
 def to_excel(paths, labels, out, thumbnails: bool = False, thumb_size: int = 96, source_root=None,
-             images=None) -> Path:
+             images=None, truth=None, meta: dict | None = None):
     """Excel workbook (openpyxl): a summary sheet and one sheet per cluster listing its files
-    (with small thumbnails when ``thumbnails=True``). ``images``: one picture per row to use as the
-    thumbnail instead of the file (e.g. face crops from ``kit.faces.face_crops``). An existing ``out`` is
-    replaced only when kit.export wrote it and it is unchanged since; otherwise ``ValueError``."""
+    (with small thumbnails when ``thumbnails=True``).
+
+    ``images``: one picture per row to use as the thumbnail instead of the file (e.g. face crops from
+    ``kit.faces.face_crops``). ``truth``: one true label per photo, shown beside each file and as each
+    cluster's most common true label (and its share) in the summary. ``meta``: run settings (e.g.
+    ``{"backbone": ..., "method": ..., "params": {...}}``) listed in a last sheet ``run``.
+
+    ``out`` is a file path or a binary file-like object (``io.BytesIO``, for a browser download). For a path an
+    existing ``out`` is replaced only when kit.export wrote it and it is unchanged since, otherwise
+    ``ValueError``; the path is returned. For a file-like object the workbook is written into it, nothing
+    touches the disk (no folder checks are needed), and the object is returned.
+    """
     from openpyxl import Workbook
     from openpyxl.drawing.image import Image as XLImage
     from PIL import Image
 
     from .io import read_image
 
-    table = assignments(paths, labels)
-    out = Path(out)
-    check_outside(out.parent, paths, source_root)
-    if out.parent.is_dir():  # fail before the thumbnails, not after
-        _check_replaceable(out, _load_manifest(out.parent))
+    table = assignments(paths, labels, truth)
+    stream = _is_stream(out)
+    settings = {name: _meta_value(name, value) for name, value in (meta or {}).items()}
+    if not stream:
+        out = Path(out)
+        check_outside(out.parent, paths, source_root)
+        if out.parent.is_dir():  # fail before the thumbnails, not after
+            _check_replaceable(out, _load_manifest(out.parent))
+    if images is not None and len(images) != len(table):
+        raise ValueError(f"images has {len(images)} entries for {len(table)} rows; pass one per row")
     wb = Workbook()
     summary = wb.active
     summary.title = "summary"
-    summary.append(["cluster", "images"])
-    if images is not None and len(images) != len(table):
-        raise ValueError(f"images has {len(images)} entries for {len(table)} rows; pass one per row")
+    summary.append(["cluster", "images"] + (["most common true label", "share"] if truth is not None else []))
     groups = sorted(table.groupby("cluster"), key=lambda g: (g[0] < 0, g[0]))
-    tmp_files = []
     for c, g in groups:
-        summary.append([_cluster_name(c), len(g)])
+        majority = list(_majority(g["true_label"])) if truth is not None else []
+        summary.append([_cluster_name(c), len(g)] + majority)
         ws = wb.create_sheet(_cluster_name(c)[:31])
-        ws.append(["file", "path"])
+        ws.append(["file", "path"] + (["true label"] if truth is not None else []))
         ws.column_dimensions["A"].width = 32
         ws.column_dimensions["B"].width = 90
-        for r, (row_index, p) in enumerate(zip(g.index, g["path"]), start=2):
+        picture_column = "D" if truth is not None else "C"
+        for r, row_index in enumerate(g.index, start=2):
+            p = table.at[row_index, "path"]
             ws.cell(row=r, column=1, value=Path(p).name)
             ws.cell(row=r, column=2, value=p)
+            if truth is not None:
+                value = table.at[row_index, "true_label"]
+                ws.cell(row=r, column=3, value=value if isinstance(value, (int, float)) else str(value))
             if thumbnails:
                 if images is not None:
                     pic = images[row_index]
@@ -237,38 +340,55 @@ def to_excel(paths, labels, out, thumbnails: bool = False, thumb_size: int = 96,
                         arr = read_image(p, size=thumb_size)
                     except ValueError:
                         continue
-                fd, tmp = tempfile.mkstemp(suffix=".png")
-                os.close(fd)
-                Image.fromarray(arr).save(tmp)
-                tmp_files.append(tmp)
+                png = io.BytesIO()  # in memory: no temporary files
+                Image.fromarray(arr).save(png, format="PNG")
                 ws.row_dimensions[r].height = thumb_size * 0.78
-                img = XLImage(tmp)
-                ws.add_image(img, f"C{r}")
-    try:
-        _write_file(out, "excel", wb.save)
-    finally:
-        for t in tmp_files:  # our own temporary thumbnails
-            os.unlink(t)
-    return out
+                ws.add_image(XLImage(png), f"{picture_column}{r}")
+    if settings:
+        ws = wb.create_sheet("run")
+        ws.append(["setting", "value"])
+        for name, value in settings.items():
+            ws.append([name, value])
+    if stream:
+        wb.save(out)
+        return out
+    return _write_file(out, "excel", wb.save)
 
 
-def to_folders(paths, labels, out_dir, mode: str = "copy", source_root=None) -> pd.DataFrame:
-    """Copy (``mode="copy"``) or symlink (``"link"``) each image into ``out_dir/cluster_XXX/``.
+@dataclass
+class FolderExport:
+    """`to_folders`'s answer: ``folder`` the (absolute) folder it wrote, ``table`` (``path, cluster, written``:
+    one row per photo, ``written`` the file made for it) and ``removed``, the number of files of the kit's
+    previous export into ``folder`` that it removed first."""
+
+    folder: Path
+    table: pd.DataFrame
+    removed: int
+
+
+def to_folders(paths, labels, out_dir, mode: str = "copy", source_root=None) -> FolderExport:
+    """Copy (``mode="copy"``) or symlink (``"link"``) each image into ``out_dir/cluster_XXX/`` (noise into
+    ``out_dir/noise/``).
 
     ``out_dir`` must not be inside any source folder. Files with the same name get a numeric suffix; an
     existing file is never overwritten. A previous export of the kit into the same ``out_dir`` is removed
     first (only the files it recorded in ``out_dir/.kit-export.json`` and left unchanged, then the cluster
     folders it made if empty); files the kit did not write stay where they are.
-    Returns a table ``path, cluster, written``.
+
+    Returns
+    -------
+    FolderExport
+        ``.folder`` (absolute), ``.table`` (``path, cluster, written``) and ``.removed`` (files of the previous
+        export removed first).
     """
     if mode not in ("copy", "link"):
         raise ValueError(f"mode={mode!r} must be 'copy' or 'link'")
     table = assignments(paths, labels)
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).absolute()
     check_outside(out_dir, table["path"], source_root)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = _load_manifest(out_dir)
-    _remove_previous_export(out_dir, manifest)
+    removed = _remove_previous_export(out_dir, manifest)
     written = []
     used = set()
     try:
@@ -290,7 +410,43 @@ def to_folders(paths, labels, out_dir, mode: str = "copy", source_root=None) -> 
     finally:
         _save_manifest(out_dir, manifest)
     table["written"] = written
-    return table
+    return FolderExport(folder=out_dir, table=table, removed=removed)
+
+
+def to_zip(paths, labels, truth=None, meta: dict | None = None) -> bytes:
+    """The cluster folders and the table as the bytes of a zip (deflate), for a browser download.
+
+    The zip holds ``clusters/cluster_XXX/<file name>`` (noise in ``clusters/noise/``; the folder names and the
+    numeric suffixes of clashing names are those of `to_folders`, and every readable photo appears exactly
+    once) and ``clusters.csv``: the :func:`assignments` table (with ``truth`` and ``meta``) and a last column
+    ``zip_path``, the photo's name in the zip (empty when it could not be read). Files that cannot be read are
+    left out and listed, with the reason, in ``missing.txt`` (only present when some are missing). Built in
+    memory: nothing is written to disk.
+    """
+    table = assignments(paths, labels, truth, **(meta or {}))
+    buffer = io.BytesIO()
+    used, members, missing = set(), [], []
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for p, c in zip(table["path"], table["cluster"]):
+            try:
+                with open(p, "rb") as f:
+                    data = f.read()
+            except OSError as exc:
+                missing.append(f"{p}\t{type(exc).__name__}: {exc.strerror or exc}")
+                members.append("")
+                continue
+            folder = f"clusters/{_cluster_name(c)}"
+            name = next(n for n in _candidate_names(Path(p).name) if f"{folder}/{n}" not in used)
+            member = f"{folder}/{name}"
+            used.add(member)
+            # photos are already compressed: the fastest deflate level loses almost nothing
+            zf.writestr(member, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
+            members.append(member)
+        table["zip_path"] = members
+        zf.writestr("clusters.csv", table.to_csv(index=False))
+        if missing:
+            zf.writestr("missing.txt", "path\treason\n" + "\n".join(missing) + "\n")
+    return buffer.getvalue()
 
 
 def crops_to_folders(groups: dict, out_dir, source_paths=(), source_root=None) -> pd.DataFrame:

@@ -71,6 +71,8 @@ def test_library_tables_are_plain(blobs, tmp_path):
     _assert_plain(kit.cache.info(tmp_path / "cache"), "kit.cache.info()")
     paths = [f"/photos/{i}.jpg" for i in range(len(y))]
     _assert_plain(kit.export.assignments(paths, y), "kit.export.assignments")
+    _assert_plain(kit.export.assignments(paths, y, truth=[f"class {v}" for v in y], backbone="efficientnet_lite0",
+                                         params={"n_clusters": 4}), "kit.export.assignments with truth and meta")
     scores = kit.metrics.score(y, y, X=X)
     assert isinstance(scores, dict) and not any(isinstance(v, pd.DataFrame) for v in scores.values())
     _assert_plain(pd.DataFrame([scores]), "a table of kit.metrics.score")
@@ -92,7 +94,8 @@ def test_pipeline_tables_are_plain(folder, tmp_path):
     _assert_plain(emb.unreadable, "Embeddings.unreadable")
     labels = np.arange(len(emb.paths)) % 2
     written = kit.export.to_folders(emb.paths, labels, tmp_path / "out")
-    _assert_plain(written, "kit.export.to_folders")
+    assert isinstance(written, kit.export.FolderExport) and written.folder.is_absolute()
+    _assert_plain(written.table, "kit.export.to_folders(...).table")
     log = tmp_path / "log" / "runs.jsonl"
     kit.export.append_run_log(log, {"method": "kmeans", "k": 2}, {"nmi": 1.0})
     _assert_plain(kit.export.read_run_log(log), "kit.export.read_run_log")
