@@ -127,6 +127,8 @@ def embed(images, backbone=_bb.DEFAULT_BACKBONE, batch_size: int = 32, cache_dir
     cache_dir : str or Path, optional
         Embedding cache folder (default ``$KIT_HOME/embeddings``).
     progress : callable(done, total, stage), optional
+        Called with stage ``"loading model"`` once before the network is built (only when something must be
+        computed), then ``"embedding"`` as photos are done.
     resize : {"center_crop", "squash", "pad"}
         How a photo becomes the square network input.
     use_cache : bool
@@ -174,7 +176,7 @@ def embed(images, backbone=_bb.DEFAULT_BACKBONE, batch_size: int = 32, cache_dir
         if h not in first_of_hash:
             first_of_hash[h] = i
             unique_todo.append(i)
-    report(progress, n - len(todo), n, "embedding")
+    report(progress, n - len(todo), n, "loading model" if unique_todo else "embedding")
 
     computed: dict = {}
     bad: dict = {}

@@ -40,7 +40,10 @@ class TqdmProgress:
     def __call__(self, done: int, total: int, stage: str = "") -> None:
         if self._bar is None and stage == self._stage and done >= total:
             return  # this stage's bar is already finished
-        if self._bar is None or stage != self._stage:
+        if self._bar is not None and stage != self._stage and total == self._bar.total and done >= self._bar.n:
+            self._bar.set_description(stage or None, refresh=False)  # the next stage of the same count: one bar
+            self._stage = stage
+        elif self._bar is None or stage != self._stage:
             self.close()
             self._bar = _bar_class()(total=total, desc=stage or None, unit="img", **self._kw)
             self._stage = stage

@@ -53,11 +53,19 @@ def test_cache_invalidation_and_same_names(tmp_path, photo):
     first = kit.embed(src, cache_dir=cache_dir, progress=lambda d, t, s: calls.append((d, t, s)))
     assert first.stats == {**first.stats, "cached": 0, "computed": 3}
     assert calls[-1][:2] == (3, 3) and all(c[0] <= c[1] for c in calls)
+    # the slow model build is announced before the first photo (the dashboard says so instead of "0/3")
+    assert calls[0] == (0, 3, "loading model") and {c[2] for c in calls[1:]} == {"embedding"}
     v = dict(zip(first.paths, first.vectors))
     assert not np.allclose(v[str(src / "one" / "cat.jpg")], v[str(src / "two" / "cat.jpg")])
 
     Image.fromarray(photo[50:450, 50:450]).save(src / "one" / "dog.jpg")  # edit one file
-    second = kit.embed(src, cache_dir=cache_dir)
+    stages = []
+    second = kit.embed(src, cache_dir=cache_dir, progress=lambda d, t, s: stages.append(s))
+    assert stages[0] == "loading model"  # one file changed: the network is needed again
+    assert {s for s in stages} == {"loading model", "embedding"}
+    cached_stages = []
+    kit.embed(src, cache_dir=cache_dir, progress=lambda d, t, s: cached_stages.append(s))
+    assert set(cached_stages) == {"embedding"}  # all cached: no model is loaded, none announced
     assert second.stats["cached"] == 2 and second.stats["computed"] == 1
     assert sorted(p.name for p in src.rglob("*")) == sorted(p.name for p, _ in before)  # nothing written there
     assert all(p.stat().st_mtime_ns == m for p, m in before if p.name != "dog.jpg")
