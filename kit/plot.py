@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ._validation import _short_repr
+
 PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D",
            "#BAB0AC", "#1F77B4", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22",
            "#17BECF", "#AEC7E8"]
@@ -95,12 +97,35 @@ def thumbnail_scatter(coords, thumbnails, color=None, fields=None, title=None, c
     return chart.configure_view(strokeWidth=0)
 
 
-def scatter(coords, color=None, hover=None, title=None, color_title="cluster", marker_size=6, customdata=None):
+def _highlight_mask(highlight, n) -> np.ndarray | None:
+    """A boolean mask of the points to highlight (None: none asked, or an empty selection)."""
+    if highlight is None:
+        return None
+    idx = np.asarray(list(highlight) if not isinstance(highlight, np.ndarray) else highlight)
+    if idx.dtype == bool and idx.shape == (n,):  # a mask is taken as such
+        idx = np.flatnonzero(idx)
+    if idx.size == 0:
+        return None
+    if idx.ndim != 1 or idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= n:
+        raise ValueError(f"highlight={_short_repr(highlight, 60)} must hold point indices in 0..{n - 1} (e.g. the customdata "
+                         f"of a selection); got {idx.tolist()[:5]}{'...' if idx.size > 5 else ''}")
+    mask = np.zeros(n, bool)
+    mask[idx] = True
+    return mask
+
+
+HIGHLIGHT_FADE = 0.25
+
+
+def scatter(coords, color=None, hover=None, title=None, color_title="cluster", marker_size=6, customdata=None,
+            highlight=None):
     """2-D (or 3-D) WebGL scatter of a projection, one trace per colour value (noise -1 in grey).
 
     ``coords``: (N, 2|3) array or a ``kit.project.Projection``; ``color``: one value per point (cluster or
-    label); ``hover``: one text per point; ``customdata``: one value per point (e.g. the row index) that
-    selections return.
+    label); ``hover``: one text per point; ``customdata``: one value per point that selections return (by
+    default the point's index). ``highlight``: point indices (e.g. a selection, or one cluster's members) drawn
+    on top, larger and outlined in black, while the other points fade (opacity 0.25); None (or empty): every
+    point as usual. Each point is drawn once, so a selection returns it once.
     """
     go = _go()
     coords = np.asarray(getattr(coords, "coords", coords))
@@ -108,19 +133,27 @@ def scatter(coords, color=None, hover=None, title=None, color_title="cluster", m
     color = np.asarray(["all"] * n if color is None else color, dtype=object)
     hover = np.asarray([""] * n if hover is None else hover, dtype=object)
     custom = np.arange(n) if customdata is None else np.asarray(customdata)
+    marked = _highlight_mask(highlight, n)
     fig = go.Figure()
-    for v, name, colour in _colours(color):
-        m = color == v
-        is_noise = name == "noise"
-        style = dict(size=marker_size, color=colour, opacity=0.5 if is_noise else 0.85)
-        if coords.shape[1] == 3:
-            fig.add_trace(go.Scatter3d(x=coords[m, 0], y=coords[m, 1], z=coords[m, 2], mode="markers", name=name,
-                                       marker=style, text=hover[m], customdata=custom[m],
-                                       hovertemplate="%{text}<extra>" + name + "</extra>"))
-        else:
-            fig.add_trace(go.Scattergl(x=coords[m, 0], y=coords[m, 1], mode="markers", name=name, marker=style,
-                                       text=hover[m], customdata=custom[m],
-                                       hovertemplate="%{text}<extra>" + name + "</extra>"))
+    layers = [(None, np.ones(n, bool))] if marked is None else [("faded", ~marked), ("highlighted", marked)]
+    for layer, in_layer in layers:  # the highlighted points come last: on top
+        for v, name, colour in _colours(color):
+            m = (color == v) & in_layer
+            if layer is not None and not m.any():
+                continue
+            is_noise = name == "noise"
+            style = dict(size=marker_size, color=colour, opacity=0.5 if is_noise else 0.85)
+            if layer == "faded":
+                style["opacity"] = HIGHLIGHT_FADE
+            elif layer == "highlighted":
+                style.update(size=marker_size * 1.8, opacity=1.0, line=dict(color="black", width=2.5))
+            trace = dict(mode="markers", name=name, marker=style, text=hover[m], customdata=custom[m],
+                         hovertemplate="%{text}<extra>" + name + "</extra>", legendgroup=name,
+                         showlegend=layer != "highlighted" or not (color == v)[~marked].any())
+            if coords.shape[1] == 3:
+                fig.add_trace(go.Scatter3d(x=coords[m, 0], y=coords[m, 1], z=coords[m, 2], **trace))
+            else:
+                fig.add_trace(go.Scattergl(x=coords[m, 0], y=coords[m, 1], **trace))
     fig.update_layout(title=title, legend_title_text=color_title, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
                       xaxis=dict(showticklabels=False, title=None), yaxis=dict(showticklabels=False, title=None),
                       template="plotly_white", height=420)
@@ -147,9 +180,24 @@ def cluster_sizes(labels, title="Cluster sizes"):
     return fig
 
 
+#: What each K estimator's curve measures (the y axis of its plot), by ``KEstimate.method``.
+K_SCORE_NAMES = {
+    "prediction_strength": "prediction strength", "elbow": "k-means inertia", "silhouette": "mean silhouette",
+    "calinski_harabasz": "Calinski-Harabasz index", "davies_bouldin": "Davies-Bouldin index",
+    "gap": "gap statistic", "eigengap": "eigenvalue gap", "dendrogram_gap": "merge height gap",
+    "dendrogram_ratio": "merge height ratio", "word_vectors": "merge height gap",
+}
+
+
+def k_score_name(method: str) -> str:
+    """The name of what ``method``'s curve measures (``"score"`` for a method the kit does not know)."""
+    return K_SCORE_NAMES.get(str(method), "score")
+
+
 def k_curves(result, columns=3):
     """Small multiples of every K estimator's curve from ``kit.k.estimate(...)`` (a ``KResult``, or its
-    ``estimates`` dict or a list of ``KEstimate``), the chosen k marked."""
+    ``estimates`` dict or a list of ``KEstimate``), the chosen k marked. Each panel's x axis is "K" and its y
+    axis what the method measures (`k_score_name`)."""
     from plotly.subplots import make_subplots
 
     go = _go()
@@ -157,7 +205,7 @@ def k_curves(result, columns=3):
     ests = [e for e in (ests.values() if isinstance(ests, dict) else ests) if len(e.curve)]
     rows = max(1, -(-len(ests) // columns))
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=[f"{e.method}: k={e.k}" for e in ests],
-                        horizontal_spacing=0.06, vertical_spacing=0.12)
+                        horizontal_spacing=0.09, vertical_spacing=min(0.2, 0.6 / rows) if rows > 1 else 0.1)
     for i, e in enumerate(ests):
         r, c = i // columns + 1, i % columns + 1
         fig.add_trace(go.Scatter(x=e.curve["k"], y=e.curve["score"], mode="lines+markers", marker_size=4,
@@ -166,20 +214,36 @@ def k_curves(result, columns=3):
             y = float(e.curve.loc[e.curve["k"] == e.k, "score"].iloc[0])
             fig.add_trace(go.Scatter(x=[e.k], y=[y], mode="markers", marker=dict(size=10, color=PALETTE[3]),
                                      showlegend=False), row=r, col=c)
-    fig.update_layout(template="plotly_white", height=260 * rows, margin=dict(l=10, r=10, t=40, b=10))
+        fig.update_xaxes(title_text="K", title_standoff=2, row=r, col=c)
+        fig.update_yaxes(title_text=k_score_name(e.method), title_standoff=2, row=r, col=c)
+    fig.update_xaxes(title_font_size=11)
+    fig.update_yaxes(title_font_size=11)
+    fig.update_layout(template="plotly_white", height=300 * rows, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
 
-def dendrogram(linkage, labels=None, p=30, title=None, color_threshold=None, orientation="bottom"):
+def dendrogram(linkage, labels=None, p=30, title=None, color_threshold=None, orientation="bottom", cut=None):
     """Dendrogram of a scipy linkage matrix (truncated to the last ``p`` merges), drawn with Plotly.
 
     ``labels``: leaf names (e.g. the word-vector method's label names); with ``p`` below the number of
-    leaves, leaves are shown as merged groups with their sizes.
+    leaves, leaves are shown as merged groups with their sizes. ``cut``: a number of clusters K (2 up to the
+    number of leaves - 1): a dashed line, annotated "K = {cut}", at the height that cuts the tree into K
+    clusters (midway between the merges that leave K and K - 1 clusters: ``linkage[-K, 2]`` and
+    ``linkage[-K + 1, 2]``); the branches below it are coloured by cluster unless ``color_threshold`` is given.
     """
     from scipy.cluster import hierarchy
 
     go = _go()
+    linkage = np.asarray(linkage, dtype=float)
     n = len(linkage) + 1
+    height = None
+    if cut is not None:
+        if isinstance(cut, (bool, np.bool_)) or not isinstance(cut, (int, np.integer)) or not 2 <= cut <= n - 1:
+            raise ValueError(f"cut={cut!r} must be a number of clusters, an int from 2 to {n - 1} (this tree has "
+                             f"{n} leaves), or None for no cut line")
+        height = float(linkage[-cut, 2] + linkage[-cut + 1, 2]) / 2
+        if color_threshold is None:
+            color_threshold = height
     kwargs = dict(no_plot=True, labels=None if labels is None else list(labels), color_threshold=color_threshold)
     if p and n > p:
         kwargs.update(truncate_mode="lastp", p=p)
@@ -200,6 +264,12 @@ def dendrogram(linkage, labels=None, p=30, title=None, color_threshold=None, ori
         fig.update_layout(yaxis=axis, xaxis_title="merge distance", height=max(360, 14 * len(ticks)))
     else:
         fig.update_layout(xaxis=axis, yaxis_title="merge distance", height=420)
+    if height is not None:
+        line = dict(line_dash="dash", line_color="black", line_width=1.5, annotation_text=f"K = {cut}")
+        if orientation == "left":
+            fig.add_vline(x=height, annotation_position="top right", **line)
+        else:
+            fig.add_hline(y=height, annotation_position="top right", **line)
     fig.update_layout(title=title, template="plotly_white", margin=dict(l=10, r=10, t=40 if title else 10, b=10))
     return fig
 
@@ -297,10 +367,11 @@ def explanation_grid(explanation, columns=4, size=2.6):
     return image_grid(images, titles=titles, columns=columns, size=size)
 
 
-def k_curve(estimate, title=None, y_title="score"):
+def k_curve(estimate, title=None, y_title=None):
     """One K estimator's curve (a ``kit.k.KEstimate``: ``curve`` columns ``k``, ``score``) with its k marked.
 
-    The gap statistic's ``sk`` column, when present, is drawn as error bars.
+    The gap statistic's ``sk`` column, when present, is drawn as error bars. ``y_title``: by default what the
+    method measures (`k_score_name`).
     """
     go = _go()
     curve = estimate.curve
@@ -311,7 +382,8 @@ def k_curve(estimate, title=None, y_title="score"):
         y = float(curve.loc[curve["k"] == estimate.k, "score"].iloc[0])
         fig.add_trace(go.Scatter(x=[estimate.k], y=[y], mode="markers", marker=dict(size=12, color=PALETTE[3]),
                                  name=f"k = {estimate.k}"))
-    fig.update_layout(title=title or f"{estimate.method}: k = {estimate.k}", xaxis_title="k", yaxis_title=y_title,
+    fig.update_layout(title=title or f"{estimate.method}: k = {estimate.k}", xaxis_title="K",
+                      yaxis_title=k_score_name(estimate.method) if y_title is None else y_title,
                       template="plotly_white", height=320, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 

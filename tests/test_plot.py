@@ -119,3 +119,115 @@ def test_thumbnail_scatter_puts_photos_in_the_tooltip(coffee_and_cat):
     assert odd["encoding"]["color"]["scale"]["domain"] == ["1", "2"]
     with pytest.raises(ValueError, match="at most"):
         kit.plot.thumbnail_scatter(np.zeros((kit.plot.THUMBNAIL_POINTS_MAX + 1, 2)), [uri])
+
+
+# ------------------------------------------------------------------ axis titles, cut line, highlight
+def test_k_curves_titles_every_axis():
+    curve = lambda ys: pd.DataFrame({"k": [2, 3, 4], "score": ys})
+    ests = {"silhouette": KEstimate("silhouette", 3, curve([0.1, 0.4, 0.2])),
+            "gap": KEstimate("gap", 2, curve([0.5, 0.4, 0.3])),
+            "davies_bouldin": KEstimate("davies_bouldin", 4, curve([2.0, 1.5, 1.0])),
+            "my_method": KEstimate("my_method", 2, curve([1, 2, 3])),
+            "hdbscan": KEstimate("hdbscan", 5)}  # no curve: no panel
+    fig = kit.plot.k_curves(ests, columns=3)
+    names = fig.layout.to_plotly_json()
+    xs = {name: fig.layout[name].title.text for name in names if name.startswith("xaxis")}
+    ys = {name: fig.layout[name].title.text for name in names if name.startswith("yaxis")}
+    panels = ["", "2", "3", "4"]  # four curves: panels 1-4 of the 2 x 3 grid
+    assert [xs[f"xaxis{p}"] for p in panels] == ["K"] * 4
+    assert [ys[f"yaxis{p}"] for p in panels] == ["mean silhouette", "gap statistic", "Davies-Bouldin index", "score"]
+    assert [a.text for a in fig.layout.annotations] == ["silhouette: k=3", "gap: k=2", "davies_bouldin: k=4",
+                                                        "my_method: k=2"]
+    assert kit.plot.k_curve(ests["gap"]).layout.yaxis.title.text == "gap statistic"
+
+
+def test_k_curves_titles_the_axes_of_a_real_estimate():
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(120, n_features=5, centers=3, random_state=0)
+    result = kit.k.estimate(X.astype(np.float32), k_range=(2, 6), n_bootstrap=0, reduce_to=None)
+    fig = kit.plot.k_curves(result)
+    n_panels = sum(len(e.curve) > 0 for e in result.estimates.values())
+    layout = fig.layout.to_plotly_json()
+    titled = [name for name, axis in layout.items() if name[1:5] == "axis" and axis.get("title", {}).get("text")]
+    assert len(titled) == 2 * n_panels  # x and y of every panel
+
+
+def _linkage():
+    from scipy.cluster import hierarchy
+
+    # single linkage of 0, 1, 5, 7, 20 on a line: merges at heights 1 (0-1), 2 (5-7), 4 ({0,1}-{5,7}), 13 (20)
+    return hierarchy.linkage(np.array([[0.0], [1.0], [5.0], [7.0], [20.0]]), method="single")
+
+
+@pytest.mark.parametrize("cut, height", [(2, (4 + 13) / 2), (3, (2 + 4) / 2), (4, (1 + 2) / 2)])
+def test_dendrogram_cut_line_at_the_height_of_k_clusters(cut, height):
+    from scipy.cluster import hierarchy
+
+    Z = _linkage()
+    assert Z[:, 2].tolist() == [1.0, 2.0, 4.0, 13.0]
+    assert len(set(hierarchy.fcluster(Z, t=height, criterion="distance"))) == cut  # that height makes K clusters
+    fig = kit.plot.dendrogram(Z, cut=cut)
+    (line,) = fig.layout.shapes
+    assert line.line.dash == "dash" and (line.y0, line.y1) == (height, height) and line.xref == "x domain"
+    assert [a.text for a in fig.layout.annotations] == [f"K = {cut}"]
+    left = kit.plot.dendrogram(Z, cut=cut, orientation="left")
+    (vline,) = left.layout.shapes
+    assert (vline.x0, vline.x1) == (height, height) and vline.yref == "y domain" and vline.line.dash == "dash"
+    assert [a.text for a in left.layout.annotations] == [f"K = {cut}"]
+
+
+def test_dendrogram_without_cut_and_bad_cuts():
+    Z = _linkage()
+    fig = kit.plot.dendrogram(Z)
+    assert len(fig.layout.shapes) == 0 and len(fig.layout.annotations) == 0
+    for bad in (1, 5, True, 2.5):
+        with pytest.raises(ValueError, match=rf"cut={bad!r} must be .* from 2 to 4"):
+            kit.plot.dendrogram(Z, cut=bad)
+
+
+def _points_by_index(fig):
+    """customdata -> (trace number, marker) for every drawn point."""
+    found = {}
+    for t, trace in enumerate(fig.data):
+        for c in trace.customdata:
+            assert int(c) not in found, f"point {c} drawn twice"
+            found[int(c)] = (t, trace.marker)
+    return found
+
+
+def test_scatter_highlight_draws_the_chosen_points_on_top():
+    coords = np.arange(16, dtype=float).reshape(8, 2)
+    colour = [0, 0, 1, 1, -1, 0, 1, -1]
+    plain = kit.plot.scatter(coords, color=colour)
+    assert sorted(_points_by_index(plain)) == list(range(8))
+    assert all(t.marker.line.width is None for t in plain.data)
+
+    fig = kit.plot.scatter(coords, color=colour, highlight=[1, 2, 4])
+    points = _points_by_index(fig)
+    assert sorted(points) == list(range(8))  # each point once, customdata = its index
+    last_faded = max(t for t, trace in enumerate(fig.data) if trace.marker.opacity == pytest.approx(0.25))
+    for i in range(8):
+        t, marker = points[i]
+        if i in (1, 2, 4):
+            assert marker.line.color == "black" and marker.line.width >= 2 and marker.size > 6
+            assert marker.opacity == 1.0
+            assert t > last_faded  # drawn after every faded trace: on top
+        else:
+            assert marker.opacity == pytest.approx(0.25) and marker.size == 6 and marker.line.width is None
+    # the same colours as without highlight, and one legend entry per colour value
+    colours = {t.name: t.marker.color for t in plain.data}
+    assert all(t.marker.color == colours[t.name] for t in fig.data)
+    assert sorted(t.name for t in fig.data if t.showlegend is not False) == ["0", "1", "noise"]
+    # x, y stay with their point
+    for trace in fig.data:
+        np.testing.assert_array_equal(np.asarray(trace.x), coords[np.asarray(trace.customdata), 0])
+    # a mask, an empty selection, 3-D, and a bad index
+    masked = kit.plot.scatter(coords, color=colour, highlight=np.arange(8) < 2)  # points 0 and 1, both cluster 0
+    assert list(masked.data[-1].customdata) == [0, 1] and masked.data[-1].marker.line.color == "black"
+    assert len(masked.data) == 4  # three faded colours, one highlighted
+    assert len(kit.plot.scatter(coords, color=colour, highlight=[]).data) == len(plain.data)
+    fig3 = kit.plot.scatter(np.c_[coords, coords[:, :1]], highlight=[0])
+    assert [t.type for t in fig3.data] == ["scatter3d", "scatter3d"] and fig3.data[1].marker.line.color == "black"
+    with pytest.raises(ValueError, match=r"highlight=\[3, 8\] must hold point indices in 0..7"):
+        kit.plot.scatter(coords, highlight=[3, 8])
