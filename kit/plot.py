@@ -356,12 +356,13 @@ def image_grid(images, titles=None, columns=6, size=2.0, marks=None):
 
 
 def explanation_grid(explanation, columns=4, size=2.6):
-    """Photos beside their map overlays (a ``kit.inspect.Explanation``)."""
+    """The map overlays of a ``kit.inspect.Explanation``, each titled with the class it explains (and its
+    gradient image beside it, when that is not already the overlay, as it is for guided backprop)."""
     images, titles = [], []
     for i, ov in enumerate(explanation.overlays):
         images.append(ov)
         titles.append(f"{explanation.kind}: {explanation.class_names[i].split(',')[0]}")
-        if explanation.gradients is not None:
+        if explanation.gradients is not None and explanation.gradients[i] is not ov:
             images.append(explanation.gradients[i])
             titles.append("gradient")
     return image_grid(images, titles=titles, columns=columns, size=size)

@@ -231,3 +231,15 @@ def test_scatter_highlight_draws_the_chosen_points_on_top():
     assert [t.type for t in fig3.data] == ["scatter3d", "scatter3d"] and fig3.data[1].marker.line.color == "black"
     with pytest.raises(ValueError, match=r"highlight=\[3, 8\] must hold point indices in 0..7"):
         kit.plot.scatter(coords, highlight=[3, 8])
+
+
+def test_explanation_grid_shows_the_guided_gradient_once():
+    from kit.inspect import Explanation
+
+    grad = [np.full((8, 8, 3), 200, np.uint8), np.zeros((8, 8, 3), np.uint8)]
+    guided = Explanation("guided_backprop", [None, None], [np.zeros((8, 8))] * 2, grad, np.array([1, 2]),
+                         ["a, b", "c"], gradients=grad)
+    fig = kit.plot.explanation_grid(guided, columns=2)
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["guided_backprop: a", "guided_backprop: c"]
+    other = Explanation("cam", [None], [np.zeros((8, 8))], [grad[0]], np.array([1]), ["a"], gradients=[grad[1]])
+    assert [ax.get_title() for ax in kit.plot.explanation_grid(other, columns=2).axes] == ["cam: a", "gradient"]
