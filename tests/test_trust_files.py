@@ -252,7 +252,8 @@ def test_export_never_overwrites_or_deletes_foreign_files(tmp_path, photo_folder
     source_before = _snapshot(photo_folder)
 
     written = export.to_folders(paths, labels, out / "clusters", source_root=photo_folder)
-    assert len(written) == 4 and all(Path(w).is_file() for w in written["written"])
+    assert len(written.table) == 4 and all(Path(w).is_file() for w in written.table["written"])
+    assert written.folder == (out / "clusters").resolve() and written.removed == 0
     assert (out / "clusters" / "cluster_000" / name).read_bytes() == b"an older photo of mine"
     with pytest.raises(ValueError, match="not written by kit.export"):
         export.to_csv(paths, labels, out / "report.csv")
@@ -270,7 +271,7 @@ def test_export_never_overwrites_or_deletes_foreign_files(tmp_path, photo_folder
 
     # a new export into the same cluster folders replaces the kit's previous one and nothing else
     again = export.to_folders(paths, 1 - labels, out / "clusters", mode="link", source_root=photo_folder)
-    assert all(Path(w).is_symlink() for w in again["written"])
+    assert all(Path(w).is_symlink() for w in again.table["written"]) and again.removed == 4
     ours = [p for p in (out / "clusters").rglob("*") if p.is_file() and p not in foreign and p.suffix == ".jpg"]
     assert len(ours) == 4
     for path, data in foreign.items():
