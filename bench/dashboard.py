@@ -1,5 +1,5 @@
 """Dashboard benchmark: from `streamlit run` process start to the first rendered scatter plot (Backbones
-page, built-in sample data, efficientnet_lite0) in headless Chromium; cold (empty kit home: sample data,
+page, the built-in clothing photos (500), efficientnet_lite0) in headless Chromium; cold (empty kit home:
 model export, embedding and t-SNE all computed) and warm (a new server process over the same kit home:
 served from the disk caches). Peak memory of the server process. One result line per figure.
 

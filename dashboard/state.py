@@ -1,9 +1,16 @@
-"""What the dashboard pages share: the sidebar (data source, backbones, clustering), and cached calls into
-``kit``. Pages draw widgets and call these; every computation is a ``kit`` function."""
+"""What the dashboard pages share: the settings (data source, backbones, clustering) and cached calls into
+``kit``. Pages draw widgets and call these; every computation is a ``kit`` function.
+
+Settings live in one plain dict, ``st.session_state["settings"]``, the single source of truth. Streamlit forgets
+the state of widgets that a page does not draw, so a widget never owns a setting: it is bound to one with
+:func:`bind` (its value is restored from the setting before it is drawn, and written back by its callback).
+The settings are mirrored in the URL's query parameters, so a reload keeps them and a view can be shared.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +21,139 @@ import kit
 import kit.datasets
 from kit._methods import NEEDS_K  # without importing kit.cluster (scikit-learn) on the first page
 
-SOURCES = ("Sample photos (built in)", "A folder on this machine", "Upload a zip")
-DEFAULT_CLUSTER = {"method": "kmeans", "params": {"n_clusters": None}}
+SOURCES = {"clothing": "Clothing photos (built in, 500 photos)", "demo": "Quick demo (scikit-image photos)",
+           "folder": "A folder on this machine", "upload": "Upload a zip"}
+METHODS = {"kmeans": "k-means", "agglomerative": "Agglomerative", "spectral": "Spectral", "hdbscan": "HDBSCAN",
+           "dbscan": "DBSCAN", "chinese_whispers": "Chinese Whispers", "leiden": "Leiden", "infomap": "Infomap"}
+LINKAGES = ("ward", "average", "complete", "single")
+REDUCE_TO = (2, 3, 5, 10, 20, 50)
+DEFAULT_BACKBONE = "efficientnet_lite0"
 MAX_UPLOAD_MB = 200
+MIN_PHOTOS = 2
+
+# Every setting, its default, and which clustering methods use it (None: not a clustering parameter).
+DEFAULTS = {
+    "source": "clothing", "folder": "", "upload": "", "backbones": [DEFAULT_BACKBONE],
+    "method": "kmeans", "k": None, "linkage": "ward", "min_cluster_size": 15, "reduce_to": 5,
+    "min_samples": 5, "eps": None, "cw_threshold": None, "cw_k": 20, "resolution": 1.0,
+}
+# Settings that belong to one data source: reset when the data changes (K=5 for one folder must not score
+# another; the photo chosen on Inspect does not exist in the next folder).
+PER_DATA = ("k", "eps", "min_cluster_size", "selected", "gallery_cluster", "inspect_image", "inspect_rank")
+_INTS = {"k", "min_cluster_size", "reduce_to", "min_samples", "cw_k"}
+_FLOATS = {"eps", "cw_threshold", "resolution"}
+
+
+# ------------------------------------------------------------------ settings
+def settings() -> dict:
+    """The settings dict (created with the defaults, then the URL's query parameters, on a session's first run)."""
+    ss = st.session_state
+    if "settings" not in ss:
+        ss["settings"] = {**{k: (list(v) if isinstance(v, list) else v) for k, v in DEFAULTS.items()},
+                          "selected": [], "gallery_cluster": None, "inspect_image": None, "inspect_rank": 1}
+        ss["url_problems"] = _read_url(ss["settings"])
+    return ss["settings"]
+
+
+def get(name):
+    return settings()[name]
+
+
+def get_or(name, default):
+    return settings().get(name, default)
+
+
+def put(name, value) -> None:
+    settings()[name] = value
+
+
+def _store(name: str, widget_key: str) -> None:
+    settings()[name] = st.session_state[widget_key]
+
+
+def bind(name: str, value=None, key: str | None = None, default=None) -> dict:
+    """Keyword arguments that tie a widget to the setting ``name``: ``st.slider(..., **state.bind("k"))``.
+
+    ``value``: what the widget shows when it differs from the stored setting (a resolved default, or the
+    setting clamped to the widget's range). ``default``: the first value of a view setting that is not in
+    ``DEFAULTS`` (a page's own choice, such as the projection). The widget is not given a ``value=``/``index=``
+    of its own."""
+    key = key or f"w_{name}"
+    if name not in settings():
+        settings()[name] = default
+    shown = settings()[name] if value is None else value
+    if st.session_state.get(key, object()) != shown:
+        st.session_state[key] = shown
+    return {"key": key, "on_change": _store, "args": (name, key)}
+
+
+def _store_auto(name: str, widget_key: str, fallback) -> None:
+    settings()[name] = None if st.session_state[widget_key] else fallback
+
+
+def bind_auto(name: str, fallback) -> dict:
+    """Keyword arguments for a checkbox "automatic" of the setting ``name`` (None means automatic); unticking
+    it sets the setting to ``fallback``."""
+    key = f"w_{name}_auto"
+    shown = settings()[name] is None
+    if st.session_state.get(key, object()) != shown:
+        st.session_state[key] = shown
+    return {"key": key, "on_change": _store_auto, "args": (name, key, fallback)}
+
+
+def _read_url(s: dict) -> list:
+    """Apply the query parameters to the settings; return the ones that could not be used."""
+    q = st.query_params
+    problems = []
+    for name in DEFAULTS:
+        if name not in q:
+            continue
+        raw = q[name]
+        try:
+            if name == "backbones":
+                value = [b for b in raw.split(",") if b]
+            elif name in _INTS:
+                value = int(raw)
+            elif name in _FLOATS:
+                value = float(raw)
+            else:
+                value = raw
+            if name == "source" and value not in SOURCES:
+                raise ValueError(value)
+            if name == "method" and value not in METHODS:
+                raise ValueError(value)
+            if name == "linkage" and value not in LINKAGES:
+                raise ValueError(value)
+        except ValueError:
+            problems.append(f"{name}={raw}")
+            continue
+        s[name] = value
+    return problems
+
+
+def _write_url(s: dict) -> None:
+    """Mirror the settings that differ from the defaults (and matter for the current source and method)."""
+    wanted = {"source": s["source"], "backbones": ",".join(s["backbones"]), "method": s["method"]}
+    if s["source"] == "folder" and s["folder"]:
+        wanted["folder"] = s["folder"]
+    if s["source"] == "upload" and s["upload"]:
+        wanted["upload"] = s["upload"]
+    for name in method_settings(s["method"]):
+        if s[name] is not None:
+            wanted[name] = str(s[name])
+    if dict(st.query_params) != wanted:
+        st.query_params.from_dict(wanted)
+
+
+def method_settings(method: str) -> tuple:
+    return {"kmeans": ("k",), "spectral": ("k",), "agglomerative": ("k", "linkage"),
+            "hdbscan": ("min_cluster_size", "reduce_to"), "dbscan": ("min_samples", "eps"),
+            "chinese_whispers": ("cw_threshold", "cw_k"), "leiden": ("resolution",)}.get(method, ())
 
 
 # ------------------------------------------------------------------ cached kit calls
 @st.cache_data(show_spinner=False)
-def sample_path() -> str:
+def demo_path() -> str:
     return str(kit.datasets.sample_folder())
 
 
@@ -49,13 +181,22 @@ def _embed(folder: str, backbone: str, progress=None) -> kit.Embeddings:
     return memo[key]
 
 
-def embeddings(folder: str, backbone: str) -> kit.Embeddings:
-    """Embeddings of the folder, with a progress bar while computing (the kit's disk cache underneath:
-    a new server process re-reads them from disk instead of re-embedding)."""
-    slot = st.empty()
+def embeddings(folder: str, backbone: str, where=None) -> kit.Embeddings:
+    """Embeddings of the folder, saying what happens while they are computed (loading the model, then a
+    progress bar). ``where``: the container to report in (a column of the Backbones page). The kit's disk cache
+    is underneath: a new server process re-reads them from disk instead of re-embedding."""
+    if (folder, backbone) in _memo():
+        return _memo()[(folder, backbone)]
+    slot = (where or st).empty()
+    slot.info(f"Reading the embeddings of **{backbone}** (from the disk cache when they were computed before)...",
+              icon=":material/hourglass_top:")
 
     def progress(done, total, stage):
-        slot.progress(done / max(total, 1), text=f"Embedding with {backbone}: {done}/{total} images")
+        if stage == "loading model":
+            slot.info(f"Loading the **{backbone}** network (built once per server, takes a few seconds)...",
+                      icon=":material/hourglass_top:")
+        else:
+            slot.progress(done / max(total, 1), text=f"Embedding with {backbone}: {done}/{total} photos")
 
     emb = _embed(folder, backbone, progress)
     slot.empty()
@@ -103,19 +244,22 @@ def fingerprint(folder: str, backbone: str) -> str:
 @st.cache_data(show_spinner="Clustering...", max_entries=64, persist="disk")
 def _cluster_labels(fp: str, folder: str, backbone: str, method: str, params_json: str) -> np.ndarray:
     emb = _embed(folder, backbone)
-    params = json.loads(params_json)
-    if params.get("n_clusters") is None:
-        params.pop("n_clusters", None)
-    return kit.cluster.make(method, random_state=0, **params).fit(emb.vectors).labels_
+    return kit.cluster.make(method, random_state=0, **json.loads(params_json)).fit(emb.vectors).labels_
 
 
 def cluster_labels(folder: str, backbone: str, method: str, params_json: str) -> np.ndarray:
     return _cluster_labels(fingerprint(folder, backbone), folder, backbone, method, params_json)
 
 
-@st.cache_data(show_spinner="Projecting...", max_entries=32)
-def projection(folder: str, backbone: str, method: str) -> np.ndarray:
+@st.cache_data(show_spinner=False, max_entries=32)
+def _projection(folder: str, backbone: str, method: str) -> np.ndarray:
     return kit.project.project(_embed(folder, backbone).vectors, method=method, random_state=0).coords
+
+
+def projection(folder: str, backbone: str, method: str, where=None) -> np.ndarray:
+    name = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}.get(method, method)
+    with (where or st).spinner(f"Projecting the {backbone} embeddings with {name}..."):
+        return _projection(folder, backbone, method)
 
 
 @st.cache_data(show_spinner="Scoring...", max_entries=64, persist="disk")
@@ -126,6 +270,14 @@ def _scores(fp: str, folder: str, backbone: str, method: str, params_json: str) 
 
 def scores(folder: str, backbone: str, method: str, params_json: str) -> dict:
     return _scores(fingerprint(folder, backbone), folder, backbone, method, params_json)
+
+
+def undefined_reason(folder: str, backbone: str, method: str, params_json: str) -> str | None:
+    """Why the external scores (NMI, ARI, ...) mean nothing for this clustering, or None when they do."""
+    emb = _embed(folder, backbone)
+    if emb.labels is None:
+        return None
+    return kit.metrics.external_undefined(emb.labels, cluster_labels(folder, backbone, method, params_json))
 
 
 @st.cache_data(show_spinner="Estimating K with every method...", max_entries=8)
@@ -161,15 +313,12 @@ def top5(path: str, backbone: str) -> pd.DataFrame:
     return kit.inspect.top_labels([path], backbone=backbone, k=5).table
 
 
+@st.cache_data(show_spinner="Classifying the photos to name the clusters...", max_entries=8)
+def top1_table(folder: str, backbone: str) -> pd.DataFrame:
+    return kit.inspect.top_labels(_embed(folder, backbone).paths, backbone=backbone, k=1).table
+
+
 # ------------------------------------------------------------------ sidebar
-def _init():
-    defaults = {"source": SOURCES[0], "folder": "", "backbones": ["efficientnet_lite0"],
-                "cluster": dict(DEFAULT_CLUSTER)}
-    for key, value in defaults.items():
-        if key not in st.session_state:
-            st.session_state[key] = value
-
-
 def _upload_folder(data: bytes) -> str:
     digest = hashlib.blake2b(data, digest_size=10).hexdigest()
     dest = kit.kit_home() / "uploads" / digest
@@ -177,7 +326,7 @@ def _upload_folder(data: bytes) -> str:
         report = kit.datasets.extract_zip(data, dest, max_bytes=4 * MAX_UPLOAD_MB * 1_000_000)
         if len(report.skipped):
             st.sidebar.warning(f"{len(report.skipped)} files in the zip were skipped (not images).")
-    return str(dest)
+    return digest
 
 
 def folder() -> str | None:
@@ -185,49 +334,83 @@ def folder() -> str | None:
     return st.session_state.get("folder_in_use")
 
 
+def _resolve_folder(sb) -> str | None:
+    s = settings()
+    source = s["source"]
+    if source == "clothing":
+        sb.caption("500 CC0 photos of clothing in 10 classes, some alike (shirt, t-shirt, longsleeve).")
+        return str(kit.datasets.clothing())
+    if source == "demo":
+        with st.spinner("Preparing the demo photos (first run only)..."):
+            path = demo_path()
+        sb.caption("Near-duplicates of 8 scikit-image photos: every method finds them, so scores tie at 1.0.")
+        return path
+    if source == "folder":
+        typed = sb.text_input("Folder path", placeholder="/path/to/photos", **bind("folder")).strip()
+        if not typed:
+            return None
+        path = Path(typed).expanduser()
+        if path.is_dir():
+            return str(path.resolve())
+        sb.error(f"{typed!r} is not a folder on this machine: type the path of a folder that holds photos.")
+        return None
+    up = sb.file_uploader(f"Zip of images (up to {MAX_UPLOAD_MB} MB)", type=["zip"], key="upload_file")
+    if up is not None:
+        if up.size > MAX_UPLOAD_MB * 1_000_000:
+            sb.error(f"The zip is {up.size / 1e6:.0f} MB; the limit is {MAX_UPLOAD_MB} MB.")
+            return None
+        try:
+            put("upload", _upload_folder(up.getvalue()))
+        except ValueError as exc:
+            sb.error(f"This zip was refused: {exc}")
+            return None
+    if s["upload"]:
+        dest = kit.kit_home() / "uploads" / s["upload"]
+        if dest.is_dir():
+            return str(dest)
+        sb.warning("The zip of this link is no longer on the server: upload it again.")
+    return None
+
+
 def sidebar() -> str | None:
     """Draw the shared sidebar (from the entry file); remember and return the image folder in use."""
-    _init()
+    s = settings()
     sb = st.sidebar
+    for problem in st.session_state.pop("url_problems", []):
+        sb.warning(f"Ignored `{problem}` in the address: not a valid value.")
     sb.header("Data")
-    source = sb.radio("Images", SOURCES, key="source")
-    folder = None
-    if source == SOURCES[0]:
-        with st.spinner("Preparing the sample photos (first run only)..."):
-            folder = sample_path()
-        sb.caption("Near-duplicate groups made from scikit-image's photos (see the README).")
-    elif source == SOURCES[1]:
-        typed = sb.text_input("Folder path", key="folder", placeholder="/path/to/photos")
-        if typed:
-            if Path(typed).expanduser().is_dir():
-                folder = str(Path(typed).expanduser().resolve())
-            else:
-                sb.error(f"{typed!r} is not a folder on this machine.")
-    else:
-        up = sb.file_uploader(f"Zip of images (up to {MAX_UPLOAD_MB} MB)", type=["zip"], key="upload")
-        if up is not None:
-            if up.size > MAX_UPLOAD_MB * 1_000_000:
-                sb.error(f"The zip is {up.size / 1e6:.0f} MB; the limit is {MAX_UPLOAD_MB} MB.")
-            else:
-                try:
-                    folder = _upload_folder(up.getvalue())
-                except ValueError as exc:
-                    sb.error(f"This zip was refused: {exc}")
+    sb.radio("Images", list(SOURCES), format_func=SOURCES.get, **bind("source"))
+    folder = _resolve_folder(sb)
+    if folder != st.session_state.get("data_of_settings"):
+        if st.session_state.get("data_of_settings") is not None:  # not on a session's first run (URL values)
+            for name in PER_DATA:
+                s[name] = {"selected": [], "inspect_rank": 1}.get(name, DEFAULTS.get(name))
+        st.session_state["data_of_settings"] = folder
     sb.header("Backbones")
     table = backbone_table()
     offline = table.loc[table["offline"], "name"].tolist()
-    sb.multiselect("Compare these backbones", offline, key="backbones",
+    unknown = [b for b in s["backbones"] if b not in offline]
+    if unknown:
+        sb.warning(f"Not available here: {', '.join(unknown)} (not in the TF-Hub cache or not installed).")
+        s["backbones"] = [b for b in s["backbones"] if b in offline]
+    sb.multiselect("Compare these backbones", offline, **bind("backbones"),
                    help="Backbones usable right now. TF-Hub ones appear once they are in the TF-Hub cache.")
-    if not st.session_state["backbones"]:
+    if not s["backbones"]:
         sb.warning("Choose at least one backbone.")
     st.session_state["folder_in_use"] = folder
     return folder
 
 
 def sidebar_footer() -> None:
-    """Drawn after the page ran, so it shows the clustering the page may just have changed."""
-    c = st.session_state["cluster"]
-    st.sidebar.caption(f"Clustering: **{c['method']}** {params_text(c['params'])} (change it on the Cluster page)")
+    """Drawn after the page ran, so it shows the clustering the page may just have changed; then the URL."""
+    s = settings()
+    shown = {name: s[name] for name in method_settings(s["method"]) if s[name] is not None}
+    auto = [name for name in method_settings(s["method"]) if s[name] is None]
+    text = f"Clustering: **{METHODS[s['method']]}** {params_text(shown)}"
+    if auto:
+        text += " (" + ", ".join(f"{a} automatic" for a in auto) + ")"
+    st.sidebar.caption(text + ". Change it on the Cluster page.")
+    _write_url(s)
 
 
 def params_text(params: dict) -> str:
@@ -236,31 +419,138 @@ def params_text(params: dict) -> str:
 
 
 def primary_backbone() -> str:
-    chosen = st.session_state.get("backbones") or ["efficientnet_lite0"]
+    chosen = get("backbones") or [DEFAULT_BACKBONE]
     return chosen[0]
 
 
-def cluster_choice(images: kit.ImageSet) -> tuple[str, str]:
-    """The current method and its parameters as JSON; K defaults to the number of true labels (or 8)."""
-    c = st.session_state["cluster"]
-    params = dict(c["params"])
-    if "n_clusters" in params and params["n_clusters"] is None and c["method"] in NEEDS_K:
-        params["n_clusters"] = len(set(images.labels)) if images.labels else 8
-    return c["method"], json.dumps(params, sort_keys=True)
+# ------------------------------------------------------------------ the current clustering
+def k_range(images: kit.ImageSet) -> tuple[int, int]:
+    """Smallest and largest K the slider offers for these images (wide enough for every true label)."""
+    n = len(images)
+    n_labels = len(set(images.labels)) if images.labels else 0
+    return 2, max(2, min(n - 1, max(40, 2 * n_labels)))
 
 
-def current_result(folder: str):
-    """The images, primary backbone, clustering choice, embeddings and labels every result page shows."""
-    images = load_images(folder)
-    bb = primary_backbone()
-    method, params_json = cluster_choice(images)
-    emb = embeddings(folder, bb)
-    labels = cluster_labels(folder, bb, method, params_json)
-    return images, bb, method, params_json, emb, labels
+def default_k(images: kit.ImageSet) -> int:
+    lo, hi = k_range(images)
+    return int(np.clip(len(set(images.labels)) if images.labels else 8, lo, hi))
 
 
-def need_folder(folder) -> bool:
+def current_k(images: kit.ImageSet) -> int:
+    k = get("k")
+    lo, hi = k_range(images)
+    return default_k(images) if k is None else int(np.clip(k, lo, hi))
+
+
+@dataclass(frozen=True)
+class Clustering:
+    """The clustering every page shows: method, its parameters (K resolved), and those as JSON (cache key)."""
+    method: str
+    params: dict
+    params_json: str
+
+    @property
+    def text(self) -> str:
+        return f"{METHODS.get(self.method, self.method)}, {params_text(self.params)}".rstrip(", ")
+
+
+def clustering(images: kit.ImageSet) -> Clustering:
+    """The one clustering of the session, built from the settings (clamped to these images)."""
+    s = settings()
+    method = s["method"]
+    params = {}
+    if method in NEEDS_K:
+        params["n_clusters"] = current_k(images)
+    if method == "agglomerative":
+        params["linkage"] = s["linkage"]
+        if s["linkage"] != "ward":
+            params["metric"] = "cosine"
+    if method == "hdbscan":
+        params["min_cluster_size"] = int(np.clip(s["min_cluster_size"], 2, max(2, len(images))))
+        params["reduce_to"] = s["reduce_to"]
+    if method == "dbscan":
+        params["min_samples"] = s["min_samples"]
+        params["eps"] = "auto" if s["eps"] is None else s["eps"]
+    if method == "chinese_whispers":
+        params["threshold"] = "auto" if s["cw_threshold"] is None else s["cw_threshold"]
+        params["k"] = s["cw_k"]
+    if method == "leiden":
+        params["resolution"] = s["resolution"]
+    return Clustering(method, params, json.dumps(params, sort_keys=True))
+
+
+def images_or_explain(folder) -> kit.ImageSet | None:
+    """The images of the folder when an analysis can run on them; otherwise say why on the page and return None."""
     if folder is None:
-        st.info("Choose images in the sidebar: the built-in sample photos, a folder, or a zip.")
-        return False
-    return True
+        st.info("Choose images in the sidebar: the built-in photos, a folder, or a zip.")
+        return None
+    images = load_images(folder)
+    if len(images) < MIN_PHOTOS:
+        st.warning(f"This page needs at least {MIN_PHOTOS} readable photos; {found_text(images)} "
+                   "Choose another folder in the sidebar, or see the Data page for what was found.",
+                   icon=":material/photo_library:")
+        return None
+    return images
+
+
+def found_text(images: kit.ImageSet) -> str:
+    """One sentence on what a folder held: readable photos, unreadable files, other files."""
+    parts = [f"{len(images)} readable photo{'s' if len(images) != 1 else ''}"]
+    if len(images.unreadable):
+        parts.append(f"{len(images.unreadable)} unreadable image file{'s' if len(images.unreadable) != 1 else ''}")
+    if images.ignored:
+        parts.append(f"{len(images.ignored)} other file{'s' if len(images.ignored) != 1 else ''} ignored "
+                     "(not an image extension)")
+    return f"`{images.root}` holds " + ", ".join(parts) + "."
+
+
+@dataclass
+class Result:
+    images: kit.ImageSet
+    backbone: str
+    clustering: Clustering
+    embeddings: kit.Embeddings
+    labels: np.ndarray
+
+
+def current_result(folder) -> Result | None:
+    """The images, primary backbone, clustering, embeddings and labels every result page shows (None, with a
+    message on the page, when there is nothing to cluster)."""
+    images = images_or_explain(folder)
+    if images is None:
+        return None
+    bb = primary_backbone()
+    emb = embeddings(folder, bb)
+    if len(emb.vectors) < MIN_PHOTOS:
+        st.warning(f"Only {len(emb.vectors)} of the {len(images)} photos could be embedded; at least {MIN_PHOTOS} "
+                   "are needed. The Data page lists the files that could not be read.")
+        return None
+    c = clustering(images)
+    return Result(images, bb, c, emb, cluster_labels(folder, bb, c.method, c.params_json))
+
+
+# ------------------------------------------------------------------ photo grids
+@st.cache_data(show_spinner=False, max_entries=8192)
+def tile_uri(path: str, size: int = 120) -> str:
+    try:
+        return kit.plot.image_uri(path, size=size)
+    except ValueError:  # moved or damaged since it was embedded
+        return kit.plot.image_uri(np.full((size, size, 3), 200, np.uint8))
+
+
+def photo_grid(paths, captions=None, marked=(), size: int = 120, where=None) -> None:
+    """Photos in a wrapping grid; the full path shows on hover; ``marked`` (indices) get a red frame."""
+    import html
+
+    marked = set(marked)
+    tiles = []
+    for i, p in enumerate(paths):
+        caption = html.escape(captions[i]) if captions else ""
+        frame = "3px solid #d62728" if i in marked else "1px solid #ddd"
+        tiles.append(f'<figure title="{html.escape(str(p))}" style="margin:0;width:{size}px">'
+                     f'<img src="{tile_uri(str(p), size)}" style="width:{size}px;height:{size}px;object-fit:contain;'
+                     f'border:{frame};border-radius:4px" alt="{html.escape(Path(p).name)}"/>'
+                     f'<figcaption style="font-size:0.72rem;line-height:1.1;overflow:hidden;text-overflow:ellipsis;'
+                     f'white-space:nowrap">{caption}</figcaption></figure>')
+    (where or st).markdown('<div class="kit-grid" style="display:flex;flex-wrap:wrap;gap:8px">' + "".join(tiles)
+                           + "</div>", unsafe_allow_html=True)

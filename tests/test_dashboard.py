@@ -32,12 +32,26 @@ def fresh_streamlit_home(tmp_path_factory):
         os.environ["HOME"] = old
 
 
-def open_page(page):
+def open_page(page, query=None):
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(APP, default_timeout=600).run()
+    at = AppTest.from_file(APP, default_timeout=600)
+    for name, value in (query or {}).items():
+        at.query_params[name] = value
+    at.run()
     if page != "data":
         at.switch_page(f"views/{page}.py").run()
+    return at
+
+
+def go(at, page):
+    at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _ok(at):
+    assert not at.exception, [e.value for e in at.exception]
     return at
 
 
@@ -49,11 +63,14 @@ def test_every_page_runs(page):
     assert len(at.title) == 1
 
 
-def test_data_page_counts_sample():
+def test_data_page_counts_the_default_clothing_photos():
     at = open_page("data")
     metrics = {m.label: m.value for m in at.metric}
-    assert int(metrics["Images"]) >= 300 and int(metrics["Labels"]) >= 5
-    assert len(at.get("plotly_chart")) == 1 and len(at.get("image")) >= 5  # one thumbnail strip per label
+    assert metrics["Images"] == "500" and metrics["Labels"] == "10"  # the real CC0 photos, not the demo
+    assert len(at.get("plotly_chart")) == 1 and len(at.get("image")) >= 10  # one thumbnail strip per label
+    at.sidebar.radio(key="w_source").set_value("demo").run()
+    _ok(at)
+    assert "scikit-image" in at.sidebar.caption[0].value  # the quick demo is still one click away
 
 
 def _metric(at, label):
@@ -63,13 +80,13 @@ def _metric(at, label):
 def test_changing_k_and_algorithm_changes_scores():
     at = open_page("cluster")
     before = (_metric(at, "Clusters"), _metric(at, "NMI"))
-    at.slider(key="k_slider").set_value(3).run()
+    at.slider(key="w_k").set_value(3).run()
     assert not at.exception
     after_k = (_metric(at, "Clusters"), _metric(at, "NMI"))
     assert after_k[0] == "3" and after_k != before
-    at.selectbox(key="algo").set_value("hdbscan").run()
+    at.selectbox(key="w_method").set_value("hdbscan").run()
     assert not at.exception
-    assert "hdbscan" in at.sidebar.caption[-1].value
+    assert "HDBSCAN" in at.sidebar.caption[-1].value
     assert (_metric(at, "Clusters"), _metric(at, "NMI")) != after_k
     # the Backbones page's table follows the chosen clustering
     at.switch_page("views/backbones.py").run()
@@ -78,18 +95,144 @@ def test_changing_k_and_algorithm_changes_scores():
     assert len(at.get("plotly_chart")) == 1
 
 
-def test_photos_on_hover_swaps_in_a_thumbnail_chart():
-    at = open_page("backbones")
-    at.toggle(key="hover_photos").set_value(True).run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert len(at.get("plotly_chart")) == 0
-    charts = at.get("vega_lite_chart")
-    assert len(charts) == 1
+def test_settings_survive_page_switches():
+    """Issue 12.1: K set to 5 came back as 8 after a visit to Gallery; min_cluster_size 20 came back as 15."""
+    at = open_page("cluster")
+    at.slider(key="w_k").set_value(5).run()
+    for page in ("gallery", "data", "export"):
+        go(at, page)
+    go(at, "cluster")
+    assert at.slider(key="w_k").value == 5 and _metric(at, "Clusters") == "5"
+    go(at, "backbones")
+    assert at.dataframe[0].value["n_clusters"].tolist() == [5]  # Backbones scores the same clustering
+    go(at, "cluster")
+    at.selectbox(key="w_method").set_value("hdbscan").run()
+    at.slider(key="w_min_cluster_size").set_value(20).run()
+    go(at, "gallery")
+    go(at, "cluster")
+    assert at.selectbox(key="w_method").value == "hdbscan"
+    assert at.slider(key="w_min_cluster_size").value == 20
+    go(at, "backbones")
+    at.radio(key="w_projection").set_value("pca").run()
+    go(at, "data")
+    go(at, "backbones")
+    assert at.radio(key="w_projection").value == "pca"  # view choices stick too
+
+
+def _photo_folder(root: Path, classes: int, per_class: int) -> Path:
+    """A labelled folder of real photos (copies of the built-in clothing photos) outside the repository."""
+    import shutil
+
+    import kit.datasets
+
+    photos = sorted(kit.datasets.clothing().rglob("*.jpg"))
+    for c in range(classes):
+        sub = root / f"class_{c:03d}"
+        sub.mkdir(parents=True)
+        for j in range(per_class):
+            shutil.copy(photos[(c * per_class + j) % len(photos)], sub / f"p{j}.jpg")
+    return root
+
+
+def _use_folder(at, folder):
+    at.sidebar.radio(key="w_source").set_value("folder").run()
+    at.sidebar.text_input(key="w_folder").set_value(str(folder)).run()
+    return _ok(at)
+
+
+def test_k_of_one_folder_does_not_carry_over_and_sliders_clamp(tmp_path):
+    """Issue 12.2: K=5 from one folder scored another; a folder with 102 labels crashed a slider capped at 40."""
+    at = open_page("cluster")
+    at.slider(key="w_k").set_value(5).run()
+    at.sidebar.radio(key="w_source").set_value("demo").run()
+    _ok(at)
+    import kit.datasets
+    demo_labels = kit.load_folder(kit.datasets.sample_folder()).labels
+    assert at.slider(key="w_k").value == len(set(demo_labels))  # back to the new data's default
+    go(at, "backbones")
+    assert at.dataframe[0].value["n_clusters"].tolist() == [len(set(demo_labels))]
+    many = _photo_folder(tmp_path / "many", classes=102, per_class=2)
+    _use_folder(at, many)
+    go(at, "cluster")
+    slider = at.slider(key="w_k")
+    assert slider.value == 102 and slider.max >= 102
+    assert _metric(at, "Clusters") == "102"
+
+
+def test_how_many_groups_applies_an_estimate():
+    """Issue 12.3: a button applies the consensus K (or any method's K) to the clustering."""
+    at = open_page("cluster")
+    at.selectbox(key="w_method").set_value("hdbscan").run()
+    go(at, "k")
+    pick = at.selectbox(key="k_pick")
+    wanted = next(o for o in pick.options if o.startswith("silhouette"))
+    pick.set_value(wanted).run()
+    k = int(wanted.rsplit("= ", 1)[1])
+    at.button(key="apply_k").click().run()
+    _ok(at)
+    assert at.success and f"K = {k}" in at.success[0].value
+    go(at, "cluster")
+    assert at.selectbox(key="w_method").value == "kmeans"  # HDBSCAN has no K: k-means takes it
+    assert at.slider(key="w_k").value == k and _metric(at, "Clusters") == str(k)
+
+
+def test_k_page_plots_have_axis_titles_and_a_cut_line():
     import json
-    spec = json.loads(charts[0].proto.spec)
-    layer = spec.get("encoding") or spec["layer"][0]["encoding"]
-    assert [t["title"] for t in layer["tooltip"]][0] == "image"  # the row Vega's tooltip shows as a picture
-    assert [t["title"] for t in layer["tooltip"]][1:] == ["file", "true label", "cluster"]
+
+    at = open_page("k")
+    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    curves = figures[0]
+    used = {f"{axis}axis{t.get(axis + 'axis', axis)[1:]}" for t in curves["data"] for axis in "xy"}
+    assert len(used) >= 12  # the panels that hold a curve
+    assert all(curves["layout"][a].get("title", {}).get("text") for a in used), "every K curve needs axis titles"
+    dendro = figures[1]
+    assert any("K = 10" in a.get("text", "") for a in dendro["layout"].get("annotations", []))
+
+
+def test_a_url_restores_the_view_and_follows_changes():
+    """Issue 12.4: a reload keeps source, backbones and clustering (query parameters)."""
+    at = open_page("cluster", query={"source": "demo", "method": "hdbscan", "min_cluster_size": "20",
+                                     "backbones": "efficientnet_lite0"})
+    _ok(at)
+    assert at.sidebar.radio(key="w_source").value == "demo"
+    assert at.selectbox(key="w_method").value == "hdbscan"
+    assert at.slider(key="w_min_cluster_size").value == 20
+    at.slider(key="w_min_cluster_size").set_value(12).run()
+    assert at.query_params["min_cluster_size"] == "12" and at.query_params["source"] == "demo"
+    bad = open_page("data", query={"method": "nonsense"})
+    assert any("method=nonsense" in w.value for w in bad.sidebar.warning)
+
+
+@pytest.mark.parametrize("content", ["empty", "unreadable"])
+def test_a_folder_without_photos_explains_instead_of_failing(tmp_path, content):
+    """Issue 12.5: an empty folder, or one of unreadable files, gave a traceback on every analysis page and
+    'Every image could be read.' on Data."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    if content == "unreadable":
+        (folder / "a.jpg").write_bytes(b"not a jpeg")
+        (folder / "b.png").write_bytes(b"\x89PNG truncated")
+        (folder / "notes.txt").write_text("hello")
+    at = _use_folder(open_page("data"), folder)
+    assert at.error and "Nothing to analyse" in at.error[0].value
+    assert not any("Every" in s.value for s in at.success)
+    if content == "unreadable":
+        assert "2 unreadable" in at.error[0].value and len(at.dataframe) >= 1
+    for page in PAGES[1:]:
+        go(at, page)
+        assert any("at least 2 readable photos" in w.value for w in at.warning), page
+
+
+def test_undefined_scores_are_not_shown_as_perfect(tmp_path):
+    """Issue 12.7: 5 photos of one class, all HDBSCAN noise, scored NMI 1.000."""
+    at = _use_folder(open_page("data"), _photo_folder(tmp_path / "one", classes=1, per_class=5))
+    go(at, "cluster")
+    at.selectbox(key="w_method").set_value("hdbscan").run()
+    assert _metric(at, "NMI") == "undefined"
+    assert any("undefined" in w.value for w in at.warning)
+    go(at, "backbones")
+    import math
+    assert math.isnan(at.dataframe[0].value["nmi"].iloc[0])
 
 
 def test_export_writes_files(tmp_path):
@@ -99,20 +242,95 @@ def test_export_writes_files(tmp_path):
         at.button(key=key).click().run()
         assert not at.exception and not at.error, key
     out = tmp_path / "out"
-    assert (out / "clusters.csv").stat().st_size > 100
+    import pandas as pd
+    csv = pd.read_csv(out / "clusters.csv")
+    assert {"path", "cluster", "true_label", "backbone", "method", "params"} <= set(csv.columns)
     assert (out / "clusters.xlsx").exists()
-    assert len(list((out / "clusters").glob("cluster_*/*"))) >= 300
+    assert len(list((out / "clusters").glob("cluster_*/*"))) == 500
     assert (out / "runs.jsonl").read_text().count("\n") == 1
     assert len(at.dataframe) == 1  # the run log table
+    downloads = {b.proto.label for b in at.get("download_button")}
+    assert {"CSV", "Excel", "Cluster folders (zip)", "Download the run log"} <= downloads
+
+
+def test_exporting_twice_leaves_every_photo_once_and_says_where(tmp_path):
+    """Issue 12.9: two exports into one folder mixed runs (800 entries for 400 photos)."""
+    at = open_page("export")
+    at.text_input(key="out_dir").set_value(str(tmp_path / "out")).run()
+    at.button(key="btn_folders").click().run()
+    go(at, "cluster")
+    at.slider(key="w_k").set_value(4).run()
+    go(at, "export")
+    at.button(key="btn_folders").click().run()
+    _ok(at)
+    files = [p for p in (tmp_path / "out" / "clusters").rglob("*") if p.is_file() and p.name != ".kit-export.json"]
+    assert len(files) == 500 and len({p.parent.name for p in files}) == 4
+    assert str(tmp_path / "out" / "clusters") in at.success[0].value and "replacing" in at.success[0].value
 
 
 def test_export_refuses_the_source_folder():
     import kit.datasets
 
     at = open_page("export")
-    at.text_input(key="out_dir").set_value(str(kit.datasets.sample_folder() / "x")).run()
+    at.text_input(key="out_dir").set_value(str(kit.datasets.clothing() / "x")).run()
     at.button(key="btn_folders").click().run()
     assert at.error and "never writes" in at.error[0].value
+
+
+def test_an_unwritable_export_folder_is_a_message_and_the_page_stays(tmp_path):
+    """Issue 12.6: a raw FileNotFoundError/PermissionError, and the rest of the page vanished."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    at = open_page("export")
+    at.text_input(key="out_dir").set_value(str(blocker / "out")).run()
+    for key in ("btn_csv", "btn_folders", "btn_log"):
+        at.button(key=key).click().run()
+        _ok(at)
+        assert at.error and "Could not write" in at.error[0].value, key
+        assert len(at.get("download_button")) >= 4  # the rest of the page is still there
+
+
+def test_inspect_maps_explain_the_chosen_class():
+    """Issue 12.11: the maps were captioned with the rank-2 class while top-1 was another."""
+    at = open_page("inspect")
+    table = at.dataframe[0].value
+    top1 = table.loc[table["rank"] == 1, "name"].iloc[0].split(",")[0]
+    maps = [c for c in _image_captions(at) if ":" in c]
+    assert len(maps) == 2 and all(top1 in c for c in maps), maps
+    at.radio(key="w_inspect_rank").set_value(2).run()
+    _ok(at)
+    top2 = table.loc[table["rank"] == 2, "name"].iloc[0].split(",")[0]
+    captions = [c for c in _image_captions(at) if ":" in c]
+    assert len(captions) == 2 and all(top2 in c for c in captions), captions
+
+
+def _image_captions(at):
+    found = []
+
+    def walk(node):
+        if type(node).__name__ == "Image":
+            found.extend(i.caption for i in node.proto.imgs)
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at.main)
+    return found
+
+
+def test_gallery_shows_every_cluster_names_them_and_marks_outliers():
+    """Issue 12.12: outliers invisible at the default page size; no overview; truncated names."""
+    at = open_page("gallery")
+    grids = [m.value for m in at.markdown if "kit-grid" in m.value]
+    assert len(grids) == 11  # 10 clusters in the overview + the chosen cluster's page
+    names = [m.value for m in at.markdown if m.value.startswith("**cluster")]
+    assert len(names) == 10 and all("%" in n for n in names)  # the majority true label and its share
+    page = grids[-1]
+    assert "#d62728" in page  # outliers are marked on the first page
+    import kit.datasets
+    assert f'title="{kit.datasets.clothing()}' in page  # the full path shows on hover
+    at.radio(key="w_gallery_sort").set_value("outliers").run()
+    first = [m.value for m in at.markdown if "kit-grid" in m.value][-1]
+    assert first.index("#d62728") < first.index("1px solid")  # outliers first
 
 
 # ------------------------------------------------------------------ real browser
@@ -204,4 +422,77 @@ def test_every_page_in_a_real_browser(served_app):
         tip.wait_for(state="visible", timeout=30_000)
         assert tip.get_attribute("src").startswith("data:image/jpeg;base64,")
         page.screenshot(path=str(SCREENSHOTS / "backbones_hover.png"))
+        browser.close()
+
+
+def _browser(p):
+    return p.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"])
+
+
+@pytest.mark.browser
+def test_a_shared_link_a_lasso_across_backbones_and_downloads(served_app, tmp_path):
+    """Issue 12.4, 12.10, 12.13 in a real browser: a URL opens the same view (two backbones, K=6); a lasso in
+    one backbone's plot selects photos that every plot highlights, and says how many; the cluster folders
+    download as a zip in which every photo appears once."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium; .ci/run does it)")
+    import io
+    import zipfile
+
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
+        page.goto(f"{served_app}/backbones?backbones=efficientnet_lite0,efficientnet_lite1&method=kmeans&k=6",
+                  timeout=120_000)
+        plots = page.locator('[data-testid="stPlotlyChart"]')
+        plots.nth(1).locator(".main-svg").first.wait_for(timeout=600_000)
+        _wait_idle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        table = page.locator('[data-testid="stDataFrame"]').first
+        assert "Scores (k-means, n_clusters=6)" in page.locator("h3").first.inner_text()
+        page.reload()  # a reload keeps the view
+        plots.nth(1).locator(".main-svg").first.wait_for(timeout=600_000)
+        _wait_idle(page)
+        assert "n_clusters=6" in page.locator("h3").first.inner_text()
+        assert table.count() == 1
+        # lasso a region of the first plot
+        first = plots.nth(0)
+        first.hover()
+        first.locator('.modebar-btn[data-title="Lasso Select"]').click()
+        box = first.locator(".nsewdrag").first.bounding_box()
+        cx, cy, w, h = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["width"], box["height"]
+        page.mouse.move(cx - w * 0.3, cy - h * 0.3)
+        page.mouse.down()
+        for fx, fy in [(0.3, -0.3), (0.3, 0.3), (-0.3, 0.3), (-0.3, -0.28)]:
+            page.mouse.move(cx + w * fx, cy + h * fy, steps=8)
+        page.mouse.up()
+        heading = page.get_by_text(re.compile(r"^Selected: \d+ photos$"))
+        heading.wait_for(timeout=120_000)
+        _wait_idle(page)
+        n = int(re.search(r"\d+", heading.inner_text()).group())
+        assert n > 0
+        shown = page.get_by_text(re.compile(r"Highlighted in every plot\. (All \d+ shown|Showing the first \d+ of \d+)"))
+        assert str(n) in shown.inner_text()
+        page.screenshot(path=str(SCREENSHOTS / "backbones_lasso.png"), full_page=True)
+        # downloads on the Export page
+        page.get_by_role("link", name="Export").click()
+        button = page.get_by_role("button", name="Cluster folders (zip)")
+        button.wait_for(timeout=300_000)
+        _wait_idle(page)
+        with page.expect_download(timeout=300_000) as info:
+            button.click()
+        data = Path(info.value.path()).read_bytes()
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            photos = [m for m in zf.namelist() if m.startswith("clusters/") and not m.endswith("/")]
+            assert len(photos) == 500 and len({m.split("/")[1] for m in photos}) == 6
+            assert "clusters.csv" in zf.namelist()
+        with page.expect_download(timeout=120_000) as info:
+            page.get_by_role("button", name="CSV").first.click()
+        csv = Path(info.value.path()).read_text()
+        assert csv.splitlines()[0].startswith("path,cluster,true_label,backbone,method,params")
         browser.close()

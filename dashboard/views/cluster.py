@@ -1,5 +1,3 @@
-import json
-
 import numpy as np
 import streamlit as st
 
@@ -8,47 +6,56 @@ import state
 
 st.title("Cluster")
 folder = state.folder()
-METHODS = {"kmeans": "k-means", "agglomerative": "Agglomerative", "spectral": "Spectral", "hdbscan": "HDBSCAN",
-           "dbscan": "DBSCAN", "chinese_whispers": "Chinese Whispers", "leiden": "Leiden", "infomap": "Infomap"}
-if state.need_folder(folder):
-    images = state.load_images(folder)
+images = state.images_or_explain(folder)
+if images is not None:
+    s = state.settings()
     bb = state.primary_backbone()
-    current = st.session_state["cluster"]
-    method = st.selectbox("Algorithm", list(METHODS), format_func=METHODS.get, key="algo",
-                          index=list(METHODS).index(current["method"]))
-    default_k = len(set(images.labels)) if images.labels else 8
-    params = {}
+    method = st.selectbox("Algorithm", list(state.METHODS), format_func=state.METHODS.get, **state.bind("method"))
     if method in kit.cluster.NEEDS_K:
-        params["n_clusters"] = st.slider("Number of clusters K", 2, 40, default_k, key="k_slider")
+        lo, hi = state.k_range(images)
+        if hi > lo:
+            st.slider("Number of clusters K", lo, hi, **state.bind("k", value=state.current_k(images)),
+                      help="Starts at the number of true labels (8 without labels). The 'How many groups?' page "
+                           "can set it from an estimate.")
+        else:
+            st.caption(f"K = {lo}: with {len(images)} photos no other K is possible.")
     if method == "agglomerative":
-        params["linkage"] = st.selectbox("Linkage", ["ward", "average", "complete", "single"], key="linkage")
-        if params["linkage"] != "ward":
-            params["metric"] = "cosine"
+        st.selectbox("Linkage", state.LINKAGES, **state.bind("linkage"))
     if method == "hdbscan":
-        params["min_cluster_size"] = st.slider("Minimum cluster size", 2, 100, 15, key="mcs")
-        params["reduce_to"] = st.select_slider("PCA dimensions first", [2, 3, 5, 10, 20, 50], 5, key="reduce_to")
+        hi = max(3, min(100, len(images)))
+        st.slider("Minimum cluster size", 2, hi, **state.bind("min_cluster_size",
+                                                               value=int(np.clip(s["min_cluster_size"], 2, hi))))
+        st.select_slider("PCA dimensions first", state.REDUCE_TO, **state.bind("reduce_to"))
     if method == "dbscan":
         emb = state.embeddings(folder, bb)
-        ms = st.slider("min_samples", 2, 30, 5, key="min_samples")
-        d, eps_auto = kit.cluster.k_distance(emb.vectors, ms)
-        params["min_samples"] = ms
-        params["eps"] = st.slider("eps (cosine distance)", 0.01, 1.0, float(round(eps_auto, 3)), 0.005, key="eps")
-        st.plotly_chart(kit.plot.k_distance(d, params["eps"]), key="k_distance")
+        st.slider("min_samples", 2, 30, **state.bind("min_samples"))
+        d, eps_auto = kit.cluster.k_distance(emb.vectors, s["min_samples"])
+        if not st.checkbox("eps at the knee of the k-distance curve",
+                           **state.bind_auto("eps", float(np.clip(round(eps_auto, 3), 0.01, 1.0)))):
+            st.slider("eps (cosine distance)", 0.01, 1.0, step=0.005,
+                      **state.bind("eps", value=float(np.clip(round(s["eps"] or eps_auto, 3), 0.01, 1.0))))
+        st.plotly_chart(kit.plot.k_distance(d, s["eps"] or eps_auto), key="k_distance")
     if method == "chinese_whispers":
-        auto = st.checkbox("Automatic threshold", True, key="cw_auto")
-        params["threshold"] = "auto" if auto else st.slider("Similarity threshold", 0.0, 1.0, 0.6, 0.01, key="cw_thr")
-        params["k"] = st.slider("Neighbours in the graph", 5, 50, 20, key="cw_k")
+        if not st.checkbox("Automatic threshold", **state.bind_auto("cw_threshold", 0.6)):
+            st.slider("Similarity threshold", 0.0, 1.0, step=0.01,
+                      **state.bind("cw_threshold", value=s["cw_threshold"] or 0.6))
+        st.slider("Neighbours in the graph", 5, 50, **state.bind("cw_k"))
     if method == "leiden":
-        params["resolution"] = st.slider("Resolution", 0.1, 3.0, 1.0, 0.1, key="resolution")
-    st.session_state["cluster"] = {"method": method, "params": params}
-    params_json = json.dumps(params, sort_keys=True)
-    state.embeddings(folder, bb)
-    labels = state.cluster_labels(folder, bb, method, params_json)
-    s = state.scores(folder, bb, method, params_json)
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Clusters", int(s["n_clusters"]))
-    c2.metric("Noise", f"{int((labels < 0).sum())} ({s['noise_fraction']:.0%})")
-    c3.metric("NMI", f"{s['nmi']:.3f}" if "nmi" in s else "-")
-    c4.metric("Silhouette", f"{s['silhouette']:.3f}" if np.isfinite(s.get("silhouette", np.nan)) else "-")
-    st.plotly_chart(kit.plot.cluster_sizes(labels), key="sizes")
-    st.dataframe({k: [v] for k, v in s.items()}, key="cluster_scores")
+        st.slider("Resolution", 0.1, 3.0, step=0.1, **state.bind("resolution"))
+    result = state.current_result(folder)
+    if result is not None:
+        c, labels = result.clustering, result.labels
+        s_ = state.scores(folder, bb, c.method, c.params_json)
+        undefined = state.undefined_reason(folder, bb, c.method, c.params_json)
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric("Clusters", int(s_["n_clusters"]))
+        c2.metric("Noise", f"{int((labels < 0).sum())} ({s_['noise_fraction']:.0%})")
+        c3.metric("NMI", f"{s_['nmi']:.3f}" if np.isfinite(s_.get("nmi", np.nan)) else "undefined"
+                  if undefined else "-", help=undefined or ("Agreement with the true labels" if "nmi" in s_
+                                                             else "No true labels in this folder"))
+        c4.metric("Silhouette", f"{s_['silhouette']:.3f}" if np.isfinite(s_.get("silhouette", np.nan)) else "-")
+        if undefined:
+            st.warning(f"External scores (NMI, ARI, BCubed...) are undefined here: {undefined}",
+                       icon=":material/help:")
+        st.plotly_chart(kit.plot.cluster_sizes(labels), key="sizes")
+        st.dataframe({k: [v] for k, v in s_.items()}, key="cluster_scores")

@@ -5,7 +5,9 @@ import state
 
 st.title("Data")
 folder = state.folder()
-if state.need_folder(folder):
+if folder is None:
+    st.info("Choose images in the sidebar: the built-in photos, a folder, or a zip.")
+else:
     images = state.load_images(folder)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Images", len(images))
@@ -13,22 +15,36 @@ if state.need_folder(folder):
     c3.metric("Unreadable", len(images.unreadable))
     c4.metric("Duplicates", len(images.duplicates))
     st.caption(f"Folder: `{folder}`")
+    if len(images) < state.MIN_PHOTOS:
+        what = ("no photo could be read" if len(images.unreadable) else
+                "no image files were found" if not len(images) else "only one photo could be read")
+        st.error(f"Nothing to analyse: {what}. {state.found_text(images)} The analysis pages need at least "
+                 f"{state.MIN_PHOTOS} readable photos (JPEG, PNG, WebP, TIFF, BMP or GIF; sub-folders become "
+                 "labels). Choose another folder in the sidebar or add photos to this one.",
+                 icon=":material/folder_off:")
     if images.labels:
         st.plotly_chart(kit.plot.bar(images.label_counts(), title="Images per label", x_title="label"),
                         key="label_counts")
-    st.subheader("Thumbnails")
-    per_label = st.slider("Thumbnails per label", 1, 12, 6, key="thumbs_per_label")
-    groups = {}
-    for i, p in enumerate(images.paths):
-        groups.setdefault(images.labels[i] if images.labels else "all", []).append(p)
-    for label, paths in sorted(groups.items()):
-        st.markdown(f"**{label}** ({len(paths)})")
-        st.image([state.thumbnail(p) for p in paths[:per_label]], width=110)
+    if len(images):
+        st.subheader("Thumbnails")
+        per_label = st.slider("Thumbnails per label", 1, 12, **state.bind("thumbs_per_label", default=6))
+        groups = {}
+        for i, p in enumerate(images.paths):
+            groups.setdefault(images.labels[i] if images.labels else "all", []).append(p)
+        for label, paths in sorted(groups.items()):
+            st.markdown(f"**{label}** ({len(paths)})")
+            st.image([state.thumbnail(p) for p in paths[:per_label]], width=110)
     st.subheader("Unreadable files")
     if len(images.unreadable):
+        st.caption("Files with an image extension that could not be decoded; they are left out of every analysis.")
         st.dataframe(images.unreadable, hide_index=True, key="unreadable")
+    elif len(images):
+        st.success(f"Every one of the {len(images)} image files could be read.")
     else:
-        st.success("Every image could be read.")
+        st.caption("No image files were found, so none could be read.")
+    if images.ignored:
+        with st.expander(f"{len(images.ignored)} other files ignored (not an image extension)"):
+            st.dataframe({"path": images.ignored}, hide_index=True, key="ignored")
     if len(images.duplicates):
         st.subheader("Byte-identical duplicates")
         st.dataframe(images.duplicates, hide_index=True, key="duplicates")

@@ -4,31 +4,65 @@ import streamlit as st
 import kit
 import state
 
+OVERVIEW_PHOTOS = 6
+
 st.title("Gallery")
 folder = state.folder()
-if state.need_folder(folder):
-    images, bb, method, params_json, emb, labels = state.current_result(folder)
-    clusters = sorted(set(labels.tolist()) - {-1})
-    sizes = {c: int((labels == c).sum()) for c in clusters}
-    if (labels < 0).any():
-        clusters.append(-1)
-        sizes[-1] = int((labels < 0).sum())
-    chosen = st.selectbox("Cluster", clusters, key="gallery_cluster",
-                          format_func=lambda c: f"noise ({sizes[c]} photos)" if c < 0 else f"cluster {c} ({sizes[c]} photos)")
-    members = np.flatnonzero(labels == chosen)
-    X = emb.vectors[members]
-    sim = X @ (X.mean(axis=0) / np.linalg.norm(X.mean(axis=0)))
-    order = members[np.argsort(-sim)]
-    outlier_cut = np.percentile(sim, 10) if len(sim) >= 10 else -np.inf
-    st.caption("Representative first (closest to the cluster's centre); ⚠ marks the 10% farthest from it.")
-    limit = st.slider("Photos shown", 6, 120, 36, key="gallery_limit")
-    shown = order[:limit]
-    captions = []
-    for i in shown:
-        tag = "⚠ " if sim[np.flatnonzero(members == i)[0]] <= outlier_cut else ""
-        truth = f" · {emb.labels[i]}" if emb.labels else ""
-        captions.append(f"{tag}{emb.paths[i].split('/')[-1][:14]}{truth}")
-    st.image([state.thumbnail(emb.paths[i]) for i in shown], width=120, caption=captions)
+result = state.current_result(folder)
+if result is not None:
+    emb, labels, bb = result.embeddings, result.labels, result.backbone
+    order = kit.inspect.gallery_order(emb.vectors, labels)
+    top = None
+    if emb.labels is None and kit.backbones.get(bb).can_classify:
+        if st.toggle("Name the clusters by their photos' top ImageNet label", key="gallery_imagenet_names"):
+            top = state.top1_table(folder, bb)
+    names = kit.inspect.cluster_names(labels, truth=emb.labels, top=top).set_index("cluster")
+
+    def title(c) -> str:
+        row = names.loc[c]
+        if c < 0:
+            return f"noise ({row['size']} photos)"
+        named = f" · {row['name']} {row['share']:.0%}" if row["source"] != "id" else ""
+        return f"cluster {c}{named} ({row['size']} photos)"
+
+    st.caption(f"{result.clustering.text} on **{bb}**. Names: the majority "
+               + ("true label" if emb.labels else "top ImageNet label" if top is not None else "id")
+               + " of each cluster and its share.")
+    with st.expander(f"Overview: all {int((names.index >= 0).sum())} clusters, "
+                     f"{OVERVIEW_PHOTOS} most representative photos each", expanded=True):
+        for c in names.index:
+            members = order[order["cluster"] == c].sort_values("rank")
+            st.markdown(f"**{title(c)}**")
+            first = members.head(OVERVIEW_PHOTOS)
+            state.photo_grid([emb.paths[i] for i in first["index"]], size=72,
+                             marked=np.flatnonzero(first["outlier"].to_numpy()))
+
+    st.subheader("One cluster")
+    clusters = names.index.tolist()
+    if state.get("gallery_cluster") not in clusters:
+        state.put("gallery_cluster", clusters[0])
+    chosen = st.selectbox("Cluster", clusters, format_func=title, **state.bind("gallery_cluster"))
+    members = order[order["cluster"] == chosen]
+    n_out = int(members["outlier"].sum())
+    sort = st.radio("Order", ["representative", "outliers"], horizontal=True, **state.bind("gallery_sort", default="representative"),
+                    format_func={"representative": "Most representative first",
+                                 "outliers": "Outliers first"}.get)
+    members = members.sort_values("rank", ascending=sort == "representative")
+    if chosen < 0:
+        st.caption("Noise: photos no cluster took, the ones closest to a cluster's centre first.")
+    else:
+        st.caption(f"Representative first (closest to the cluster's centre). Red frame and ⚠: the {n_out} outliers "
+                   "(the 10% farthest from the centre), marked wherever they are. Hover a photo for its file.")
+    per_page = st.select_slider("Photos per page", [24, 48, 96, 192], **state.bind("gallery_limit", default=48))
+    pages = max(1, -(-len(members) // per_page))
+    page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="gallery_page") if pages > 1 else 1
+    shown = members.iloc[(page - 1) * per_page: page * per_page]
+    captions = [("⚠ " if o else "") + emb.paths[i].split("/")[-1] + (f" · {emb.labels[i]}" if emb.labels else "")
+                for i, o in zip(shown["index"], shown["outlier"])]
+    state.photo_grid([emb.paths[i] for i in shown["index"]], captions=captions,
+                     marked=np.flatnonzero(shown["outlier"].to_numpy()))
+    st.caption(f"Photos {(page - 1) * per_page + 1}-{(page - 1) * per_page + len(shown)} of {len(members)}"
+               + (f"; {int(shown['outlier'].sum())} of the {n_out} outliers are on this page." if n_out else "."))
     if chosen >= 0 and kit.backbones.get(bb).can_classify:
         st.subheader("Why were these grouped?")
         if st.toggle("Explain this cluster (ImageNet labels and CAMs of the representatives)", key="explain"):

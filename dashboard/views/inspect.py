@@ -5,14 +5,16 @@ import state
 
 st.title("Inspect an image")
 folder = state.folder()
-if state.need_folder(folder):
-    images = state.load_images(folder)
+images = state.images_or_explain(folder)
+if images is not None:
     bb = state.primary_backbone()
     if not kit.backbones.get(bb).can_classify:
         st.warning(f"{bb} has no classifier; choose a backbone that can classify as the first one in the sidebar.")
         st.stop()
     names = [p.split("/")[-1] for p in images.paths]
-    idx = st.selectbox("Image", range(len(images.paths)), format_func=lambda i: names[i], key="inspect_image")
+    if state.get("inspect_image") not in range(len(images.paths)):
+        state.put("inspect_image", 0)
+    idx = st.selectbox("Image", range(len(images.paths)), format_func=lambda i: names[i], **state.bind("inspect_image"))
     path = images.paths[idx]
     left, right = st.columns([1, 1])
     left.image(kit.read_image(path), caption=names[idx], width=420)
@@ -20,14 +22,22 @@ if state.need_folder(folder):
     right.subheader("Top-5 ImageNet labels")
     right.dataframe(table[["rank", "name", "probability", "synset"]], hide_index=True, key="top5",
                     column_config={"probability": st.column_config.ProgressColumn(min_value=0, max_value=1)})
+    ranks = table["rank"].astype(int).tolist()
+    label_of = dict(zip(ranks, table["name"].str.split(",").str[0]))
+    if state.get("inspect_rank") not in ranks:
+        state.put("inspect_rank", ranks[0])
+    rank = right.radio("The maps explain", ranks, horizontal=True, **state.bind("inspect_rank"),
+                       format_func=lambda r: f"{r}. {label_of[r]}")
+    class_index = int(table.loc[table["rank"] == rank, "class_index"].iloc[0])
     kinds = st.multiselect("Maps", ["CAM", "Grad-CAM", "Guided backprop", "Guided Grad-CAM"],
-                           ["CAM", "Guided backprop"], key="maps")
+                           **state.bind("maps", default=["CAM", "Guided backprop"]))
     funcs = {"CAM": kit.inspect.cam, "Grad-CAM": kit.inspect.gradcam,
              "Guided backprop": kit.inspect.guided_backprop, "Guided Grad-CAM": kit.inspect.guided_gradcam}
+    st.caption(f"Every map explains **{label_of[rank]}** (rank {rank}, ImageNet class {class_index}). Heat maps: "
+               "where the evidence is; guided backprop: which pixels' edges push the class up.")
     cols = st.columns(max(1, len(kinds)))
     for col, kind in zip(cols, kinds):
-        with st.spinner(f"{kind}..."):
-            exp = funcs[kind]([path], backbone=bb)
-        col.image(exp.overlays[0], caption=f"{kind}: {exp.class_names[0].split(',')[0]}", width="stretch")
-        if exp.gradients is not None:
-            col.image(exp.gradients[0], caption="gradient", width="stretch")
+        with st.spinner(f"{kind} for {label_of[rank]}..."):
+            exp = funcs[kind]([path], backbone=bb, class_index=class_index)
+        shown = exp.gradients[0] if exp.gradients is not None else exp.overlays[0]
+        col.image(shown, caption=f"{kind}: {exp.class_names[0].split(',')[0]}", width="stretch")
