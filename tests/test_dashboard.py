@@ -392,8 +392,9 @@ def test_every_page_in_a_real_browser(served_app):
             if name in ("backbones", "k"):
                 page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=300_000)
             if name == "gallery":
-                page.locator('[data-testid="stImage"] img, [data-testid="stImageContainer"] img').first.wait_for(
-                    timeout=120_000)
+                page.locator(".kit-grid img").first.wait_for(timeout=120_000)
+                tile = page.locator(".kit-grid figure").last
+                assert tile.get_attribute("title").endswith(".jpg")  # the full path on hover
             _wait_idle(page)
             assert page.locator('[data-testid="stException"]').count() == 0, name
             page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
@@ -401,14 +402,14 @@ def test_every_page_in_a_real_browser(served_app):
         page.goto(served_app, timeout=120_000)
         _wait_idle(page)
         page.get_by_role("link", name="Gallery").click()
-        page.locator('[data-testid="stSelectbox"]').first.wait_for(timeout=120_000)
+        page.locator(".kit-grid img").first.wait_for(timeout=120_000)
+        _wait_idle(page)  # a dropdown opened while the page still renders is closed by the re-render
         page.locator('[data-testid="stSelectbox"]').first.click()
         page.get_by_role("option", name=re.compile(r"^cluster 1 ")).click()
         _wait_idle(page)
         combo = page.locator('[data-testid="stSelectbox"] input[role="combobox"]').first
         assert combo.input_value().startswith("cluster 1 ")
-        page.locator('[data-testid="stImage"] img, [data-testid="stImageContainer"] img').nth(3).wait_for(
-            timeout=120_000)
+        page.locator(".kit-grid img").nth(3).wait_for(timeout=120_000)
         page.screenshot(path=str(SCREENSHOTS / "gallery_cluster1.png"), full_page=True)
         # photos on hover: the Vega-Lite chart's tooltip shows the photo under the pointer
         page.goto(f"{served_app}/backbones", timeout=120_000)
