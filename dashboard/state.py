@@ -272,12 +272,18 @@ def scores(folder: str, backbone: str, method: str, params_json: str) -> dict:
     return _scores(fingerprint(folder, backbone), folder, backbone, method, params_json)
 
 
-def undefined_reason(folder: str, backbone: str, method: str, params_json: str) -> str | None:
-    """Why the external scores (NMI, ARI, ...) mean nothing for this clustering, or None when they do."""
+@st.cache_data(show_spinner=False, max_entries=64, persist="disk")
+def _undefined_reason(fp: str, folder: str, backbone: str, method: str, params_json: str) -> str | None:
     emb = _embed(folder, backbone)
     if emb.labels is None:
         return None
     return kit.metrics.external_undefined(emb.labels, cluster_labels(folder, backbone, method, params_json))
+
+
+def undefined_reason(folder: str, backbone: str, method: str, params_json: str) -> str | None:
+    """Why the external scores (NMI, ARI, ...) mean nothing for this clustering, or None when they do (kept on
+    disk like the scores, so a new server process need not import scikit-learn to know)."""
+    return _undefined_reason(fingerprint(folder, backbone), folder, backbone, method, params_json)
 
 
 @st.cache_data(show_spinner="Estimating K with every method...", max_entries=8)

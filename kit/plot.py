@@ -205,7 +205,7 @@ def k_curves(result, columns=3):
     ests = [e for e in (ests.values() if isinstance(ests, dict) else ests) if len(e.curve)]
     rows = max(1, -(-len(ests) // columns))
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=[f"{e.method}: k={e.k}" for e in ests],
-                        horizontal_spacing=0.09, vertical_spacing=min(0.2, 0.6 / rows) if rows > 1 else 0.1)
+                        horizontal_spacing=0.12, vertical_spacing=min(0.2, 0.6 / rows) if rows > 1 else 0.1)
     for i, e in enumerate(ests):
         r, c = i // columns + 1, i % columns + 1
         fig.add_trace(go.Scatter(x=e.curve["k"], y=e.curve["score"], mode="lines+markers", marker_size=4,
@@ -218,7 +218,7 @@ def k_curves(result, columns=3):
         fig.update_yaxes(title_text=k_score_name(e.method), title_standoff=2, row=r, col=c)
     fig.update_xaxes(title_font_size=11)
     fig.update_yaxes(title_font_size=11)
-    fig.update_layout(template="plotly_white", height=300 * rows, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(template="plotly_white", height=300 * rows, margin=dict(l=60, r=10, t=40, b=10))
     return fig
 
 

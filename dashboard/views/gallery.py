@@ -30,11 +30,11 @@ if result is not None:
                + " of each cluster and its share.")
     with st.expander(f"Overview: all {int((names.index >= 0).sum())} clusters, "
                      f"{OVERVIEW_PHOTOS} most representative photos each", expanded=True):
-        for c in names.index:
-            members = order[order["cluster"] == c].sort_values("rank")
-            st.markdown(f"**{title(c)}**")
-            first = members.head(OVERVIEW_PHOTOS)
-            state.photo_grid([emb.paths[i] for i in first["index"]], size=72,
+        cells = st.columns(2)
+        for n, c in enumerate(names.index):
+            first = order[order["cluster"] == c].sort_values("rank").head(OVERVIEW_PHOTOS)
+            cells[n % 2].markdown(f"**{title(c)}**")
+            state.photo_grid([emb.paths[i] for i in first["index"]], size=72, where=cells[n % 2],
                              marked=np.flatnonzero(first["outlier"].to_numpy()))
 
     st.subheader("One cluster")
