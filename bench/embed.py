@@ -1,11 +1,18 @@
 """Embedding benchmarks on ../shared/data/clothing10 (1,485 JPEGs). One result line per figure.
 
-(a) model-only throughput, batch 32, preprocessed tensors     (b) end-to-end from JPEG files, no cache
-(c) ratio b/a, target >= 0.85                                 (d) naive sequential baseline and our speed-up
-(e) fully cached call in a warm process, target < 2 s         (f) peak RSS, target < 3 GB
-(g) TFLite interpreter (XNNPACK) on the same model: throughput and cosine to the SavedModel
+(a) model-only throughput of each runtime (SavedModel, TFLite/XNNPACK), batch 32, preprocessed tensors, and the
+    runtime kit._runtime chose for this machine
+(b) end-to-end from JPEG files through kit.embed(..., use_cache=False) (decode + resize + chosen runtime)
+(c) ratio b / a of the chosen runtime, target >= 0.85
+(d) float32 GEMM GFLOP/s of this machine measured in the same run, and img/s as a share of that ceiling
+    (EfficientNet-Lite0 costs about 0.77 GFLOP per image: ceiling = GFLOP/s / 0.77), goal >= 50%
+(e) naive sequential baseline and our speed-up       (f) fully cached call in a warm process, target < 2 s
+(g) peak RSS, target < 3 GB
 
-Usage: python bench/embed.py [--backbone efficientnet_lite0] [--tflite]
+KIT_HOME defaults to a new temporary folder, so the SavedModel export, TFLite conversion and runtime probe run
+fresh; set KIT_HOME (and KIT_RUNTIME) to measure an existing setup.
+
+Usage: python bench/embed.py [--backbone efficientnet_lite0]
 """
 import argparse
 import os
@@ -22,47 +29,95 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
 
-import kit  # noqa: E402
-from kit import backbones  # noqa: E402
-
 DATA = ROOT.parent / "shared" / "data" / "clothing10" / "images"
+GFLOP_PER_IMAGE = {"efficientnet_lite0": 0.77, "efficientnet_lite1": 1.20, "efficientnet_lite2": 1.72}
+BS = 32
 
 
 def line(label, value, unit="", note=""):
     print(f"{label}: {value}{unit}{'  ' + note if note else ''}", flush=True)
 
 
+def gemm_gflops(n=2048, repeats=7):
+    """Best-of-``repeats`` float32 GFLOP/s of an n x n matmul (numpy's BLAS, all cores)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    a @ b  # warm-up
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(f):
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--backbone", default="efficientnet_lite0")
-    ap.add_argument("--tflite", action="store_true", help="also measure the TFLite interpreter")
+    ap.add_argument("--backbone", default="efficientnet_lite0", choices=sorted(GFLOP_PER_IMAGE))
     args = ap.parse_args()
+    name = args.backbone
     if not DATA.is_dir():
         sys.exit(f"{DATA} is absent: the benchmark needs ../shared/data")
     os.environ.setdefault("KIT_HOME", tempfile.mkdtemp(prefix="kit-bench-"))
+
+    import kit
+    from kit import _runtime, backbones
+
     images = kit.load_folder(DATA)
     n = len(images)
-    model = backbones.load(args.backbone)
+    model = backbones.load(name)
     size = model.input_size
-    bs = 32
+    model_dir = backbones._ensure_builtin(name)
 
-    # (a) model only, on preprocessed tensors (decoded once beforehand)
+    # (a) model only, on preprocessed tensors (decoded once beforehand); the runtimes take turns batch by batch
     x_all = np.stack([kit.read_image(p, size=size) for p in images.paths[:256]]).astype(np.float32) / 255
-    model.features(x_all[:bs])  # warm-up
-    t = time.perf_counter()
-    for i in range(0, len(x_all), bs):
-        model.features(x_all[i:i + bs])
-    a = len(x_all) / (time.perf_counter() - t)
-    line(f"(a) model-only throughput, {args.backbone}, batch {bs}", f"{a:.1f}", " img/s")
+    choice = _runtime.probe(name, model_dir)
+    runs = {rt: _runtime.features_fn(name, model_dir, runtime=rt) for rt in _runtime.RUNTIMES}
+    for fn in runs.values():
+        fn(x_all[:BS])  # warm-up
+    spent = dict.fromkeys(runs, 0.0)
+    outs = {rt: [] for rt in runs}
+    for k, i in enumerate(range(0, len(x_all), BS)):
+        for rt in (list(runs) if k % 2 == 0 else list(runs)[::-1]):
+            t = time.perf_counter()
+            outs[rt].append(runs[rt](x_all[i:i + BS]))
+            spent[rt] += time.perf_counter() - t
+    speed = {rt: len(x_all) / spent[rt] for rt in runs}
+    ref, got = np.concatenate(outs["savedmodel"]), np.concatenate(outs["tflite"])
+    cos = (ref * got).sum(1) / np.linalg.norm(ref, axis=1) / np.linalg.norm(got, axis=1)
+    line(f"(a) model-only throughput, {name}, savedmodel (tensorflow_hub.load), batch {BS}",
+         f"{speed['savedmodel']:.1f}", " img/s")
+    line(f"(a) model-only throughput, {name}, tflite (ai-edge-litert, XNNPACK, {os.cpu_count()} threads), batch {BS}",
+         f"{speed['tflite']:.1f}", " img/s", f"min cosine to savedmodel on {len(x_all)} photos {cos.min():.7f}")
+    requested = _runtime.requested_runtime()
+    chosen = choice.runtime if requested == "auto" else requested
+    line("(a) chosen runtime", chosen,
+         note=f"(KIT_RUNTIME={requested}; probe: {choice.reason})" if requested == "auto"
+         else f"(forced by KIT_RUNTIME; probe would pick {choice.runtime})")
+    del runs, outs
 
     # (b) end to end from files, no cache
     t = time.perf_counter()
-    emb = kit.embed(images, backbone=args.backbone, use_cache=False, batch_size=bs)
+    kit.embed(images, backbone=name, use_cache=False, batch_size=BS)
     b = n / (time.perf_counter() - t)
-    line(f"(b) end-to-end throughput from {n} JPEGs (decode+resize+model)", f"{b:.1f}", " img/s")
-    line("(c) ratio b/a (target >= 0.85)", f"{b / a:.2f}")
+    used = getattr(getattr(model, "_features", None), "runtime", None)  # diagnostic only
+    line(f"(b) end-to-end throughput from {n} JPEGs (decode+resize+model, kit.embed use_cache=False)", f"{b:.1f}",
+         " img/s", "" if used == chosen else f"(warning: kit.embed ran on {used or 'a runtime not from kit._runtime'})")
+    a = speed[chosen]
+    line(f"(c) ratio b / a of the chosen runtime {chosen} (target >= 0.85)", f"{b / a:.2f}")
 
-    # (d) naive sequential: full-size decode, then predict, one batch at a time, no overlap
+    # (d) the machine's float32 GEMM ceiling, measured now
+    gflops = gemm_gflops()
+    ceiling = gflops / GFLOP_PER_IMAGE[name]
+    line("(d) float32 GEMM 2048x2048 (numpy, all cores, best of 7)", f"{gflops:.0f}", " GFLOP/s",
+         f"ceiling for {name} at {GFLOP_PER_IMAGE[name]} GFLOP/image: {ceiling:.0f} img/s")
+    line("(d) share of the GEMM ceiling (goal >= 50%)", f"{100 * b / ceiling:.0f}", "% end-to-end",
+         f"model-only {chosen}: {100 * a / ceiling:.0f}%")
+
+    # (e) naive sequential: full-size decode, then predict, one batch at a time, no overlap
     def naive_read(p):
         im = ImageOps.exif_transpose(Image.open(p)).convert("RGB")
         w, h = im.size
@@ -71,50 +126,23 @@ def main():
         return np.asarray(im, np.float32) / 255
 
     t = time.perf_counter()
-    for i in range(0, n, bs):
-        model.features(np.stack([naive_read(p) for p in images.paths[i:i + bs]]))
+    for i in range(0, n, BS):
+        model.features(np.stack([naive_read(p) for p in images.paths[i:i + BS]]))
     d = n / (time.perf_counter() - t)
-    line("(d) naive sequential decode-then-predict", f"{d:.1f}", " img/s", f"speed-up of (b): {b / d:.2f}x")
+    line("(e) naive sequential decode-then-predict", f"{d:.1f}", " img/s", f"speed-up of (b): {b / d:.2f}x")
 
-    # (e) fully cached call in a warm process
+    # (f) fully cached call in a warm process
     cache_dir = Path(os.environ["KIT_HOME"]) / "bench-cache"
-    kit.embed(images, backbone=args.backbone, cache_dir=cache_dir)
+    kit.embed(images, backbone=name, cache_dir=cache_dir)
     t = time.perf_counter()
-    cached = kit.embed(kit.load_folder(DATA), backbone=args.backbone, cache_dir=cache_dir)
+    cached = kit.embed(kit.load_folder(DATA), backbone=name, cache_dir=cache_dir)
     e = time.perf_counter() - t
     assert cached.stats["computed"] == 0
-    line(f"(e) fully cached call over {n} files, warm process (target < 2 s)", f"{e:.2f}", " s",
+    line(f"(f) fully cached call over {n} files, warm process (target < 2 s)", f"{e:.2f}", " s",
          "(includes listing, probing and hashing the folder)")
 
-    if args.tflite:
-        import tensorflow as tf
-
-        feat_dir = backbones._ensure_builtin(args.backbone) / "features"
-        conv = tf.lite.TFLiteConverter.from_saved_model(str(feat_dir))
-        tfl = conv.convert()
-        interp = tf.lite.Interpreter(model_content=tfl, num_threads=os.cpu_count())
-        inp = interp.get_input_details()[0]
-        interp.resize_tensor_input(inp["index"], [bs, size, size, 3])
-        interp.allocate_tensors()
-        out = interp.get_output_details()[0]
-
-        def run(x):
-            interp.set_tensor(inp["index"], x)
-            interp.invoke()
-            return interp.get_tensor(out["index"]).copy()
-
-        run(x_all[:bs])
-        t = time.perf_counter()
-        outs = [run(x_all[i:i + bs]) for i in range(0, len(x_all) - bs + 1, bs)]
-        g = (len(outs) * bs) / (time.perf_counter() - t)
-        ref = np.concatenate([model.features(x_all[i:i + bs]) for i in range(0, len(outs) * bs, bs)])
-        got = np.concatenate(outs)
-        cos = (ref * got).sum(1) / np.linalg.norm(ref, axis=1) / np.linalg.norm(got, axis=1)
-        line("(g) TFLite interpreter (XNNPACK) model-only throughput", f"{g:.1f}", " img/s",
-             f"vs SavedModel {a:.1f} img/s; min cosine {cos.min():.6f}")
-
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-    line("(f) peak RSS (target < 3 GB)", f"{rss:.2f}", " GB")
+    line("(g) peak RSS (target < 3 GB)", f"{rss:.2f}", " GB")
 
 
 if __name__ == "__main__":

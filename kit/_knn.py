@@ -4,11 +4,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-
-def _normalise(X: np.ndarray) -> np.ndarray:
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.maximum(norms, 1e-12)
+from ._linalg import l2_normalize
 
 
 def knn(X, k: int, exact: bool = True, hnsw_m: int = 32, ef_search: int = 128):
@@ -19,7 +15,7 @@ def knn(X, k: int, exact: bool = True, hnsw_m: int = 32, ef_search: int = 128):
     """
     import faiss
 
-    X = _normalise(X)
+    X = np.ascontiguousarray(l2_normalize(X))  # faiss reads C-ordered float32 rows
     n, d = X.shape
     if not 1 <= k < n:
         raise ValueError(f"k={k} must be between 1 and N-1={n - 1}")

@@ -8,6 +8,8 @@ import re
 
 import numpy as np
 
+from ._linalg import l2_normalize
+
 
 class _Glove:
     def __init__(self):
@@ -80,8 +82,7 @@ def weighted_average_linkage(X, weights):
     """Average linkage (UPGMA) where each point starts as a cluster of size ``weights[i]``, in scipy's
     linkage format (cosine distances). Hand-written because scipy's ``linkage`` takes no weights; with
     integer weights it equals average linkage on the points repeated that many times."""
-    X = np.asarray(X, np.float64)
-    X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    X = l2_normalize(X, dtype=np.float64)
     n = len(X)
     D = np.clip(1.0 - X @ X.T, 0, 2)
     np.fill_diagonal(D, np.inf)

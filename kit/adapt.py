@@ -49,6 +49,7 @@ import pandas as pd
 
 from . import backbones as _bb
 from ._config import __version__
+from ._linalg import l2_normalize
 from ._validation import Interval, StrOptions, validate_params
 from .io import ImageSet, load_folder, read_image
 from .progress import report
@@ -372,8 +373,7 @@ class _Supervised:
 
         feats = _tail_features(tail, clean_train)
         means = np.stack([feats[y_train == c].mean(axis=0) for c in range(n_classes)]).T
-        self.w = keras.Variable((means / np.linalg.norm(means, axis=0, keepdims=True)).astype(np.float32),
-                                name="cosine_head")
+        self.w = keras.Variable(l2_normalize(means, axis=0), name="cosine_head")
         self.variables, self.y, self.val = trunk, y_train.astype(np.int32), (clean_val, y_val.astype(np.int32))
         opt_trunk, opt_head = keras.optimizers.Adam(learning_rate), keras.optimizers.Adam(learning_rate * 10)
         opt_trunk.build(trunk)

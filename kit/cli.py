@@ -106,6 +106,9 @@ def _cmd_cluster(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m kit", description="Image clustering exploration kit")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (repeatable): a module that calls kit.backbones.register(...) makes its "
+                        "backbones usable by name here (same as listing it in KIT_PLUGINS)")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("backbones", help="list the backbones and whether they work offline")
@@ -151,4 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
+    if args.plugin:
+        listed = [m for m in os.environ.get("KIT_PLUGINS", "").split(",") if m.strip()]
+        os.environ["KIT_PLUGINS"] = ",".join(dict.fromkeys([*listed, *args.plugin]))
+        from . import backbones
+
+        try:
+            backbones._import_plugins()
+        except ImportError as exc:
+            print(f"python -m kit --plugin: {exc}", file=sys.stderr)
+            return 2
     return args.func(args)

@@ -16,7 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClusterMixin
 
-from ._knn import _normalise, knn, knn_graph
+from ._knn import knn, knn_graph
+from ._linalg import l2_normalize
 from ._methods import NEEDS_K  # noqa: F401  (re-exported)
 from ._validation import (Interval, InvalidParameterError, ParamsValidationMixin, StrOptions, check_exclusive,
                           validate_params)
@@ -535,7 +536,7 @@ def reduce(X, n_components=50, *, whiten=False, random_state=0):
     X = _check_X(X)
     n_components = min(int(n_components), X.shape[0], X.shape[1])
     Y = PCA(n_components=n_components, whiten=bool(whiten), random_state=random_state).fit_transform(X)
-    return _normalise(Y)
+    return l2_normalize(Y)
 
 
 RERANK_MAX_N = 20000
@@ -555,7 +556,7 @@ def rerank_distance(X, k1=20, k2=6, lambda_value=0.3):
     n = len(X) if hasattr(X, "__len__") else None
     if n is not None and n > RERANK_MAX_N:  # before converting a huge X
         raise ValueError(f"rerank_distance is O(N^2) in memory; N={n} is above {RERANK_MAX_N}: reduce or sample first")
-    X = _normalise(_check_X(X))
+    X = l2_normalize(_check_X(X))
     n = len(X)
     lambda_value = float(lambda_value)
     k1 = min(int(k1), n - 1)

@@ -18,6 +18,7 @@ import pandas as pd
 from PIL import Image
 
 from . import backbones as _bb
+from ._linalg import l2_normalize
 from ._validation import Interval, StrOptions, validate_params
 from .io import RESIZE_MODES, _resize, read_image
 from .progress import report
@@ -562,8 +563,7 @@ def gallery_order(vectors, labels, outlier_fraction=0.1) -> pd.DataFrame:
     codes = _as_cluster_labels(labels, "gallery_order")
     if len(codes) != len(X):
         raise ValueError(f"labels has {len(codes)} entries for {len(X)} vectors; pass one label per row of vectors")
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    X = X / np.where(norms > 0, norms, 1)
+    X = l2_normalize(X, dtype=np.float64)
     similarity = np.full(len(X), np.nan)
     rank = np.zeros(len(X), np.int64)
     outlier = np.zeros(len(X), bool)
@@ -572,7 +572,7 @@ def gallery_order(vectors, labels, outlier_fraction=0.1) -> pd.DataFrame:
     for j, c in enumerate(clusters):
         members = np.flatnonzero(codes == c)
         centre = X[members].mean(axis=0)
-        centres[j] = centre / (np.linalg.norm(centre) or 1)
+        centres[j] = l2_normalize(centre, axis=0, dtype=np.float64)
         sim = X[members] @ centres[j]
         similarity[members] = sim
         order = members[np.lexsort((members, -sim))]  # most similar first; ties in input order

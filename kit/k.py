@@ -21,7 +21,8 @@ import pandas as pd
 
 from numbers import Integral, Real
 
-from ._knn import _normalise, knn, knn_graph
+from ._knn import knn, knn_graph
+from ._linalg import l2_normalize
 from ._validation import Interval, InvalidParameterError, StrOptions, validate_params
 from .cluster import _check_X, reduce
 
@@ -193,13 +194,17 @@ def _index_sweep(name, fn, better, X, k_range, random_state, sweep):
     return KEstimate(name, int(best), pd.DataFrame({"k": ks, "score": scores}))
 
 
-def silhouette(X, k_range=(2, 30), random_state=0, sweep=None) -> KEstimate:
-    """k with the highest mean silhouette (cosine) of k-means labelings."""
-    _check("silhouette", k_range=k_range, random_state=random_state)
-    from sklearn.metrics import silhouette_score
+SILHOUETTE_SAMPLE = 5000
 
-    return _index_sweep("silhouette", lambda X, l: silhouette_score(X, l, metric="cosine", sample_size=min(
-        len(X), 5000), random_state=random_state), "max", X, k_range, random_state, sweep)
+
+def silhouette(X, k_range=(2, 30), random_state=0, sweep=None) -> KEstimate:
+    """k with the highest mean silhouette (cosine) of k-means labelings, each scored by `kit.metrics.silhouette`
+    (above ``SILHOUETTE_SAMPLE`` points, on a random sample of that size drawn with ``random_state``)."""
+    _check("silhouette", k_range=k_range, random_state=random_state)
+    from .metrics import silhouette as score
+
+    return _index_sweep("silhouette", lambda X, l: score(X, l, sample_size=SILHOUETTE_SAMPLE, random_state=random_state,
+                                                         metric="cosine"), "max", X, k_range, random_state, sweep)
 
 
 def calinski_harabasz(X, k_range=(2, 30), random_state=0, sweep=None) -> KEstimate:
@@ -318,7 +323,7 @@ def probe_count(X, n_probes=50, threshold=None, random_state=0) -> KEstimate:
     """
     _check("probe_count", n_probes=n_probes, random_state=random_state,
            threshold=_Own(threshold, [Interval(Real, -1, 1, closed="both"), None]))
-    X = _normalise(_check_X(X))
+    X = l2_normalize(_check_X(X))
     rng = np.random.default_rng(random_state)
     if threshold is None:
         sims, _ = knn(X, min(5, len(X) - 1))

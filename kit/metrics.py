@@ -338,12 +338,13 @@ def _internal(X, labels):
     return (X, codes) if 2 <= len(np.unique(codes)) < len(codes) else None
 
 
-def silhouette(X, labels, sample_size: int = 10000, random_state=0) -> float:
+def silhouette(X, labels, sample_size: int = 10000, random_state=0, metric: str = "euclidean") -> float:
     """Mean silhouette coefficient (``sklearn.metrics.silhouette_score``), in [-1, 1].
 
     Noise points (label -1) are left out. Above ``sample_size`` points, a random sample of that size is
     scored (None: never sample). Returns nan when undefined: fewer than two clusters, or every point its
-    own cluster.
+    own cluster. ``metric`` is any distance of ``sklearn.metrics.pairwise_distances`` ("euclidean",
+    "cosine"...) or a callable. This is the kit's one silhouette: ``kit.k.silhouette`` scores through it.
 
     Examples
     --------
@@ -351,8 +352,8 @@ def silhouette(X, labels, sample_size: int = 10000, random_state=0) -> float:
     True
     """
     validate_params({"sample_size": [Interval(Integral, 2, None, closed="left"), None],
-                     "random_state": ["random_state"]},
-                    {"sample_size": sample_size, "random_state": random_state}, "silhouette")
+                     "random_state": ["random_state"], "metric": [str, callable]},
+                    {"sample_size": sample_size, "random_state": random_state, "metric": metric}, "silhouette")
     prepared = _internal(X, labels)
     if prepared is None:
         return math.nan
@@ -362,7 +363,7 @@ def silhouette(X, labels, sample_size: int = 10000, random_state=0) -> float:
         X, codes = X[idx], codes[idx]
         if not 2 <= len(np.unique(codes)) < len(codes):
             return math.nan
-    return float(_skm.silhouette_score(X, codes))
+    return float(_skm.silhouette_score(X, codes, metric=metric))
 
 
 def calinski_harabasz(X, labels) -> float:

@@ -203,6 +203,18 @@ def test_a_url_restores_the_view_and_follows_changes():
     assert any("method=nonsense" in w.value for w in bad.sidebar.warning)
 
 
+def test_classical_baselines_are_offered_and_scored_beside_the_cnn():
+    """Issue 13: colour histograms, HOG and raw pixels are backbones like any other in the dashboard."""
+    at = open_page("backbones", query={"backbones": "efficientnet_lite0,hog,color_hist"})
+    _ok(at)
+    options = set(at.sidebar.multiselect(key="w_backbones").options)
+    assert {"color_hist", "hog", "pixels", "efficientnet_lite0"} <= options
+    table = at.dataframe[0].value.set_index("backbone")
+    assert list(table.index) == ["efficientnet_lite0", "hog", "color_hist"]
+    assert table.loc["efficientnet_lite0", "nmi"] > table.loc["hog", "nmi"] + 0.2
+    assert len(at.get("plotly_chart")) == 3
+
+
 @pytest.mark.parametrize("content", ["empty", "unreadable"])
 def test_a_folder_without_photos_explains_instead_of_failing(tmp_path, content):
     """Issue 12.5: an empty folder, or one of unreadable files, gave a traceback on every analysis page and

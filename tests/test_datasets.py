@@ -256,7 +256,7 @@ def test_extract_zip_guards_while_streaming(tmp_path):
     with zipfile.ZipFile(io.BytesIO(data)) as zf:  # the central directory passed; the real bytes do not
         todo = [(i, i.filename) for i in zf.infolist()]
         with pytest.raises(ValueError, match="while extracting"):
-            datasets._stream_zip(zf, todo, tmp_path, max_bytes=50_000)
+            datasets.archives._stream_zip(zf, todo, tmp_path, max_bytes=50_000)
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
 
 

@@ -27,6 +27,17 @@ def test_each_estimator_on_blobs(fn, blobs):
         assert len(est.curve) > 0
 
 
+def test_silhouette_estimator_scores_through_kit_metrics(blobs):
+    """One silhouette in the kit: the K estimator's curve is kit.metrics.silhouette (cosine, same sampling rule)."""
+    from kit import metrics
+
+    est = K.silhouette(blobs, (2, 6))
+    sweep = K._kmeans_sweep(blobs, est.curve["k"], 0)
+    expected = [metrics.silhouette(blobs, sweep[int(k)][0], sample_size=K.SILHOUETTE_SAMPLE, metric="cosine")
+                for k in est.curve["k"]]
+    np.testing.assert_array_equal(est.curve["score"], expected)
+
+
 def test_probe_count_and_dendrogram_evidence(blobs):
     est = K.probe_count(blobs)
     assert est.k >= 2 and est.detail["mean_matches"] >= 1

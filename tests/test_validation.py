@@ -506,7 +506,8 @@ def test_public_functions_document_no_unchecked_numeric_parameter():
                                for m in ("cluster", "embed", "io", "metrics", "project")})
     checked = {
         kit.cluster.k_distance: {"k"}, kit.cluster.reduce: {"n_components", "whiten", "random_state"},
-        kit.cluster.rerank_distance: {"k1", "k2", "lambda_value"}, kit.metrics.silhouette: {"sample_size", "random_state"},
+        kit.cluster.rerank_distance: {"k1", "k2", "lambda_value"},
+        kit.metrics.silhouette: {"sample_size", "random_state", "metric"},
         kit.io.read_image: {"size", "resize", "max_pixels"}, kit.io.load_folder: {"labels", "recursive", "max_pixels"},
         kit.embed.embed: {"batch_size", "resize", "num_workers", "use_cache"},
         kit.project.project: {"method", "n_components", "random_state"},

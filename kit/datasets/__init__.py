@@ -1,0 +1,19 @@
+"""Data to try the kit on, one concern per module:
+
+- `kit.datasets.samples`: the built-in sample data, no network (`clothing`, `sample_folder`, `sample_faces`);
+- `kit.datasets.archives`: safe zip/tar extraction (`extract_zip` for uploads), which never overwrites or
+  deletes what the kit did not create;
+- `kit.datasets.downloads`: public sets fetched over the network (`download`, `PUBLIC`), checksummed, failing
+  fast offline with `DatasetUnavailableError`.
+
+Every public name is re-exported here (``kit.datasets.clothing()``). Nothing is written at import; the kit never
+writes into the user's own image folders.
+"""
+from .archives import ImportReport, extract_zip
+from .downloads import PUBLIC, DatasetUnavailableError, PublicDataset, download
+from .samples import (CLOTHING_CLASSES, FACES_PER_PERSON, FACES_VERSION, SAMPLE_PER_CLASS, SAMPLE_VERSION, clothing,
+                      sample_faces, sample_faces_info, sample_folder, sample_info)
+
+__all__ = ["CLOTHING_CLASSES", "DatasetUnavailableError", "FACES_PER_PERSON", "FACES_VERSION", "ImportReport",
+           "PUBLIC", "PublicDataset", "SAMPLE_PER_CLASS", "SAMPLE_VERSION", "clothing", "download", "extract_zip",
+           "sample_faces", "sample_faces_info", "sample_folder", "sample_info"]

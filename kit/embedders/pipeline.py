@@ -1,0 +1,143 @@
+"""The one routine every embedder kind goes through.
+
+Hash the files (done by :class:`kit.io.ImageSet`), look up the cache, embed only what is missing (each
+identical file once), write each result atomically as it arrives, reassemble the rows in input order, report
+unreadable files with their reason, report progress. Nothing here depends on the kind: a kind only supplies
+``compute`` (photos -> records), ``rows`` (record -> vectors) and its cache identity (:mod:`kit.embedders.base`).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..cache import EmbeddingCache
+from ..io import ImageSet, _empty_unreadable
+from ..progress import report
+from .base import BackboneSpec, EmbedOptions, Kind
+
+
+@dataclass
+class Embeddings:
+    """Embedding vectors of a set of images.
+
+    Attributes
+    ----------
+    vectors : ndarray (N, D) float32, rows L2-normalised (face backbones: dlib's raw descriptors, see kit.faces)
+    paths : list of str, one per row (face backbones: the photo each face comes from)
+    labels : list of str or None
+    backbone : str
+    preprocessing : dict
+    unreadable : DataFrame (path, reason): images that could not be embedded
+    hashes : list of str, content hash per row
+    stats : dict: ``cached``, ``computed``, ``seconds``, ``photos``, ``rows``
+    faces : DataFrame or None
+        Kinds with several rows per photo (faces): one row per vector (path, face, faces_in_photo, left, top,
+        right, bottom, score).
+    """
+
+    vectors: np.ndarray
+    paths: list
+    labels: list | None
+    backbone: str
+    preprocessing: dict
+    unreadable: pd.DataFrame = field(default_factory=_empty_unreadable)
+    hashes: list = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+    faces: pd.DataFrame | None = None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __repr__(self) -> str:
+        return (f"Embeddings({self.vectors.shape[0]} x {self.vectors.shape[1]}, backbone={self.backbone!r}, "
+                f"{len(self.unreadable)} unreadable)")
+
+    def save(self, path) -> None:
+        """Write an ``.npz`` with arrays ``vectors``, ``paths`` (and ``labels`` when known)."""
+        arrays = {"vectors": self.vectors, "paths": np.asarray(self.paths, dtype=str),
+                  "backbone": np.asarray(self.backbone)}
+        if self.labels is not None:
+            arrays["labels"] = np.asarray(self.labels, dtype=str)
+        np.savez(path, **arrays)
+
+    @classmethod
+    def load(cls, path) -> "Embeddings":
+        """Read an ``.npz`` written by ``save`` (or any npz with ``vectors`` and ``paths``)."""
+        with np.load(path, allow_pickle=False) as z:
+            return cls(vectors=z["vectors"].astype(np.float32), paths=[str(p) for p in z["paths"]],
+                       labels=[str(x) for x in z["labels"]] if "labels" in z else None,
+                       backbone=str(z["backbone"]) if "backbone" in z else "unknown", preprocessing={})
+
+
+def run(imageset: ImageSet, spec: BackboneSpec, kind: Kind, options: EmbedOptions, cache_dir=None,
+        use_cache: bool = True, progress=None) -> Embeddings:
+    """Embed ``imageset`` with ``spec`` (of ``kind``): see the module docstring. The same for every kind."""
+    t0 = time.perf_counter()
+    preprocessing = kind.preprocessing(spec, options)
+    cache = EmbeddingCache(kind.cache_key(spec), preprocessing, cache_dir) if use_cache else None
+    paths, hashes = imageset.paths, imageset.hashes
+    n = len(paths)
+    records = cache.get(set(hashes)) if cache is not None else {}
+    first_of_hash: dict = {}
+    for i, h in enumerate(hashes):
+        if h not in records and h not in first_of_hash:
+            first_of_hash[h] = i
+    todo = list(first_of_hash.values())  # identical files are embedded once
+    cached = sum(h in records for h in hashes)
+    report(progress, cached, n, "loading model" if todo else kind.stage)
+
+    def sub_progress(done, total, stage):
+        report(progress, min(n, cached + done), n, stage)
+
+    bad: dict = {}
+    stats: dict = {}
+    if todo:
+        for j, record, reason in kind.compute(spec, [paths[i] for i in todo], options, sub_progress, stats):
+            h = hashes[todo[j]]
+            if record is None:
+                bad[h] = reason
+                continue
+            record = np.asarray(record, dtype=np.float32).ravel()
+            records[h] = record
+            if cache is not None:
+                cache.put([h], record.reshape(1, -1))
+
+    rows, row_paths, labels, row_hashes, table, unreadable = [], [], [], [], [], []
+    empty = 0
+    for i, (p, h) in enumerate(zip(paths, hashes)):
+        if h not in records:
+            unreadable.append((p, bad.get(h, "not embedded")))
+            continue
+        vectors, extra = kind.rows(spec, records[h])
+        if len(vectors) == 0:
+            unreadable.append((p, kind.empty_reason))
+            empty += 1
+            continue
+        rows.extend(vectors)
+        row_paths.extend([p] * len(vectors))
+        row_hashes.extend([h] * len(vectors))
+        if imageset.labels is not None:
+            labels.extend([imageset.labels[i]] * len(vectors))
+        if extra is not None:
+            table.extend((p, *r) for r in extra)
+    dim = spec.feature_dim or (len(rows[0]) if rows else 0)
+    vectors = np.vstack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
+    vectors = kind.finalize(spec, vectors)
+    bad_table = pd.DataFrame(unreadable, columns=["path", "reason"])
+    bad_table = pd.concat([imageset.unreadable, bad_table], ignore_index=True) if len(bad_table) else \
+        imageset.unreadable.copy()
+    regions = None
+    if kind.table_columns:
+        regions = pd.DataFrame(table, columns=["path", *kind.table_columns[0]]).astype(kind.table_columns[1])
+    names = {"rows": "rows", "empty": "empty", **kind.stat_names}
+    report(progress, n, n, kind.stage)
+    return Embeddings(
+        vectors=vectors, paths=row_paths, labels=labels if imageset.labels is not None else None,
+        backbone=spec.name, preprocessing=preprocessing, unreadable=bad_table, hashes=row_hashes,
+        stats={"cached": cached, "computed": len(todo) - len(bad), "seconds": time.perf_counter() - t0,
+               "photos": n, names["rows"]: len(rows), names["empty"]: empty, **kind.default_stats, **stats},
+        faces=regions,
+    )
