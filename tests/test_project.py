@@ -1,5 +1,8 @@
 """kit.project: quality with trustworthiness thresholds (not coordinates), determinism, the on-disk cache,
-and the errors. UMAP pays its numba JIT once per process, so it runs only three times here."""
+placing new points (transform), progress, and the errors. UMAP pays its numba JIT once per process, so the digits
+get only three UMAP runs here; the blobs one small fit (shared by the transform and progress tests)."""
+import pickle
+
 import numpy as np
 import pytest
 
@@ -109,7 +112,7 @@ def test_second_call_comes_from_cache(digits600, tmp_path):
     np.testing.assert_array_equal(first.coords, second.coords)
     assert second.coords.dtype == np.float32
     assert second.params == first.params
-    assert calls == [(0, 1, "projection"), (1, 1, "projection")] * 2
+    assert calls[0] == (0, 750, "t-SNE") and calls[-3:] == [(750, 750, "t-SNE"), (0, 1, "t-SNE"), (1, 1, "t-SNE")]
     # the same vectors given as float32 or as an Embeddings hit the same entry
     emb = Embeddings(vectors=digits600.astype(np.float32), paths=[str(i) for i in range(600)], labels=None,
                      backbone="test", preprocessing={})
@@ -245,3 +248,147 @@ def test_trustworthiness_checks_its_inputs():
         trustworthiness(X, X[:19, :2])
     with pytest.raises(ValueError, match="n_neighbors=10"):
         trustworthiness(X, X[:, :2], n_neighbors=10)
+
+
+# ------------------------------------------------------------------------------ transform & progress
+
+N_BLOBS = 200
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """Four well-separated blobs; every fifth point is held out for transform."""
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(N_BLOBS, n_features=12, centers=4, cluster_std=1.0, random_state=0)
+    held = np.arange(N_BLOBS) % 5 == 0
+    return X.astype(np.float32), y, held
+
+
+@pytest.fixture(scope="module")
+def blob_maps(blobs, tmp_path_factory):
+    """method -> (projection of the training blobs, the progress calls it made, its cache folder); each fitted once."""
+    X, _, held = blobs
+    maps = {}
+
+    def get(method):
+        if method not in maps:
+            folder = tmp_path_factory.mktemp(f"blobs-{method}")
+            calls = []
+            kw = {"pca": {}, "tsne": ONE, "umap": dict(n_epochs=200)}[method]
+            p = project(X[~held], method=method, cache_dir=folder, progress=lambda *a: calls.append(a), **kw)
+            maps[method] = p, calls, folder, kw
+        return maps[method]
+
+    return get
+
+
+def _knn_accuracy(p, new, y, held):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    return KNeighborsClassifier(n_neighbors=5).fit(p.coords, y[~held]).score(new, y[held])
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne", "umap"])
+def test_transform_places_held_out_points_next_to_their_blob(blobs, blob_maps, method):
+    X, y, held = blobs
+    p, _, _, _ = blob_maps(method)
+    assert p.model is not None and not p.from_cache
+    new = p.transform(X[held])
+    assert new.shape == (held.sum(), 2) and new.dtype == np.float32 and np.isfinite(new).all()
+    acc = _knn_accuracy(p, new, y, held)
+    assert acc >= 0.95, f"{method}: 5-NN accuracy of the placed points {acc:.3f}"
+    np.testing.assert_array_equal(p.transform(X[held]), new)  # placing again gives the same points
+    assert p.transform(X[held][:0]).shape == (0, 2)
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne", "umap"])
+def test_transform_works_on_a_cache_read_result(blobs, blob_maps, method):
+    """The model is rebuilt from the stored vectors and params; points land where the computed model puts them."""
+    X, y, held = blobs
+    p, _, folder, kw = blob_maps(method)
+    cached = project(X[~held], method=method, cache_dir=folder, **kw)
+    assert cached.from_cache and cached.model is None
+    new = cached.transform(X[held])
+    assert cached.model is not None  # kept for the next call
+    np.testing.assert_array_equal(cached.coords, p.coords)
+    np.testing.assert_allclose(new, p.transform(X[held]), atol=1e-4)
+    assert _knn_accuracy(cached, new, y, held) >= 0.95
+
+
+@pytest.mark.parametrize("method, stage, total", [("tsne", "t-SNE", 750), ("umap", "UMAP", 200)])
+def test_progress_reports_the_optimisation(blobs, blob_maps, method, stage, total):
+    X, _, held = blobs
+    p, calls, _, _ = blob_maps(method)
+    assert {c[2] for c in calls} == {stage}
+    assert calls[0] == (0, total, stage) and calls[-1] == (total, total, stage)
+    done = [c[0] for c in calls]
+    assert done == sorted(done) and len(set(done)) == len(done)  # never backwards, never twice
+    assert len({d for d in done if 0 < d < total}) > 2, calls
+    assert len(calls) <= 102  # about once per percent at most
+    placed = []
+    p.transform(X[held], progress=lambda *a: placed.append(a))
+    assert {c[2] for c in placed} == {f"{stage} transform"}
+    assert len({c[0] for c in placed if 0 < c[0] < c[1]}) > 2, placed
+    assert placed[-1][0] == placed[-1][1]
+    if method == "tsne":  # the model keeps no reference to the kit's progress callback
+        assert p.model.gradient_descent_params.get("callbacks") is None
+
+
+def test_pca_and_cache_hits_report_start_and_end(blobs, blob_maps, tmp_path):
+    X, _, held = blobs
+    _, calls, folder, _ = blob_maps("pca")
+    assert calls == [(0, 1, "PCA"), (1, 1, "PCA")]
+    again = []
+    project(X[~held], method="pca", cache_dir=folder, progress=lambda *a: again.append(a))
+    assert again == [(0, 1, "PCA"), (1, 1, "PCA")]
+
+
+class Stop(Exception):
+    pass
+
+
+def _stop_after_start(done, total, stage):
+    if done > 0:
+        raise Stop(stage)
+
+
+@pytest.mark.parametrize("method", ["tsne", "umap"])
+def test_progress_may_raise_to_stop(blobs, method, tmp_path):
+    X, _, held = blobs
+    with pytest.raises(Stop, match="t-SNE" if method == "tsne" else "UMAP"):
+        project(X, method=method, cache_dir=tmp_path, progress=_stop_after_start, **ONE)
+    assert not list(tmp_path.glob("*.npy"))  # nothing cached
+    if method == "umap":  # umap-learn's own epoch loop is back to its tqdm
+        import umap.layouts
+        from kit.project import _EpochReports
+
+        assert not isinstance(umap.layouts.tqdm, _EpochReports)
+
+
+def test_transform_checks_its_inputs(blobs, blob_maps):
+    X, _, held = blobs
+    p, _, _, _ = blob_maps("pca")
+    with pytest.raises(ValueError, match="D=3 columns.*D=12"):
+        p.transform(X[held][:, :3])
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        p.transform(np.full((2, 12), np.nan))
+    with pytest.raises(TypeError, match="takes no parameters.*perplexity"):
+        p.transform(X[held], perplexity=5)
+    t, _, _, _ = blob_maps("tsne")
+    with pytest.raises(TypeError, match="'n_neighbors'.*accepts"):
+        t.transform(X[held], n_neighbors=5)
+    assert t.transform(X[held][:4], n_iter=10).shape == (4, 2)  # openTSNE's own parameters pass through
+    by_hand = Projection(coords=p.coords, method="pca")
+    with pytest.raises(ValueError, match="built by hand.*kit.project.project"):
+        by_hand.transform(X[held])
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne", "umap"])
+def test_projection_with_its_model_survives_pickling(blobs, blob_maps, method):
+    """A result keeps working after a pickle round trip (Streamlit's st.cache_data, joblib)."""
+    X, _, held = blobs
+    p, _, _, _ = blob_maps(method)
+    q = pickle.loads(pickle.dumps(p))
+    np.testing.assert_array_equal(q.coords, p.coords)
+    np.testing.assert_allclose(q.transform(X[held]), p.transform(X[held]), atol=1e-5)
