@@ -100,3 +100,15 @@ def test_pipeline_tables_are_plain(folder, tmp_path):
     kit.export.append_run_log(log, {"method": "kmeans", "k": 2}, {"nmi": 1.0})
     _assert_plain(kit.export.read_run_log(log), "kit.export.read_run_log")
     _assert_plain(kit.datasets.sample_info(), "kit.datasets.sample_info")
+
+
+def test_curation_tables_are_plain(blobs):
+    from kit import curate
+
+    X, y = blobs
+    emb = kit.Embeddings(vectors=X, paths=[f"p{i}.jpg" for i in range(len(X))], labels=None, backbone="blobs",
+                         preprocessing={})
+    _assert_plain(curate.near_duplicates(emb, threshold=0.999), "kit.curate.near_duplicates")
+    _assert_plain(curate.outlier_scores(X, y), "kit.curate.outlier_scores")
+    _assert_plain(curate.ClusterEdits(y).rename(0, "zero").table(emb.paths), "kit.curate.ClusterEdits.table")
+    _assert_plain(curate.assign(X[:5], X, y).table(emb.paths[:5]), "kit.curate.Assignment.table")

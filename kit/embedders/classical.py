@@ -22,17 +22,10 @@ COLOR_SPACES = ("hsv", "lab")
 
 
 def _hsv(batch: np.ndarray) -> np.ndarray:
-    """RGB uint8 (..., 3) -> HSV in [0, 1] (vectorised; hue 0 for greys)."""
-    rgb = batch.astype(np.float32) / 255.0
-    mx = rgb.max(-1)
-    mn = rgb.min(-1)
-    delta = mx - mn
-    safe = np.where(delta > 0, delta, 1.0)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    hue = np.where(mx == r, ((g - b) / safe) % 6.0, np.where(mx == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0))
-    hue = np.where(delta > 0, hue / 6.0, 0.0)
-    sat = np.where(mx > 0, delta / np.where(mx > 0, mx, 1.0), 0.0)
-    return np.stack([hue, sat, mx], -1)
+    """RGB uint8 (..., 3) -> HSV in [0, 1] (scikit-image; hue 0 for greys)."""
+    from skimage.color import rgb2hsv
+
+    return rgb2hsv(batch)
 
 
 def _lab(batch: np.ndarray) -> np.ndarray:

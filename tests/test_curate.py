@@ -1,0 +1,157 @@
+"""Issue 17 (kit side): near-duplicates, outliers and representatives, hand edits, new photos.
+
+Near-copies are generated from the built-in clothing photos (half size, JPEG quality 30, 90% crop) and mixed with
+all 500 of them; precision and recall at the default threshold are printed and checked."""
+import io
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import kit
+from kit import cluster, curate, metrics
+
+CLOTHING = kit.datasets.clothing()
+
+
+@pytest.fixture(scope="module")
+def with_copies(tmp_path_factory):
+    root = tmp_path_factory.mktemp("copies")
+    paths = sorted(Path(CLOTHING).glob("*/*.jpg"))
+    for p in paths:
+        (root / p.parent.name).mkdir(exist_ok=True)
+        shutil.copy(p, root / p.parent.name / p.name)
+    pairs = []
+    for i, p in enumerate(random.Random(1).sample(paths, 45)):
+        with Image.open(p) as im:
+            im = im.convert("RGB")
+        w, h = im.size
+        how = ("resize", "jpeg", "crop")[i % 3]
+        if how == "resize":
+            copy = im.resize((w // 2, h // 2), Image.Resampling.BICUBIC)
+        elif how == "jpeg":
+            buf = io.BytesIO()
+            im.save(buf, "JPEG", quality=30)
+            copy = Image.open(buf)
+        else:
+            copy = im.crop((w // 20, h // 20, w - w // 20, h - h // 20))
+        target = root / p.parent.name / f"copy_{how}_{p.name}"
+        copy.save(target, "JPEG", quality=30 if how == "jpeg" else 90)
+        pairs.append((str(root / p.parent.name / p.name), str(target), how))
+    shutil.copy(paths[0], root / paths[0].parent.name / "exact_copy.jpg")  # byte-identical: not a near-duplicate
+    emb = kit.embed(kit.load_folder(root), backbone="efficientnet_lite0")
+    return emb, pairs, root
+
+
+def test_near_duplicates_find_generated_copies(with_copies):
+    emb, pairs, root = with_copies
+    table = curate.near_duplicates(emb)
+    assert list(table.columns) == curate.NEAR_DUPLICATE_COLUMNS
+    assert (table.groupby("group").keep.sum() == 1).all()
+    group_of = dict(zip(table.path, table.group))
+    predicted = {frozenset((a, b)) for g, members in table.groupby("group").path
+                 for a in members for b in members if a < b}
+    truth = {frozenset(pair[:2]) for pair in pairs}
+    found = sum(group_of.get(a, -1) == group_of.get(b, -2) for a, b, _ in pairs)
+    precision = len(predicted & truth) / max(len(predicted), 1)
+    recall = found / len(pairs)
+    print(f"near-duplicates at {curate.NEAR_DUPLICATE_THRESHOLD}: {table.group.nunique()} groups, "
+          f"precision {precision:.3f} recall {recall:.3f}")
+    assert precision >= 0.85 and recall >= 0.85
+    # the original is kept over a smaller or cropped copy
+    keep = dict(zip(table.path, table.keep))
+    kept = [keep[a] for a, b, how in pairs if how in ("resize", "crop") and group_of.get(a, -1) == group_of.get(b)]
+    assert np.mean(kept) >= 0.9
+    # byte-identical files are one photo here (ImageSet.duplicates lists them exactly)
+    assert not any(p.endswith("exact_copy.jpg") for p in table.path)
+    assert curate.near_duplicates(emb, threshold=1.0).empty
+
+
+def test_near_duplicates_refuse_plain_arrays():
+    with pytest.raises(TypeError, match="kit.Embeddings"):
+        curate.near_duplicates(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="threshold"):
+        curate.near_duplicates(kit.Embeddings(np.zeros((2, 2), np.float32), ["a", "b"], None, "x", {}), threshold=2)
+
+
+def test_outlier_scores_by_hand():
+    X = np.array([[1, 0], [1, 0.1], [1, -0.1], [1, 0.05], [1, -0.05], [0, 1]], float)
+    s = curate.outlier_scores(X, labels=[0, 0, 0, 0, 0, 0], k=1)
+    # the lone [0, 1]: its nearest neighbour is [1, 0.1] at cosine 0.0995
+    assert s.knn_distance.iloc[5] == pytest.approx(1 - 0.1 / np.hypot(1, 0.1), abs=1e-6)
+    assert s.outlier.tolist() == [False] * 5 + [True]
+    # the centre (mean of unit vectors) points at 11.3 degrees: the photos at 5.7, 2.9, 0, -2.9, -5.7 and 90 degrees
+    # are 5.6, 8.5, 11.3, 14.2, 17.0 and 78.7 degrees from it
+    assert s["rank"].tolist() == [2, 0, 4, 1, 3, 5]
+
+
+def test_photos_of_another_class_are_flagged_and_ranked_last(with_copies):
+    emb, _, _ = with_copies
+    y = np.asarray(emb.labels)
+    shoes = np.flatnonzero(y == "shoes")
+    strays = np.flatnonzero(y == "hat")[:3]
+    rows = np.r_[shoes, strays]
+    s = curate.outlier_scores(emb.vectors[rows], labels=np.zeros(len(rows), int))
+    assert s.outlier.iloc[-3:].all()  # three hats among the shoes
+    assert s.outlier.mean() <= 0.15
+    assert s["rank"].iloc[-3:].min() >= len(shoes) - 10
+
+
+def test_edits_move_merge_split_rename_undo_and_rescore(with_copies, tmp_path):
+    emb, _, _ = with_copies
+    X, y = emb.vectors, np.asarray(emb.labels)
+    labels = cluster.KMeans(10, random_state=0).fit(X).labels_
+    edits = curate.ClusterEdits(labels)
+    before = metrics.nmi(y, edits.labels)
+    # put every "shoes" photo in the cluster holding most of them: the score must rise
+    shoes = np.flatnonzero(y == "shoes")
+    target = int(np.bincount(labels[shoes]).argmax())
+    edits.move(shoes, target)
+    assert (edits.labels[shoes] == target).all() and metrics.nmi(y, edits.labels) > before
+    a, b = sorted(set(edits.labels.tolist()))[:2]
+    n_a, n_b = (edits.labels == a).sum(), (edits.labels == b).sum()
+    edits.merge(a, b)
+    assert (edits.labels == a).sum() == n_a + n_b and b not in edits.labels
+    edits.split(X, a, n_clusters=2)
+    assert len(set(edits.labels.tolist())) == 10
+    edits.rename(a, "footwear?")
+    path = tmp_path / "labels.csv"
+    edits.table(emb.paths).to_csv(path, index=False)
+    back = curate.ClusterEdits.from_table(pd.read_csv(path), emb.paths)
+    assert np.array_equal(back.labels, edits.labels) and back.names == {a: "footwear?"}
+    assert [e["operation"] for e in edits.log] == ["move", "merge", "split", "rename"]
+    for _ in range(4):
+        edits.undo()
+    assert np.array_equal(edits.labels, labels) and edits.names == {}
+    with pytest.raises(ValueError, match="nothing to undo"):
+        edits.undo()
+    with pytest.raises(ValueError, match="b=99"):
+        curate.merge(labels, 0, 99)
+    with pytest.raises(ValueError, match="indices"):
+        curate.move(labels, [len(labels)], 0)
+
+
+def test_new_photos_join_existing_clusters_with_stable_ids(with_copies):
+    emb, _, _ = with_copies
+    X = emb.vectors
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(X))
+    old, new = order[: len(X) // 2], order[len(X) // 2:]
+    km = cluster.KMeans(10, random_state=0).fit(X[old])
+    ids = km.labels_ + 100  # ids need not be 0..K-1: they are kept as they are
+    for method in ("centroid", "knn"):
+        got = curate.assign(X[new], X[old], ids, method=method)
+        assert set(got.labels.tolist()) <= set(ids.tolist())
+        nearest = curate.assign(X[new], X[old], ids, method="centroid").labels
+        agree = (got.labels == nearest).mean()
+        assert agree >= (0.999 if method == "centroid" else 0.7), (method, agree)
+        # held-out photos like the clustered ones are rarely far from their cluster
+        assert got.far.mean() <= 0.10, (method, got.far.mean())  # measured 0.07
+    noise = rng.normal(size=(20, X.shape[1])).astype(np.float32)
+    assert curate.assign(noise, X[old], ids).far.all()  # random vectors are far from every cluster
+    with pytest.raises(ValueError, match="same backbone"):
+        curate.assign(np.zeros((1, 3)), X[old], ids)
