@@ -215,6 +215,19 @@ def test_classical_baselines_are_offered_and_scored_beside_the_cnn():
     assert len(at.get("plotly_chart")) == 3
 
 
+def test_the_data_page_finds_near_duplicates_on_request():
+    """Issue 17: near-duplicate groups on the Data page, each with a photo to keep."""
+    at = open_page("data")
+    assert not at.get("toggle") or not at.toggle(key="w_near_duplicates").value  # opt-in: it embeds the photos
+    at.toggle(key="w_near_duplicates").set_value(True).run()
+    _ok(at)
+    at.slider(key="w_near_dup_threshold").set_value(0.85).run()
+    _ok(at)
+    table = next(d.value for d in at.dataframe if "keep" in d.value.columns)
+    assert table.group.nunique() >= 1 and (table.groupby("group").keep.sum() == 1).all()
+    assert any("photos you could drop" in m.value for m in at.markdown)
+
+
 @pytest.mark.parametrize("content", ["empty", "unreadable"])
 def test_a_folder_without_photos_explains_instead_of_failing(tmp_path, content):
     """Issue 12.5: an empty folder, or one of unreadable files, gave a traceback on every analysis page and

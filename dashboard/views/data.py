@@ -48,3 +48,25 @@ else:
     if len(images.duplicates):
         st.subheader("Byte-identical duplicates")
         st.dataframe(images.duplicates, hide_index=True, key="duplicates")
+    if len(images) >= state.MIN_PHOTOS:
+        st.subheader("Near-duplicates")
+        backbone = (state.get("backbones") or [kit.backbones.DEFAULT_BACKBONE])[0]
+        st.caption(f"Different files that look almost the same: cosine similarity of their **{backbone}** "
+                   "embeddings at or above the threshold. In each group the photo to keep (most pixels, then the "
+                   "sharpest) comes first. Byte-identical copies are the exact list above.")
+        if st.toggle("Find near-duplicates", **state.bind("near_duplicates", default=False)):
+            threshold = st.slider("Similarity threshold", 0.70, 1.0, step=0.01, format="%.2f",
+                                  **state.bind("near_dup_threshold", default=kit.curate.NEAR_DUPLICATE_THRESHOLD))
+            emb = state.embeddings(folder, backbone)
+            table = kit.curate.near_duplicates(emb, threshold=threshold)
+            if table.empty:
+                st.success(f"No near-duplicates at similarity {threshold:.2f}.")
+            else:
+                n_groups = table.group.nunique()
+                st.write(f"**{n_groups}** groups, **{len(table) - n_groups}** photos you could drop.")
+                for g, rows in list(table.groupby("group"))[:12]:
+                    captions = [("keep" if k else f"{s:.3f}") for k, s in zip(rows.keep, rows.similarity)]
+                    state.photo_grid(rows.path.tolist(), captions=captions, size=110)
+                if n_groups > 12:
+                    st.caption(f"The first 12 of {n_groups} groups are shown; the table has them all.")
+                st.dataframe(table, hide_index=True, key="near_duplicates_table")
