@@ -157,9 +157,39 @@ def demo_path() -> str:
     return str(kit.datasets.sample_folder())
 
 
+def folder_signature(folder: str) -> str:
+    """A digest of every file's relative path, size and modification time under ``folder``: it changes when
+    photos are added, removed or edited, so cached results of the folder are recomputed (a grown folder's new
+    photos are seen on the next rerun)."""
+    import os
+
+    h = hashlib.blake2b(digest_size=12)
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        dirs.sort()
+        for name in sorted(files):
+            try:
+                st_ = os.stat(os.path.join(root, name))
+            except OSError:
+                continue
+            h.update(f"{os.path.relpath(os.path.join(root, name), folder)}|{st_.st_size}|{st_.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
 @st.cache_data(show_spinner=False, max_entries=8)
-def load_images(folder: str) -> kit.ImageSet:
+def _load_images(folder: str, signature: str) -> kit.ImageSet:
     return kit.load_folder(folder)
+
+
+def load_images(folder: str) -> kit.ImageSet:
+    """The folder's images; when its files changed since the last call, the embeddings and fingerprints kept in
+    memory for it are dropped (the kit's disk cache still serves every photo seen before)."""
+    signature = folder_signature(folder)
+    memo = _memo()
+    if memo.get(("signature", folder), signature) != signature:
+        for key in [k for k in memo if (k[0] == folder) or (k[0] == "fingerprint" and k[1] == folder)]:
+            del memo[key]
+    memo[("signature", folder)] = signature
+    return _load_images(folder, signature)
 
 
 @st.cache_data(show_spinner=False)
@@ -174,6 +204,7 @@ def _memo() -> dict:
 
 
 def _embed(folder: str, backbone: str, progress=None) -> kit.Embeddings:
+    load_images(folder)  # drops what is kept for the folder when its files changed
     memo = _memo()
     key = (folder, backbone)
     if key not in memo:
@@ -185,6 +216,7 @@ def embeddings(folder: str, backbone: str, where=None) -> kit.Embeddings:
     """Embeddings of the folder, saying what happens while they are computed (loading the model, then a
     progress bar). ``where``: the container to report in (a column of the Backbones page). The kit's disk cache
     is underneath: a new server process re-reads them from disk instead of re-embedding."""
+    load_images(folder)
     if (folder, backbone) in _memo():
         return _memo()[(folder, backbone)]
     slot = (where or st).empty()
@@ -252,14 +284,14 @@ def cluster_labels(folder: str, backbone: str, method: str, params_json: str) ->
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _projection(folder: str, backbone: str, method: str) -> np.ndarray:
+def _projection(fp: str, folder: str, backbone: str, method: str) -> np.ndarray:
     return kit.project.project(_embed(folder, backbone).vectors, method=method, random_state=0).coords
 
 
 def projection(folder: str, backbone: str, method: str, where=None) -> np.ndarray:
     name = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}.get(method, method)
     with (where or st).spinner(f"Projecting the {backbone} embeddings with {name}..."):
-        return _projection(folder, backbone, method)
+        return _projection(fingerprint(folder, backbone), folder, backbone, method)
 
 
 @st.cache_data(show_spinner="Scoring...", max_entries=64, persist="disk")
@@ -287,14 +319,22 @@ def undefined_reason(folder: str, backbone: str, method: str, params_json: str) 
 
 
 @st.cache_data(show_spinner="Estimating K with every method...", max_entries=8)
-def k_result(folder: str, backbone: str):
-    """``kit.k.estimate``'s ``KResult`` (consensus, verdict, table of methods, their curves)."""
+def _k_result(fp: str, folder: str, backbone: str):
     return kit.k.estimate(_embed(folder, backbone).vectors, n_bootstrap=1)
 
 
+def k_result(folder: str, backbone: str):
+    """``kit.k.estimate``'s ``KResult`` (consensus, verdict, table of methods, their curves)."""
+    return _k_result(fingerprint(folder, backbone), folder, backbone)
+
+
 @st.cache_data(show_spinner="Classifying every photo for the word-vector estimate...", max_entries=8)
-def word_vector_k(folder: str, backbone: str):
+def _word_vector_k(fp: str, folder: str, backbone: str):
     return kit.k.word_vectors(load_images(folder), backbone=backbone)
+
+
+def word_vector_k(folder: str, backbone: str):
+    return _word_vector_k(fingerprint(folder, backbone), folder, backbone)
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
@@ -320,8 +360,12 @@ def top5(path: str, backbone: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner="Classifying the photos to name the clusters...", max_entries=8)
-def top1_table(folder: str, backbone: str) -> pd.DataFrame:
+def _top1_table(fp: str, folder: str, backbone: str) -> pd.DataFrame:
     return kit.inspect.top_labels(_embed(folder, backbone).paths, backbone=backbone, k=1).table
+
+
+def top1_table(folder: str, backbone: str) -> pd.DataFrame:
+    return _top1_table(fingerprint(folder, backbone), folder, backbone)
 
 
 # ------------------------------------------------------------------ sidebar
@@ -517,6 +561,7 @@ class Result:
     clustering: Clustering
     embeddings: kit.Embeddings
     labels: np.ndarray
+    edited: bool = False  # hand edits (Curate page) replace the algorithm's labels
 
 
 def current_result(folder) -> Result | None:
@@ -532,7 +577,80 @@ def current_result(folder) -> Result | None:
                    "are needed. The Data page lists the files that could not be read.")
         return None
     c = clustering(images)
-    return Result(images, bb, c, emb, cluster_labels(folder, bb, c.method, c.params_json))
+    result = Result(images, bb, c, emb, cluster_labels(folder, bb, c.method, c.params_json))
+    edited = edits(result)
+    if edited is not None and len(edited.labels) == len(result.labels):
+        result.labels = edited.labels
+        result.edited = True
+    return result
+
+
+# ------------------------------------------------------------------ hand edits (kit.curate)
+def edits_dir() -> Path:
+    """Where the dashboard keeps hand-edited clusterings: ``$KIT_HOME/dashboard/edits`` (the kit's own folder)."""
+    return kit.kit_home() / "dashboard" / "edits"
+
+
+def edit_key(folder: str, backbone: str, c: Clustering) -> str:
+    """The file stem of one clustering's edits: a digest of the folder, the backbone and the clustering."""
+    text = json.dumps([str(Path(folder).resolve()), backbone, c.method, c.params_json])
+    return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+
+
+def _write_text(path: Path, text: str) -> None:
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w", encoding="utf8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def edits(result: Result) -> kit.curate.ClusterEdits | None:
+    """The hand edits of the current clustering: from this session, else from disk (a previous visit), else None.
+    Photos added to the folder since the edits were saved are noise (-1) until assigned (Curate page)."""
+    folder = str(result.images.root)
+    key = edit_key(folder, result.backbone, result.clustering)
+    memo = st.session_state.setdefault("edits", {})
+    if key not in memo:
+        saved = edits_dir() / f"{key}.csv"
+        if not saved.is_file():
+            return None
+        table = pd.read_csv(saved, keep_default_na=False)
+        memo[key] = kit.curate.ClusterEdits.from_table(table, result.embeddings.paths)
+        memo[key].saved_paths = set(table["path"].astype(str))
+    return memo[key]
+
+
+def start_edits(result: Result) -> kit.curate.ClusterEdits:
+    memo = st.session_state.setdefault("edits", {})
+    key = edit_key(str(result.images.root), result.backbone, result.clustering)
+    memo[key] = kit.curate.ClusterEdits(result.labels)
+    memo[key].saved_paths = set(result.embeddings.paths)
+    return memo[key]
+
+
+def save_edits(result: Result, e: kit.curate.ClusterEdits) -> Path:
+    """Write the labels CSV (atomically) and append the last operation to the run log beside it."""
+    key = edit_key(str(result.images.root), result.backbone, result.clustering)
+    path = edits_dir() / f"{key}.csv"
+    _write_text(path, e.table(result.embeddings.paths).to_csv(index=False))
+    e.saved_paths = set(result.embeddings.paths)
+    if e.log:
+        kit.export.append_run_log(edits_dir() / "runs.jsonl",
+                                  {"folder": str(result.images.root), "backbone": result.backbone,
+                                   "method": result.clustering.method, "params": result.clustering.params,
+                                   "edit": e.log[-1]["operation"], "details": e.log[-1]["details"]})
+    return path
+
+
+def drop_edits(result: Result) -> None:
+    """Forget the edits of the current clustering (in the session and the kit's own CSV of them)."""
+    key = edit_key(str(result.images.root), result.backbone, result.clustering)
+    st.session_state.setdefault("edits", {}).pop(key, None)
+    (edits_dir() / f"{key}.csv").unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------ photo grids

@@ -22,6 +22,7 @@ pages = [
     st.Page(VIEWS / "k.py", title="How many groups?", icon=":material/account_tree:"),
     st.Page(VIEWS / "cluster.py", title="Cluster", icon=":material/bubble_chart:"),
     st.Page(VIEWS / "gallery.py", title="Gallery", icon=":material/grid_view:"),
+    st.Page(VIEWS / "curate.py", title="Curate", icon=":material/edit:"),
     st.Page(VIEWS / "inspect.py", title="Inspect", icon=":material/visibility:"),
     st.Page(VIEWS / "export.py", title="Export", icon=":material/download:"),
 ]

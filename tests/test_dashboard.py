@@ -16,7 +16,7 @@ APP = str(ROOT / "dashboard" / "streamlit_app.py")
 APP_FOLDER = str(ROOT / "dashboard")  # what users type: `streamlit run dashboard`
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "screenshots"
-PAGES = ["data", "backbones", "k", "cluster", "gallery", "inspect", "export"]
+PAGES = ["data", "backbones", "k", "cluster", "gallery", "curate", "inspect", "export"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -226,6 +226,66 @@ def test_the_data_page_finds_near_duplicates_on_request():
     table = next(d.value for d in at.dataframe if "keep" in d.value.columns)
     assert table.group.nunique() >= 1 and (table.groupby("group").keep.sum() == 1).all()
     assert any("photos you could drop" in m.value for m in at.markdown)
+
+
+def _metrics(at):
+    return {m.label: m.value for m in at.metric}
+
+
+def test_hand_edits_rescore_persist_and_feed_the_gallery(tmp_path):
+    """Issue 17: merge, split, rename, move, undo on the Curate page; scores follow; the edits are saved and come
+    back in a new session; the Gallery shows the edited clusters; photos added later are assigned."""
+    import shutil
+
+    folder = tmp_path / "photos"
+    for cls in ("dress", "shoes", "hat", "pants"):
+        (folder / cls).mkdir(parents=True)
+        for p in sorted((ROOT / "assets" / "clothing" / "images" / cls).glob("*.jpg"))[:12]:
+            shutil.copy(p, folder / cls / p.name)
+    at = _use_folder(open_page("data"), folder)
+    at.slider(key="w_k").set_value(4).run() if at.get("slider") and any(
+        s.key == "w_k" for s in at.slider) else None
+    go(at, "curate")
+    start = _metrics(at)
+    at.selectbox(key="merge_a").set_value(0).run()
+    at.button(key="btn_merge").click().run()
+    _ok(at)
+    merged = _metrics(at)
+    assert int(merged["Clusters"]) == int(start["Clusters"]) - 1 and merged["NMI"] != start["NMI"]
+    at.selectbox(key="split_c").set_value(0).run()
+    at.button(key="btn_split").click().run()
+    assert int(_metrics(at)["Clusters"]) == int(start["Clusters"])
+    at.text_input(key="rename_text_0").input("mixed").run()
+    at.button(key="btn_rename").click().run()
+    _ok(at)
+    assert "mixed" in at.dataframe[0].value.name.tolist()
+    at.button(key="btn_undo").click().run()
+    assert "mixed" not in at.dataframe[0].value.name.tolist()
+    at.text_input(key="rename_text_0").input("mixed").run()
+    at.button(key="btn_rename").click().run()
+    edited_nmi = _metrics(at)["NMI"]
+    saved = list((Path(os.environ["KIT_HOME"]) / "dashboard" / "edits").glob("*.csv"))
+    assert saved and any("mixed" in p.read_text() for p in saved)
+    runs = (Path(os.environ["KIT_HOME"]) / "dashboard" / "edits" / "runs.jsonl").read_text().splitlines()
+    assert any('"rename"' in line for line in runs)
+
+    # a new session (a reload): the edits come back, and the Gallery uses them
+    again = _use_folder(open_page("data"), folder)
+    go(again, "curate")
+    assert _metrics(again)["NMI"] == edited_nmi and "mixed" in again.dataframe[0].value.name.tolist()
+    go(again, "gallery")
+
+    # photos added to the folder since: assigned to the existing clusters with the same ids
+    (folder / "shirt").mkdir()
+    for p in sorted((ROOT / "assets" / "clothing" / "images" / "shoes").glob("*.jpg"))[12:18]:
+        shutil.copy(p, folder / "shoes" / p.name)
+    later = _use_folder(open_page("data"), folder)
+    go(later, "curate")
+    assert any("6" in m.value and "added to the folder" in m.value for m in later.markdown)
+    later.button(key="btn_assign").click().run()
+    _ok(later)
+    table = later.dataframe[0].value
+    assert -1 not in table.cluster.tolist() and "mixed" in table.name.tolist()
 
 
 @pytest.mark.parametrize("content", ["empty", "unreadable"])
