@@ -225,7 +225,10 @@ def embeddings(folder: str, backbone: str, where=None) -> kit.Embeddings:
 
     def progress(done, total, stage):
         if stage == "loading model":
-            slot.info(f"Loading the **{backbone}** network (built once per server, takes a few seconds)...",
+            forecast = kit.costs.estimate("embed", backbone, total - done)
+            eta = (f" Then {total - done} photos to embed: {forecast.text}." if forecast is not None else
+                   f" Then {total - done} photos to embed.")
+            slot.info(f"Loading the **{backbone}** network (built once per server, takes a few seconds)...{eta}",
                       icon=":material/hourglass_top:")
         else:
             slot.progress(done / max(total, 1), text=f"Embedding with {backbone}: {done}/{total} photos")

@@ -10,7 +10,7 @@ from ._config import __version__, kit_home
 from .embed import Embeddings, embed
 from .io import ImageSet, load_folder, read_image
 
-_SUBMODULES = ("adapt", "backbones", "cache", "cluster", "curate", "datasets", "export", "faces", "formats", "inspect", "io", "k",
+_SUBMODULES = ("adapt", "backbones", "cache", "cluster", "costs", "curate", "datasets", "export", "faces", "formats", "inspect", "io", "k",
                "metrics", "plot", "progress", "project")
 
 __all__ = ["__version__", "Embeddings", "ImageSet", "compare", "embed", "kit_home", "load_folder", "read_image",

@@ -777,7 +777,12 @@ def project(X, method: str = "umap", n_components: int = 2, random_state=0, cach
                 report(progress, 1, 1, stage)
                 return _result(coords, method, full, start, True, None, X)
 
+    t_run = time.perf_counter()
     coords, model = run(progress)
+    if X.shape[0] >= 50:  # what it cost here, for kit.costs.estimate("project", method, n)
+        from . import costs
+
+        costs.record("project", method, X.shape[0], time.perf_counter() - t_run)
     coords = np.ascontiguousarray(coords, dtype=np.float32)
     if path is not None:
         _write_cached(path, coords)

@@ -155,3 +155,22 @@ def test_new_photos_join_existing_clusters_with_stable_ids(with_copies):
     assert curate.assign(noise, X[old], ids).far.all()  # random vectors are far from every cluster
     with pytest.raises(ValueError, match="same backbone"):
         curate.assign(np.zeros((1, 3)), X[old], ids)
+
+
+def test_cost_forecast_is_within_a_factor_two_of_the_real_time(tmp_path, monkeypatch):
+    """Issue 17: the per-photo cost measured on this machine forecasts a later, larger run within a factor of 2."""
+    import time
+
+    from kit import costs
+
+    monkeypatch.setenv("KIT_HOME", str(tmp_path / "home"))
+    images = kit.load_folder(CLOTHING)
+    assert costs.estimate("embed", "hog", 300) is None  # never measured here
+    kit.embed(images.subset(range(0, 100)), backbone="hog", use_cache=False)
+    forecast = costs.estimate("embed", "hog", 300)
+    assert forecast is not None and forecast.measured_items == 100 and "ms per item" in forecast.text
+    t = time.perf_counter()
+    kit.embed(images.subset(range(100, 400)), backbone="hog", use_cache=False)
+    real = time.perf_counter() - t
+    assert real / 2 <= forecast.seconds <= 2 * real, (forecast, real)
+    assert (tmp_path / "home" / "costs.json").is_file()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .. import costs
 from ..cache import EmbeddingCache
 from ..io import ImageSet, _empty_unreadable
 from ..progress import report
@@ -72,6 +73,21 @@ class Embeddings:
                        backbone=str(z["backbone"]) if "backbone" in z else "unknown", preprocessing={})
 
 
+def _record_cost(spec: BackboneSpec, count: int, t_start: float, first: list) -> None:
+    """Remember the per-photo cost of this backbone here (``kit.costs``), the first batch apart (it carries the
+    model's loading)."""
+    end = time.perf_counter()
+    if count < 8:
+        return
+    if first and count > first[0][1]:
+        t_first, done_first = first[0]
+        per_item = (end - t_first) / (count - done_first)
+        startup = max(0.0, (t_first - t_start) - per_item * done_first)
+    else:
+        per_item, startup = (end - t_start) / count, 0.0
+    costs.record("embed", spec.name, count, per_item * count, startup)
+
+
 def run(imageset: ImageSet, spec: BackboneSpec, kind: Kind, options: EmbedOptions, cache_dir=None,
         use_cache: bool = True, progress=None) -> Embeddings:
     """Embed ``imageset`` with ``spec`` (of ``kind``): see the module docstring. The same for every kind."""
@@ -89,12 +105,17 @@ def run(imageset: ImageSet, spec: BackboneSpec, kind: Kind, options: EmbedOption
     cached = sum(h in records for h in hashes)
     report(progress, cached, n, "loading model" if todo else kind.stage)
 
+    first: list = []  # (time, items done) at the first progress report: what a fixed startup cost
+
     def sub_progress(done, total, stage):
+        if not first and done > 0:
+            first.append((time.perf_counter(), done))
         report(progress, min(n, cached + done), n, stage)
 
     bad: dict = {}
     stats: dict = {}
     if todo:
+        t_compute = time.perf_counter()
         for j, record, reason in kind.compute(spec, [paths[i] for i in todo], options, sub_progress, stats):
             h = hashes[todo[j]]
             if record is None:
@@ -104,6 +125,8 @@ def run(imageset: ImageSet, spec: BackboneSpec, kind: Kind, options: EmbedOption
             records[h] = record
             if cache is not None:
                 cache.put([h], record.reshape(1, -1))
+
+        _record_cost(spec, len(todo), t_compute, first)
 
     rows, row_paths, labels, row_hashes, table, unreadable = [], [], [], [], [], []
     empty = 0
