@@ -36,6 +36,15 @@ if result is not None:
     d4.download_button("Run log line (JSON)", log_line, file_name="run.jsonl", key="download_log",
                        icon=":material/download:", help="This run's parameters and scores, one JSON line")
 
+    st.download_button("Outlier scores (CSV)",
+                       lambda: kit.curate.outlier_scores(emb.vectors, labels).assign(path=emb.paths)
+                       .to_csv(index=False), file_name="outliers.csv", mime="text/csv", key="download_outliers",
+                       icon=":material/download:", on_click="ignore",
+                       help="Per photo: cosine distance to its 10th neighbour and to its cluster's centre, its rank "
+                            "in the cluster (0 = most typical) and whether it is an odd one out (kit.curate)")
+    if result.edited:
+        st.caption("These downloads hold your hand edits (Curate page).")
+
     st.subheader("Write on this machine")
     default_out = str(kit.kit_home() / "exports" / "latest")
     out = Path(st.text_input("Output folder (never inside the image folder)",
