@@ -14,19 +14,58 @@ def _cmd_backbones(args) -> int:
     return 0
 
 
+def _cmd_embed_dask(args) -> int:
+    from .progress import TqdmProgress
+    from .scale import embed_dask
+
+    if args.store is None or args.cache_dir is not None:
+        print("python -m kit embed --engine dask: pass --store OUT (the store is the cache; --cache-dir is for "
+              "--engine local)", file=sys.stderr)
+        return 2
+    bar = TqdmProgress(file=sys.stderr)
+    result = embed_dask(args.folder, backbone=args.backbone, client=args.scheduler, store=args.store,
+                        partition_size=args.partition_size, batch_size=args.batch_size, resize=args.resize,
+                        progress=bar, collect=args.out is not None)
+    bar.close()
+    if args.out is not None:
+        result.save(args.out)
+    s = result.stats
+    print(f"{s['rows']} photos in {args.store} ({s['computed']} embedded, {s['cached']} already there, "
+          f"{s['partitions']} partitions, {s['seconds']:.1f} s)" + (f" -> {args.out}" if args.out else ""),
+          file=sys.stderr)
+    if len(result.unreadable):
+        print(f"{len(result.unreadable)} unreadable files:", file=sys.stderr)
+        print(result.unreadable.to_string(index=False), file=sys.stderr)
+    return 0
+
+
 def _cmd_embed(args) -> int:
+    if args.out is None and args.store is None:
+        print("python -m kit embed: pass --out FILE.npz, --store FOLDER, or both", file=sys.stderr)
+        return 2
+    if args.engine == "dask":
+        return _cmd_embed_dask(args)
     from .embed import embed
     from .io import load_folder
     from .progress import TqdmProgress
 
     images = load_folder(args.folder, labels=None if args.no_labels else "folders")
     print(images, file=sys.stderr)
+    from . import costs
+
+    forecast = costs.estimate("embed", str(args.backbone), len(images))
+    if forecast is not None and not args.no_cache:
+        print(f"{len(images)} photos with {args.backbone}: at most {forecast.text} (less for photos already in "
+              f"the cache)", file=sys.stderr)
+    elif forecast is not None:
+        print(f"{len(images)} photos with {args.backbone}: {forecast.text}", file=sys.stderr)
     bar = TqdmProgress(file=sys.stderr)
     emb = embed(images, backbone=args.backbone, batch_size=args.batch_size, cache_dir=args.cache_dir,
-                progress=bar, resize=args.resize, use_cache=not args.no_cache)
+                progress=bar, resize=args.resize, use_cache=not args.no_cache, store=args.store)
     bar.close()
-    emb.save(args.out)
-    print(f"{emb.vectors.shape[0]} x {emb.vectors.shape[1]} vectors -> {args.out} "
+    if args.out is not None:
+        emb.save(args.out)
+    print(f"{emb.vectors.shape[0]} x {emb.vectors.shape[1]} vectors -> {args.out or args.store} "
           f"({emb.stats['cached']} from cache, {emb.stats['seconds']:.1f} s)", file=sys.stderr)
     if len(emb.unreadable):
         print(f"{len(emb.unreadable)} unreadable files:", file=sys.stderr)
@@ -117,12 +156,19 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("embed", help="embed a folder of images into an .npz (vectors, paths)")
     e.add_argument("folder")
     e.add_argument("--backbone", default="efficientnet_lite0")
-    e.add_argument("--out", required=True, help="output .npz file")
+    e.add_argument("--out", default=None, help="output .npz file (required unless --store is given)")
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--resize", default="center_crop", choices=["center_crop", "squash", "pad"])
     e.add_argument("--cache-dir", default=None)
     e.add_argument("--no-cache", action="store_true")
     e.add_argument("--no-labels", action="store_true", help="do not take labels from sub-folder names")
+    e.add_argument("--engine", default="local", choices=["local", "dask"],
+                   help="dask: partitions of photos on a Dask cluster, written to --store (resumable)")
+    e.add_argument("--scheduler", default=None, metavar="ADDR",
+                   help="with --engine dask: a running Dask scheduler (tcp://host:port); default: a local cluster")
+    e.add_argument("--store", default=None, metavar="OUT",
+                   help="embedding store folder (Parquet, one row per photo); required with --engine dask")
+    e.add_argument("--partition-size", type=int, default=1000, help="with --engine dask: photos per task and file")
     e.set_defaults(func=_cmd_embed)
 
     cp = sub.add_parser("compare", help="score backbones x clustering methods on a labelled folder")

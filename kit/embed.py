@@ -22,6 +22,7 @@ from .io import RESIZE_MODES, ImageSet, _empty_unreadable, file_hash, load_folde
 __all__ = ["Embeddings", "embed"]
 
 _POSITIVE_INT = Interval(Integral, 1, None, closed="left")
+ENGINES = ("local", "dask")
 
 
 def _as_imageset(images) -> ImageSet:
@@ -49,7 +50,8 @@ def _preprocessing(spec, resize: str) -> dict:
 
 
 def embed(images, backbone=_bb.DEFAULT_BACKBONE, batch_size: int = 32, cache_dir=None, progress=None,
-          resize: str = "center_crop", use_cache: bool = True, num_workers: int | None = None) -> Embeddings:
+          resize: str = "center_crop", use_cache: bool = True, num_workers: int | None = None,
+          engine: str = "local", client=None, store=None) -> Embeddings:
     """Embed images with a pretrained backbone.
 
     Parameters
@@ -70,6 +72,16 @@ def embed(images, backbone=_bb.DEFAULT_BACKBONE, batch_size: int = 32, cache_dir
         Read and write the on-disk cache.
     num_workers : int, optional
         Decoding threads (default: number of CPUs, at most 4); processes for face backbones.
+    engine : {"local", "dask"}
+        ``"local"``: this process (and the on-disk cache). ``"dask"``: partitions of photos on a Dask cluster,
+        written to ``store`` (see :func:`kit.scale.embed_dask`; needs ``pip install "dask[distributed]"``).
+    client : None, str or distributed.Client
+        With ``engine="dask"``: None starts a local cluster sized to the machine (closed at the end); an
+        address ``"tcp://host:port"`` or a client uses an existing cluster.
+    store : folder path or kit.store.EmbeddingStore, optional
+        An embedding store (Parquet files, one row per photo). With ``engine="dask"`` the photos it already
+        holds are not embedded again and a stopped run resumes; with ``"local"`` the result is also written
+        there (only the rows it does not hold yet).
 
     Returns
     -------
@@ -86,11 +98,26 @@ def embed(images, backbone=_bb.DEFAULT_BACKBONE, batch_size: int = 32, cache_dir
     """
     validate_params({"batch_size": [_POSITIVE_INT], "resize": [StrOptions(set(RESIZE_MODES))],
                      "use_cache": ["boolean"], "num_workers": [_POSITIVE_INT, None], "progress": [callable, None],
-                     "cache_dir": [str, os.PathLike, None]},
+                     "cache_dir": [str, os.PathLike, None], "engine": [StrOptions(set(ENGINES))]},
                     {"batch_size": batch_size, "resize": resize, "use_cache": use_cache, "num_workers": num_workers,
-                     "progress": progress, "cache_dir": cache_dir}, "embed")
+                     "progress": progress, "cache_dir": cache_dir, "engine": engine}, "embed")
+    if engine == "dask":
+        if cache_dir is not None:
+            raise ValueError(f"cache_dir={str(cache_dir)!r} is for engine='local'; with engine='dask' the store is "
+                             f"the cache: pass store= instead")
+        from .scale import embed_dask  # Dask is imported only when asked for
+
+        return embed_dask(images, backbone=backbone, client=client, store=store, batch_size=batch_size,
+                          resize=resize, num_workers=num_workers, progress=progress)
+    if client is not None:
+        raise ValueError(f"client={client!r} is for engine='dask'; pass engine='dask' too, or no client")
     imageset = _as_imageset(images)
     spec = _bb.get(backbone)
     options = EmbedOptions(batch_size=int(batch_size), resize=resize,
                            num_workers=None if num_workers is None else int(num_workers))
-    return run(imageset, spec, kind_of(spec), options, cache_dir=cache_dir, use_cache=use_cache, progress=progress)
+    emb = run(imageset, spec, kind_of(spec), options, cache_dir=cache_dir, use_cache=use_cache, progress=progress)
+    if store is not None:
+        from .store import EmbeddingStore
+
+        (store if isinstance(store, EmbeddingStore) else EmbeddingStore(store)).write(emb, backbone=spec)
+    return emb

@@ -1,0 +1,254 @@
+"""Embedding on Dask into an embedding store (issue 14): the same vectors as the plain loop, resumable runs,
+appends that embed only what is new, a store that pandas and Dask read and that refuses folders not its own.
+
+An in-process LocalCluster (2 workers x 1 thread) serves the whole module; the built-in clothing photos (500) with
+the classical ``color_hist`` backbone keep it fast, ``efficientnet_lite0`` runs once on 64 of them."""
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import kit
+from kit.scale import embed_dask, list_images
+from kit.store import EmbeddingStore
+
+pytest.importorskip("distributed")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                           silence_logs=logging.ERROR)
+    c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return kit.datasets.clothing()
+
+
+@pytest.fixture(scope="module")
+def plain(photos):
+    return kit.embed(photos, backbone="color_hist", use_cache=False)
+
+
+def _rows(store: EmbeddingStore) -> pd.DataFrame:
+    return pd.read_parquet(store.root)  # the whole folder, as any reader sees it
+
+
+def test_dask_engine_gives_the_plain_vectors_and_a_readable_store(client, photos, plain, tmp_path):
+    import dask.dataframe as dd
+
+    calls = []
+    store = EmbeddingStore(tmp_path / "store")
+    emb = kit.embed(photos, backbone="color_hist", engine="dask", client=client, store=store,
+                    progress=lambda d, t, s: calls.append((d, t, s)))
+    assert emb.paths == plain.paths and emb.labels == plain.labels and emb.hashes == plain.hashes
+    np.testing.assert_allclose(emb.vectors, plain.vectors, rtol=0, atol=1e-6)
+    assert emb.stats["computed"] == 500 and emb.stats["partitions"] == 1  # default partition_size 1000
+    done = [d for d, _, _ in calls]
+    assert done == sorted(done) and calls[-1][:2] == (500, 500) and {t for _, t, _ in calls} == {500}
+
+    small = embed_dask(photos, backbone="color_hist", client=client, store=tmp_path / "parts", partition_size=100)
+    np.testing.assert_allclose(small.vectors, plain.vectors, rtol=0, atol=1e-6)
+    parts = EmbeddingStore(tmp_path / "parts")
+    assert len(parts.partitions()) == 5 and parts.partitions()["rows"].sum() == 500
+    table = _rows(parts)
+    assert len(table) == 500 and table["path"].is_unique and set(table["hash"]) == set(plain.hashes)
+    assert len(table["vector"].iloc[0]) == 128
+    folder = parts.root / parts.namespace("color_hist").name
+    ddf = dd.read_parquet(str(folder))
+    assert ddf.npartitions == 5 and len(ddf) == 500
+    by_path = dict(zip(table["path"], table["vector"]))
+    np.testing.assert_allclose(np.stack([by_path[p] for p in plain.paths]), plain.vectors, rtol=0, atol=1e-6)
+    back = parts.read()
+    assert sorted(back.paths) == sorted(plain.paths) and back.backbone == "color_hist"
+    manifest = json.loads((parts.root / "_kit_manifest.json").read_text())
+    assert [v["rows"] for v in manifest["namespaces"].values()] == [500]
+    assert table.astype({"label": "category"}).shape == table.shape  # a plain frame
+
+
+def test_a_lost_partition_and_a_killed_write_resume_with_only_the_missing_photos(client, photos, plain, tmp_path):
+    store = EmbeddingStore(tmp_path / "store")
+    embed_dask(photos, backbone="color_hist", client=client, store=store, partition_size=100)
+    folder = store.root / store.namespace().name
+    lost = sorted(folder.glob("part-*.parquet"))[2]
+    lost_paths = set(pd.read_parquet(lost)["path"])
+    lost.unlink()
+    # what a run killed while writing leaves: a hidden temporary file, half written
+    old_tmp, new_tmp = folder / (".tmp-" + "a" * 32 + ".parquet"), folder / (".tmp-" + "b" * 32 + ".parquet")
+    for f in (old_tmp, new_tmp):
+        f.write_bytes(b"PAR1 half a file")
+    os.utime(old_tmp, (time.time() - 3600, time.time() - 3600))
+
+    again = embed_dask(photos, backbone="color_hist", client=client, store=store, partition_size=100)
+    assert again.stats["computed"] == 100 and again.stats["skipped"] == 400
+    assert {again.paths[i] for i in range(500)} == set(plain.paths)
+    np.testing.assert_allclose(again.vectors, plain.vectors, rtol=0, atol=1e-6)
+    assert not old_tmp.exists() and new_tmp.exists()  # stale temporary files go; a recent one may be a live run's
+    table = _rows(store)  # the temporary file is never read as data
+    assert len(table) == 500 and table["path"].is_unique and lost_paths <= set(table["path"])
+    assert store.clean(older_than=0) == 1 and not new_tmp.exists()
+
+
+def test_a_stopped_run_resumes_and_ends_with_every_photo_once(client, photos, plain, tmp_path):
+    store = EmbeddingStore(tmp_path / "store")
+
+    def stop_early(done, total, stage):
+        if done >= 150:
+            raise KeyboardInterrupt("stop")
+
+    with pytest.raises(KeyboardInterrupt):
+        embed_dask(photos, backbone="color_hist", client=client, store=store, partition_size=50, progress=stop_early)
+    first = _rows(store)
+    assert 0 < len(first) < 500 and first["path"].is_unique and len(first) % 50 == 0  # whole partitions only
+    assert not list((store.root / store.namespace().name).glob(".tmp-*"))
+
+    calls = []
+    rest = embed_dask(photos, backbone="color_hist", client=client, store=store, partition_size=50,
+                      progress=lambda d, t, s: calls.append(d))
+    assert rest.stats["computed"] == 500 - len(first) and rest.stats["skipped"] == len(first)
+    assert calls[0] == len(first) and calls == sorted(calls) and calls[-1] == 500
+    table = _rows(store)
+    assert len(table) == 500 and table["path"].is_unique
+    np.testing.assert_allclose(rest.vectors, plain.vectors, rtol=0, atol=1e-6)
+
+
+def test_appending_embeds_only_the_new_photos_and_reuses_moved_ones(client, photos, plain, tmp_path):
+    store = EmbeddingStore(tmp_path / "store")
+    listing = list_images(photos)
+    first = embed_dask(listing.paths[:450], backbone="color_hist", client=client, store=store, partition_size=200)
+    assert first.stats["computed"] == 450 and first.labels is None
+    both = embed_dask(listing.paths, backbone="color_hist", client=client, store=store, partition_size=200)
+    assert both.stats["computed"] == 50 and both.stats["skipped"] == 450 and len(both) == 500
+    np.testing.assert_allclose(both.vectors, plain.vectors, rtol=0, atol=1e-6)
+
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for p in listing.paths[:10]:
+        shutil.copy(p, moved / Path(p).name)
+    copies = embed_dask(moved, backbone="color_hist", client=client, store=store)
+    assert copies.stats["computed"] == 0 and copies.stats["reused"] == 10  # same content: the stored vectors
+    ref = dict(zip(plain.hashes, plain.vectors))
+    np.testing.assert_allclose(copies.vectors, np.stack([ref[h] for h in copies.hashes]), rtol=0, atol=1e-6)
+    assert len(_rows(store)) == 510
+
+
+def test_store_refuses_folders_that_are_not_its_own_and_deletes_only_its_files(client, photos, plain, tmp_path):
+    album = tmp_path / "album"
+    shutil.copytree(Path(photos) / "hat", album)
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in album.iterdir())
+    with pytest.raises(ValueError, match="not a kit embedding store"):
+        EmbeddingStore(album).write(plain)
+    with pytest.raises(ValueError, match="not a kit embedding store"):
+        embed_dask(album, backbone="color_hist", client=client, store=album)
+    with pytest.raises(ValueError, match="nothing was deleted"):
+        EmbeddingStore(album).clear()
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in album.iterdir()) == before
+
+    cache = tmp_path / "cache"
+    kit.embed(album, backbone="color_hist", cache_dir=cache)
+    with pytest.raises(ValueError, match="cache"):
+        EmbeddingStore(cache).write(plain)
+
+    store = EmbeddingStore(tmp_path / "store")
+    assert store.write(plain) == 500 and store.write(plain) == 0  # only what it does not hold yet
+    folder = store.root / store.namespace().name
+    (folder / "notes.txt").write_text("mine")
+    (store.root / "README").write_text("mine too")
+    assert store.clear() == 1
+    assert (folder / "notes.txt").read_text() == "mine" and (store.root / "README").exists()
+    assert not list(folder.glob("*.parquet"))
+
+    local = kit.embed(list_images(photos).paths[:5], backbone="color_hist", use_cache=False, store=tmp_path / "local")
+    assert EmbeddingStore(tmp_path / "local").read().paths == local.paths  # engine="local" writes there too
+
+
+def test_float16_store_and_its_dtype_is_kept(plain, tmp_path):
+    half = EmbeddingStore(tmp_path / "half", dtype="float16")
+    half.write(plain)
+    back = half.read()
+    assert back.vectors.dtype == np.float32
+    np.testing.assert_allclose(back.vectors, plain.vectors, rtol=0, atol=2e-3)
+    assert half.backbones()["dtype"].tolist() == ["float16"]
+    assert EmbeddingStore(tmp_path / "half").write(plain) == 0  # dtype None: the namespace's own
+    with pytest.raises(ValueError, match="float16"):
+        EmbeddingStore(tmp_path / "half", dtype="float32").write(plain)
+    import pyarrow.parquet as pq
+
+    (file,) = (half.root / half.namespace().name).glob("part-*.parquet")
+    vector = pq.read_schema(file).field("vector").type
+    assert (str(vector.value_type), vector.list_size) == ("halffloat", 128)
+
+
+def test_lite0_on_dask_matches_the_plain_loop_and_loads_once_per_worker(client, photos, tmp_path):
+    paths = list_images(photos).paths[::8][:64]
+    plain = kit.embed(paths, backbone="efficientnet_lite0", use_cache=False)  # also exports the model once
+    emb = embed_dask(paths, backbone="efficientnet_lite0", client=client, store=tmp_path / "store",
+                     partition_size=16)
+    assert emb.paths == plain.paths and emb.stats["partitions"] == 4
+    np.testing.assert_allclose(emb.vectors, plain.vectors, rtol=0, atol=1e-6)
+    assert 1 <= emb.stats["model_loads"] <= 2  # once per worker process, not once per task
+
+
+def test_wrong_arguments_are_refused_with_their_fix(client, photos):
+    from kit._validation import InvalidParameterError
+    from kit.embedders.classical import pixels
+
+    with pytest.raises(InvalidParameterError, match="engine"):
+        kit.embed(photos, engine="spark")
+    with pytest.raises(ValueError, match="engine='dask'"):
+        kit.embed(photos, backbone="color_hist", client=client)
+    with pytest.raises(ValueError, match="PCA"):
+        embed_dask(photos, backbone=pixels(16, pca=8), client=client)
+    with pytest.raises(ValueError, match="store"):
+        embed_dask(photos, backbone="color_hist", client=client, collect=False)
+
+
+def test_a_script_without_main_guard_and_the_cli(client, photos, tmp_path):
+    """client=None starts its own cluster from a plain script (workers never re-run it) and closes it;
+    the CLI embeds into a store through a running scheduler."""
+    few = tmp_path / "few"
+    for p in list_images(photos).paths[:12]:
+        (few / Path(p).parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, few / Path(p).parent.name / Path(p).name)
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(f"""
+        import kit, psutil
+        emb = kit.embed({str(few)!r}, backbone="color_hist", engine="dask", store={str(tmp_path / 's1')!r})
+        print("ROWS", len(emb), emb.stats["workers"], len(psutil.Process().children(recursive=True)))
+    """))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [line.split() for line in out.stdout.splitlines() if line.startswith("ROWS")]
+    assert rows == [["ROWS", "12", str(os.cpu_count() or 1), "0"]]  # one "ROWS": the script ran once
+
+    address = client.scheduler.address
+    cli = subprocess.run([sys.executable, "-m", "kit", "embed", str(few), "--backbone", "color_hist", "--engine",
+                          "dask", "--scheduler", address, "--store", str(tmp_path / "s2"), "--partition-size", "5"],
+                         capture_output=True, text=True, timeout=180, cwd=ROOT)
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    assert "12 photos" in cli.stderr and "12 embedded" in cli.stderr
+    assert len(EmbeddingStore(tmp_path / "s2").partitions()) == 3
+
+
+def test_import_kit_does_not_import_dask():
+    code = ("import sys, kit, kit.store, kit.scale\n"
+            "print([m for m in ('dask', 'distributed') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
