@@ -51,7 +51,7 @@ def _preprocessing(spec, resize: str) -> dict:
 
 def embed(images, backbone=_bb.DEFAULT_BACKBONE, batch_size: int = 32, cache_dir=None, progress=None,
           resize: str = "center_crop", use_cache: bool = True, num_workers: int | None = None,
-          engine: str = "local", client=None, store=None) -> Embeddings:
+          engine: str = "local", client=None, store=None, tta: str | None = None) -> Embeddings:
     """Embed images with a pretrained backbone.
 
     Parameters
@@ -82,6 +82,9 @@ def embed(images, backbone=_bb.DEFAULT_BACKBONE, batch_size: int = 32, cache_dir
         An embedding store (Parquet files, one row per photo). With ``engine="dask"`` the photos it already
         holds are not embedded again and a stopped run resumes; with ``"local"`` the result is also written
         there (only the rows it does not hold yet).
+    tta : {None, "flip"}
+        Test-time augmentation: ``"flip"`` embeds each photo and its mirror image and keeps the mean of the two
+        (normalised) vectors; twice the compute, its own cache namespace. One-vector-per-photo backbones only.
 
     Returns
     -------
@@ -98,9 +101,13 @@ def embed(images, backbone=_bb.DEFAULT_BACKBONE, batch_size: int = 32, cache_dir
     """
     validate_params({"batch_size": [_POSITIVE_INT], "resize": [StrOptions(set(RESIZE_MODES))],
                      "use_cache": ["boolean"], "num_workers": [_POSITIVE_INT, None], "progress": [callable, None],
-                     "cache_dir": [str, os.PathLike, None], "engine": [StrOptions(set(ENGINES))]},
+                     "cache_dir": [str, os.PathLike, None], "engine": [StrOptions(set(ENGINES))],
+                     "tta": [StrOptions({"flip"}), None]},
                     {"batch_size": batch_size, "resize": resize, "use_cache": use_cache, "num_workers": num_workers,
-                     "progress": progress, "cache_dir": cache_dir, "engine": engine}, "embed")
+                     "progress": progress, "cache_dir": cache_dir, "engine": engine, "tta": tta}, "embed")
+    if tta is not None and (engine == "dask" or store is not None):
+        raise ValueError(f"tta={tta!r} is not supported with engine='dask' or store= yet (the store keeps plain "
+                         f"vectors); pass tta=None, or embed locally without a store")
     if engine == "dask":
         if cache_dir is not None:
             raise ValueError(f"cache_dir={str(cache_dir)!r} is for engine='local'; with engine='dask' the store is "
@@ -113,7 +120,7 @@ def embed(images, backbone=_bb.DEFAULT_BACKBONE, batch_size: int = 32, cache_dir
         raise ValueError(f"client={client!r} is for engine='dask'; pass engine='dask' too, or no client")
     imageset = _as_imageset(images)
     spec = _bb.get(backbone)
-    options = EmbedOptions(batch_size=int(batch_size), resize=resize,
+    options = EmbedOptions(batch_size=int(batch_size), resize=resize, tta=tta,
                            num_workers=None if num_workers is None else int(num_workers))
     emb = run(imageset, spec, kind_of(spec), options, cache_dir=cache_dir, use_cache=use_cache, progress=progress)
     if store is not None:

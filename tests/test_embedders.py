@@ -223,3 +223,30 @@ def test_a_savedmodel_folder_registers_under_a_name(tmp_path):
 def test_embeddings_of_a_user_kind_show_in_the_pipeline_table():
     """The result type is the pipeline's: kit.Embeddings is kit.embedders.pipeline.Embeddings."""
     assert kit.Embeddings is pipeline.Embeddings
+
+
+def test_flip_tta_makes_a_photo_and_its_mirror_one_vector(tmp_path):
+    """Issue 15.4: tta="flip" averages a photo's and its mirror's vectors (own cache namespace). Measured on
+    clothing10 with k-means at K=10 over 3 seeds: NMI 0.573 without, 0.577 with (within the seed spread)."""
+    src = sorted((CLOTHING / "dress").glob("*.jpg"))[:3]
+    for p in src:  # lossless copies, cropped to an even width so that the centre crop mirrors exactly
+        with Image.open(p) as im:
+            im = im.convert("RGB").crop((0, 0, im.width - im.width % 2, im.height))
+            im.save(tmp_path / f"{p.stem}.png")
+            im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tmp_path / f"mirror_{p.stem}.png")
+    cache = tmp_path.parent / f"{tmp_path.name}-cache"
+    plain = kit.embed(str(tmp_path), cache_dir=cache)
+    flip = kit.embed(str(tmp_path), cache_dir=cache, tta="flip")
+    assert flip.stats["cached"] == 0 and flip.preprocessing["tta"] == "flip"  # not the plain vectors
+    by_name = {Path(p).name: v for p, v in zip(flip.paths, flip.vectors)}
+    plain_by = {Path(p).name: v for p, v in zip(plain.paths, plain.vectors)}
+    for p in src:
+        a, b = f"{p.stem}.png", f"mirror_{p.stem}.png"
+        assert by_name[a] @ by_name[b] > 0.9999, by_name[a] @ by_name[b]
+        assert plain_by[a] @ plain_by[b] < 0.999  # without TTA a mirror is another vector
+    assert np.allclose(np.linalg.norm(flip.vectors, axis=1), 1, atol=1e-5)
+    with pytest.raises(ValueError, match="tta"):
+        kit.embed(str(tmp_path), tta="rotate")
+    if kit.faces.is_available():
+        with pytest.raises(ValueError, match="test-time augmentation"):
+            kit.embed(str(tmp_path), backbone="dlib_face", tta="flip")

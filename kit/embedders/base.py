@@ -69,6 +69,7 @@ class EmbedOptions:
     batch_size: int = 32
     resize: str = "center_crop"
     num_workers: int | None = None
+    tta: str | None = None  # "flip": the mean of the photo's and its mirror's vectors
 
 
 class Kind:
@@ -87,6 +88,7 @@ class Kind:
     table_columns: tuple = ()
     stat_names: dict = {}
     default_stats: dict = {}
+    supports_tta = False  # test-time augmentation (EmbedOptions.tta)
 
     def cache_key(self, spec: BackboneSpec) -> str:
         extra = "".join(f":{k}={v}" for k, v in spec.params)
@@ -131,12 +133,23 @@ class BatchKind(Kind):
     GIL) then ``features`` on a batch, L2-normalised unless ``normalize`` is False."""
 
     normalize = True
+    supports_tta = True
 
     def preprocessing(self, spec, options) -> dict:
         from .. import _config
 
-        return {"input_size": spec.input_size, "resize": options.resize, "range": "0-1", "filter": "bilinear",
-                "exif": True, "version": _config.PREPROCESSING_VERSION}
+        out = {"input_size": spec.input_size, "resize": options.resize, "range": "0-1", "filter": "bilinear",
+               "exif": True, "version": _config.PREPROCESSING_VERSION}
+        if options.tta:
+            out["tta"] = options.tta  # its own cache namespace; without TTA the key is unchanged
+        return out
+
+    def _vectors(self, spec, batch: np.ndarray, options: EmbedOptions) -> np.ndarray:
+        feats = np.asarray(self.features(spec, batch), dtype=np.float32)
+        if options.tta == "flip":  # the mean of the photo's and its mirror's (normalised) vectors
+            mirror = np.asarray(self.features(spec, np.ascontiguousarray(batch[:, :, ::-1])), dtype=np.float32)
+            feats = (l2_normalize(feats) + l2_normalize(mirror)) / 2 if self.normalize else (feats + mirror) / 2
+        return l2_normalize(feats) if self.normalize else feats
 
     def decode(self, spec, path: str, options: EmbedOptions) -> np.ndarray:
         """The photo as the batch function takes it (default: RGB uint8, ``input_size`` square)."""
@@ -178,9 +191,7 @@ class BatchKind(Kind):
                         arrays.append(arr)
                 fill()  # keep decoding while the batch runs
                 if idx:
-                    feats = np.asarray(self.features(spec, np.stack(arrays)), dtype=np.float32)
-                    if self.normalize:
-                        feats = l2_normalize(feats)
+                    feats = self._vectors(spec, np.stack(arrays), options)
                     for i, f in zip(idx, feats):
                         yield i, f, None
                     done += len(idx)

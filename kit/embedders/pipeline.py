@@ -92,6 +92,9 @@ def run(imageset: ImageSet, spec: BackboneSpec, kind: Kind, options: EmbedOption
         use_cache: bool = True, progress=None) -> Embeddings:
     """Embed ``imageset`` with ``spec`` (of ``kind``): see the module docstring. The same for every kind."""
     t0 = time.perf_counter()
+    if options.tta and not kind.supports_tta:
+        raise ValueError(f"tta={options.tta!r}: backbone {spec.name!r} does not support test-time "
+                         f"augmentation; pass tta=None")
     preprocessing = kind.preprocessing(spec, options)
     cache = EmbeddingCache(kind.cache_key(spec), preprocessing, cache_dir) if use_cache else None
     paths, hashes = imageset.paths, imageset.hashes
