@@ -293,7 +293,9 @@ def _projection(fp: str, folder: str, backbone: str, method: str) -> np.ndarray:
 
 def projection(folder: str, backbone: str, method: str, where=None) -> np.ndarray:
     name = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}.get(method, method)
-    with (where or st).spinner(f"Projecting the {backbone} embeddings with {name}..."):
+    forecast = kit.costs.estimate("project", method, len(_embed(folder, backbone).paths))
+    eta = f" ({forecast.text} unless it was computed before)" if forecast is not None else ""
+    with (where or st).spinner(f"Projecting the {backbone} embeddings with {name}{eta}..."):
         return _projection(fingerprint(folder, backbone), folder, backbone, method)
 
 
@@ -321,14 +323,17 @@ def undefined_reason(folder: str, backbone: str, method: str, params_json: str) 
     return _undefined_reason(fingerprint(folder, backbone), folder, backbone, method, params_json)
 
 
-@st.cache_data(show_spinner="Estimating K with every method...", max_entries=8)
+@st.cache_data(show_spinner=False, max_entries=8)
 def _k_result(fp: str, folder: str, backbone: str):
     return kit.k.estimate(_embed(folder, backbone).vectors, n_bootstrap=1)
 
 
 def k_result(folder: str, backbone: str):
     """``kit.k.estimate``'s ``KResult`` (consensus, verdict, table of methods, their curves)."""
-    return _k_result(fingerprint(folder, backbone), folder, backbone)
+    forecast = kit.costs.estimate("k_estimate", "bootstrap1", len(_embed(folder, backbone).paths))
+    eta = f" ({forecast.text} unless it was done before)" if forecast is not None else ""
+    with st.spinner(f"Estimating K with every method, the gap statistic among them{eta}..."):
+        return _k_result(fingerprint(folder, backbone), folder, backbone)
 
 
 @st.cache_data(show_spinner="Classifying every photo for the word-vector estimate...", max_entries=8)

@@ -392,6 +392,9 @@ class KResult:
         return f"{self.verdict}: {self.note}"
 
 
+_ESTIMATES_RUN = [0]  # calls of estimate() in this process
+
+
 def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bootstrap_fraction=0.8,
              reduce_to=50, estimates=None, images=None, backbone="efficientnet_lite0") -> KResult:
     """Run several K estimators and a consensus.
@@ -434,6 +437,9 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
     _check("estimate", k_range=k_range, random_state=random_state, n_bootstrap=n_bootstrap,
            bootstrap_fraction=bootstrap_fraction, reduce_to=reduce_to,
            methods=_Own(methods, [list, tuple, None]))
+    import time
+
+    t_start = time.perf_counter()
     unknown = [m for m in (methods or ()) if m not in METHODS]
     if unknown:
         raise InvalidParameterError(f"methods has {unknown}, not among {METHODS} (pass images=... for the word-vector "
@@ -535,6 +541,11 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
             note += no_structure.replace(": this data has no clear K", "")
     estimates_by_name = {e.method: e for e in all_estimates}
     estimates_by_name.setdefault("prediction_strength", strength)
+    warm, _ESTIMATES_RUN[0] = _ESTIMATES_RUN[0] > 0, _ESTIMATES_RUN[0] + 1
+    if warm and estimates is None and images is None and len(X) >= 50:  # its cost here (kit.costs), not the
+        from . import costs  # first call of a process, which imports and compiles what the estimators use
+
+        costs.record("k_estimate", f"bootstrap{n_bootstrap}", len(X), time.perf_counter() - t_start)
     return KResult(k=k_cons, clear=bool(clear), note=note, agreement=agree, table=table,
                    estimates=estimates_by_name, strength=strength)
 

@@ -29,6 +29,7 @@ import json
 import os
 import re
 import threading
+import sys
 import time
 import warnings
 from contextlib import contextmanager
@@ -778,8 +779,9 @@ def project(X, method: str = "umap", n_components: int = 2, random_state=0, cach
                 return _result(coords, method, full, start, True, None, X)
 
     t_run = time.perf_counter()
+    warm = {"tsne": "openTSNE", "umap": "umap", "pca": "sklearn.decomposition"}.get(method) in sys.modules
     coords, model = run(progress)
-    if X.shape[0] >= 50:  # what it cost here, for kit.costs.estimate("project", method, n)
+    if warm and X.shape[0] >= 50:  # what it cost here (not a first call that imports/compiles the library)
         from . import costs
 
         costs.record("project", method, X.shape[0], time.perf_counter() - t_run)

@@ -169,8 +169,40 @@ def test_cost_forecast_is_within_a_factor_two_of_the_real_time(tmp_path, monkeyp
     kit.embed(images.subset(range(0, 100)), backbone="hog", use_cache=False)
     forecast = costs.estimate("embed", "hog", 300)
     assert forecast is not None and forecast.measured_items == 100 and "ms per item" in forecast.text
-    t = time.perf_counter()
-    kit.embed(images.subset(range(100, 400)), backbone="hog", use_cache=False)
-    real = time.perf_counter() - t
-    assert real / 2 <= forecast.seconds <= 2 * real, (forecast, real)
+    times = []
+    for _ in range(3):  # the median of three, so that one run slowed by another process does not decide
+        t = time.perf_counter()
+        kit.embed(images.subset(range(100, 400)), backbone="hog", use_cache=False)
+        times.append(time.perf_counter() - t)
+    real = float(np.median(times))
+    assert real / 2 <= forecast.seconds <= 2 * real, (forecast, times)
     assert (tmp_path / "home" / "costs.json").is_file()
+
+
+def test_projection_and_k_forecasts_come_from_measured_runs(tmp_path, monkeypatch):
+    """Issue 17: t-SNE and the K estimators (gap statistic among them) record their cost here; the forecast for a
+    run of the same size is within a factor of 2 of its real time (three runs recorded, the median of three timed,
+    so that one run slowed by another process does not decide)."""
+    import time
+
+    from kit import costs
+
+    monkeypatch.setenv("KIT_HOME", str(tmp_path / "home"))
+    rng = np.random.default_rng(0)
+    data = [rng.normal(size=(800, 32)).astype(np.float32) for _ in range(6)]
+    steps = {"project": lambda X: kit.project.project(X, method="tsne", use_cache=False),
+             "k_estimate": lambda X: kit.k.estimate(X, k_range=(2, 8), n_bootstrap=0)}
+    for step, run in steps.items():
+        run(data[0][:40])  # a process's first call imports and compiles: not recorded (nor are 40 points)
+        key = "tsne" if step == "project" else "bootstrap0"
+        assert costs.estimate(step, key, 800) is None
+        for X in data[:3]:
+            run(X)
+        forecast = costs.estimate(step, key, 800)
+        times = []
+        for X in data[3:]:
+            t = time.perf_counter()
+            run(X)
+            times.append(time.perf_counter() - t)
+        real = float(np.median(times))
+        assert forecast is not None and real / 2 <= forecast.seconds <= 2 * real, (step, forecast, times)
