@@ -593,6 +593,18 @@ def current_result(folder) -> Result | None:
     return result
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _outliers(fp: str, folder: str, backbone: str, labels_bytes: bytes, z: float) -> pd.DataFrame:
+    labels = np.frombuffer(labels_bytes, dtype=np.int64)
+    return kit.curate.outlier_scores(_embed(folder, backbone).vectors, labels, z=z)
+
+
+def outlier_table(folder: str, result: Result, z: float = 3.0) -> pd.DataFrame:
+    """``kit.curate.outlier_scores`` of the current result's photos and labels (hand edits included)."""
+    labels = np.ascontiguousarray(result.labels, dtype=np.int64)
+    return _outliers(fingerprint(folder, result.backbone), folder, result.backbone, labels.tobytes(), float(z))
+
+
 # ------------------------------------------------------------------ hand edits (kit.curate)
 def edits_dir() -> Path:
     """Where the dashboard keeps hand-edited clusterings: ``$KIT_HOME/dashboard/edits`` (the kit's own folder)."""

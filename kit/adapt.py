@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from . import backbones as _bb
+from . import costs as _costs
 from ._config import __version__
 from ._linalg import l2_normalize
 from ._validation import Interval, StrOptions, validate_params
@@ -582,6 +583,29 @@ _COMMON = {
 }
 
 
+def _cost_key(method: str, backbone: str, trainable_blocks: int) -> str:
+    return f"{method}:{backbone}:{int(trainable_blocks)}"
+
+
+def forecast(n_photos: int, backbone: str = _bb.DEFAULT_BACKBONE, *, method: str = "supervised",
+             trainable_blocks: int = DEFAULT_TRAINABLE_BLOCKS, views: int = DEFAULT_VIEWS,
+             epochs: int = 20) -> _costs.Estimate | None:
+    """How long fine-tuning ``n_photos`` training photos will take at most (no early stop), from what earlier
+    fine-tunes of the same backbone, method and number of trained blocks cost on this machine (``kit.costs``);
+    None when none ran here yet. ``fine_tune`` prints it before it starts, then measures its own first batches.
+
+    >>> forecast(300, "no-such-backbone") is None
+    True
+    """
+    validate_params({"n_photos": [Interval(Integral, 0, None, closed="left")],
+                     "method": [StrOptions({"supervised", "contrastive"})], "views": [_POSITIVE_INT],
+                     "epochs": [_POSITIVE_INT], "trainable_blocks": [_POSITIVE_INT]},
+                    {"n_photos": n_photos, "method": method, "views": views, "epochs": epochs,
+                     "trainable_blocks": trainable_blocks}, "forecast")
+    return _costs.estimate("fine_tune", _cost_key(method, backbone, trainable_blocks),
+                           int(n_photos) * (int(views) + int(epochs)))
+
+
 def _run(method, images, labels, backbone, name, trainable_blocks, views, epochs, batch_size, learning_rate,
          validation_fraction, patience, max_steps, random_state, progress, verbose, on_unreadable, overwrite,
          temperature=None) -> FineTuneResult:
@@ -651,6 +675,11 @@ def _run(method, images, labels, backbone, name, trainable_blocks, views, epochs
                              f"(one is held out to stop training in time); add photos or drop those classes")
         y = np.searchsorted(classes, lab).astype(np.int32)
     train, val = _split(len(x), y, validation_fraction, rng)
+    earlier = forecast(len(train), backbone, method=method, trainable_blocks=trainable_blocks, views=views,
+                       epochs=epochs)
+    if verbose and earlier is not None:
+        print(f"Forecast from earlier fine-tunes on this machine: at most {earlier.text[len('about '):]} for "
+              f"{len(train)} photos, {views} views and up to {epochs} epochs.", flush=True)
 
     model = _effnet_lite.build(backbone)
     trained = [model.get_layer(n) for n in layer_names]
@@ -672,6 +701,9 @@ def _run(method, images, labels, backbone, name, trainable_blocks, views, epochs
                                views=int(views), epochs=int(epochs), batch_size=int(batch_size),
                                patience=int(patience), max_steps=max_steps, rng=rng, progress=progress,
                                verbose=verbose, what=what)
+    # one item = one training photo through one view or one epoch: the unit forecast() counts in
+    _costs.record("fine_tune", _cost_key(method, backbone, trainable_blocks),
+                  len(train) * (int(views) + len(history)), estimate["training_seconds"])
     params = {**params, "epochs_run": int(len(history)), "trained_layers": layer_names}
     note = {"name": name, "base": backbone, "method": method, "input_size": input_size,
             "feature_dim": _effnet_lite.FEATURE_DIM, "weights_file": "trained_weights.npz", "fingerprint": fp,

@@ -525,13 +525,15 @@ def cluster_names(labels, truth=None, top=None, paths=None) -> pd.DataFrame:
         {"cluster": "int64", "size": "int64", "share": "float64"})
 
 
-def gallery_order(vectors, labels, outlier_fraction=0.1) -> pd.DataFrame:
+def gallery_order(vectors, labels, outlier_fraction=0.1, outliers=None) -> pd.DataFrame:
     """The order to show each cluster's photos in, most representative first, with its outliers marked.
 
     Each photo's ``similarity`` is the cosine between its (L2-normalised) vector and its cluster's mean of
     normalised vectors. Within each cluster of at least 10 photos, the ``outlier_fraction`` least similar
-    (rounded down) are ``outlier``. Noise photos (negative label) have similarity nan, are never outliers,
-    and are ordered by their similarity to the nearest cluster centre, most similar first.
+    (rounded down) are ``outlier``, unless ``outliers`` gives the flags (for example
+    ``kit.curate.outlier_scores(vectors, labels)["outlier"]``, which flags only photos far from the rest). Noise
+    photos (negative label) have similarity nan, are outliers only when ``outliers`` says so, and are ordered by
+    their similarity to the nearest cluster centre, most similar first.
 
     Parameters
     ----------
@@ -540,6 +542,8 @@ def gallery_order(vectors, labels, outlier_fraction=0.1) -> pd.DataFrame:
     labels : sequence of int
         The cluster of each photo (negative = noise).
     outlier_fraction : float in [0, 1), default 0.1
+    outliers : sequence of bool, optional
+        One flag per photo; replaces the ``outlier_fraction`` rule.
 
     Returns
     -------
@@ -563,6 +567,12 @@ def gallery_order(vectors, labels, outlier_fraction=0.1) -> pd.DataFrame:
     codes = _as_cluster_labels(labels, "gallery_order")
     if len(codes) != len(X):
         raise ValueError(f"labels has {len(codes)} entries for {len(X)} vectors; pass one label per row of vectors")
+    flags = None
+    if outliers is not None:
+        flags = np.asarray(outliers)
+        if flags.shape != (len(X),) or flags.dtype != bool:
+            raise ValueError(f"outliers must hold one bool per photo ({len(X)}); got dtype {flags.dtype} and shape "
+                             f"{flags.shape}: pass e.g. kit.curate.outlier_scores(vectors, labels)['outlier']")
     X = l2_normalize(X, dtype=np.float64)
     similarity = np.full(len(X), np.nan)
     rank = np.zeros(len(X), np.int64)
@@ -577,7 +587,7 @@ def gallery_order(vectors, labels, outlier_fraction=0.1) -> pd.DataFrame:
         similarity[members] = sim
         order = members[np.lexsort((members, -sim))]  # most similar first; ties in input order
         rank[order] = np.arange(len(order))
-        if len(members) >= 10:
+        if flags is None and len(members) >= 10:
             n_out = int(np.floor(outlier_fraction * len(members) + 1e-9))
             if n_out:
                 outlier[order[-n_out:]] = True
@@ -587,7 +597,7 @@ def gallery_order(vectors, labels, outlier_fraction=0.1) -> pd.DataFrame:
         order = noise[np.lexsort((noise, -nearest))]
         rank[order] = np.arange(len(order))
     table = pd.DataFrame({"index": np.arange(len(X), dtype=np.int64), "cluster": codes, "similarity": similarity,
-                          "rank": rank, "outlier": outlier})
+                          "rank": rank, "outlier": outlier if flags is None else flags.copy()})
     table["_noise"] = table["cluster"] < 0
     table = table.sort_values(["_noise", "cluster", "rank"], kind="stable").drop(columns="_noise")
     return table.reset_index(drop=True)

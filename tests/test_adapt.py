@@ -51,6 +51,24 @@ def test_tiny_fine_tune_result(tiny):
     assert (result.path / "classifier" / "saved_model.pb").is_file()
 
 
+def test_a_fine_tune_leaves_a_forecast_for_the_next_one(tiny):
+    """Issue 17 (cost preview): the next fine-tune of the same kind is forecast from this machine's measured cost
+    per photo-view or photo-epoch, scaled to the new number of photos."""
+    result, _, _ = tiny
+    from kit import backbones
+
+    n_train = backbones._finetuned_note(result.path)["n_train"]
+    same = adapt.forecast(n_train, "efficientnet_lite0", trainable_blocks=1, views=1, epochs=1)
+    assert same is not None and same.per_item > 0
+    # the same run again: the forecast is what it took (an upper bound in general: no early stop assumed)
+    assert 0.5 * result.estimate["training_seconds"] <= same.seconds <= 2 * result.estimate["training_seconds"]
+    bigger = adapt.forecast(10 * n_train, "efficientnet_lite0", trainable_blocks=1, views=1, epochs=1)
+    assert bigger.seconds == pytest.approx(10 * same.seconds)
+    assert adapt.forecast(100, "efficientnet_lite0", trainable_blocks=3) is None  # never measured here
+    with pytest.raises(ValueError, match="'method' parameter of forecast"):
+        adapt.forecast(100, method="magic")
+
+
 def test_only_the_layers_before_the_feature_vector_change(tiny):
     result, _, _ = tiny
     tuned, base = bb.keras_model(result.name), bb.keras_model("efficientnet_lite0")

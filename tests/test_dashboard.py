@@ -409,13 +409,48 @@ def test_gallery_shows_every_cluster_names_them_and_marks_outliers():
     assert len(grids) == 11  # 10 clusters in the overview + the chosen cluster's page
     names = [m.value for m in at.markdown if m.value.startswith("**cluster")]
     assert len(names) == 10 and all("%" in n for n in names)  # the majority true label and its share
-    page = grids[-1]
-    assert "#d62728" in page  # outliers are marked on the first page
     import kit.datasets
-    assert f'title="{kit.datasets.clothing()}' in page  # the full path shows on hover
+    assert f'title="{kit.datasets.clothing()}' in grids[-1]  # the full path shows on hover
+
+    # Issue 17: the flags are kit.curate.outlier_scores' (robust z, default 3), not a fixed share of each cluster;
+    # every flagged photo of a cluster is marked on its first page, wherever it sorts
+    def marks():
+        return [m.value for m in at.markdown if "kit-grid" in m.value][-1].count("#d62728")
+
+    def flagged():
+        caption = next(c.value for c in at.caption if "Red frame" in c.value)
+        return int(re.search(r"the (\d+) outlier", caption).group(1))
+
+    def on_page():
+        caption = next(c.value for c in at.caption if c.value.startswith("Photos "))
+        found = re.search(r"(\d+) of the (\d+) outliers are on this page", caption)
+        return int(found.group(1)) if found else 0
+
+    at.select_slider(key="w_gallery_z").set_value(1.5).run()  # a lower threshold flags more photos
+    assert not at.exception
+    counts, shown = {}, 0
+    for c in at.selectbox(key="w_gallery_cluster").options:
+        if "noise" in c:
+            continue
+        at.selectbox(key="w_gallery_cluster").set_value(int(c.split()[1])).run()
+        counts[c] = flagged()
+        assert marks() == on_page()  # each flagged photo is marked where it is, and the page says how many
+        if int(c.split("(")[-1].split()[0]) <= 48:  # the whole cluster fits the default page size
+            assert on_page() == counts[c]
+        shown += marks()
+    assert shown > 0  # outliers are marked on first pages
     at.radio(key="w_gallery_sort").set_value("outliers").run()
     first = [m.value for m in at.markdown if "kit-grid" in m.value][-1]
-    assert first.index("#d62728") < first.index("1px solid")  # outliers first
+    if flagged():
+        assert first.index("#d62728") < first.index("1px solid")  # outliers first
+    low = sum(counts.values())
+    at.select_slider(key="w_gallery_z").set_value(4.0).run()
+    high = 0
+    for c in at.selectbox(key="w_gallery_cluster").options:
+        if "noise" not in c:
+            at.selectbox(key="w_gallery_cluster").set_value(int(c.split()[1])).run()
+            high += flagged()
+    assert high < low
 
 
 # ------------------------------------------------------------------ real browser

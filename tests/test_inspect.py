@@ -337,6 +337,14 @@ def test_gallery_order_ranks_by_similarity_and_marks_outliers():
         ins.gallery_order(X, labels, outlier_fraction=1.5)
     with pytest.raises(ValueError, match="labels has 3 entries for 15 vectors"):
         ins.gallery_order(X, [0, 0, 1])
+    # flags from elsewhere (kit.curate.outlier_scores) replace the fraction rule, noise included, in input order
+    flags = np.zeros(15, bool)
+    flags[[0, 12]] = True
+    given = ins.gallery_order(X, labels, outliers=flags)
+    assert sorted(given.loc[given["outlier"], "index"]) == [0, 12]
+    assert given["index"].tolist() == order["index"].tolist()  # the order itself does not change
+    with pytest.raises(ValueError, match="outliers must hold one bool per photo"):
+        ins.gallery_order(X, labels, outliers=[True, False])
 
 
 def test_gallery_order_on_real_embeddings():

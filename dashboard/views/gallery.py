@@ -11,7 +11,13 @@ folder = state.folder()
 result = state.current_result(folder)
 if result is not None:
     emb, labels, bb = result.embeddings, result.labels, result.backbone
-    order = kit.inspect.gallery_order(emb.vectors, labels)
+    z = st.select_slider("Outlier threshold (robust z-score)", [1.5, 2.0, 2.5, 3.0, 3.5, 4.0],
+                         **state.bind("gallery_z", default=3.0),
+                         help="A photo is an outlier when its distance to its 10th neighbour, or to its cluster's "
+                              "centre, is more than z robust standard deviations above the median "
+                              "(kit.curate.outlier_scores). Lower flags more photos.")
+    scores = state.outlier_table(folder, result, z)
+    order = kit.inspect.gallery_order(emb.vectors, labels, outliers=scores["outlier"].to_numpy())
     top = None
     if emb.labels is None and kit.backbones.get(bb).can_classify:
         if st.toggle("Name the clusters by their photos' top ImageNet label", key="gallery_imagenet_names"):
@@ -47,12 +53,16 @@ if result is not None:
     sort = st.radio("Order", ["representative", "outliers"], horizontal=True, **state.bind("gallery_sort", default="representative"),
                     format_func={"representative": "Most representative first",
                                  "outliers": "Outliers first"}.get)
-    members = members.sort_values("rank", ascending=sort == "representative")
+    if sort == "representative":
+        members = members.sort_values("rank")
+    else:  # flagged first, then the least typical
+        members = members.sort_values(["outlier", "rank"], ascending=False, kind="stable")
     if chosen < 0:
         st.caption("Noise: photos no cluster took, the ones closest to a cluster's centre first.")
     else:
-        st.caption(f"Representative first (closest to the cluster's centre). Red frame and ⚠: the {n_out} outliers "
-                   "(the 10% farthest from the centre), marked wherever they are. Hover a photo for its file.")
+        st.caption(f"Representative first (closest to the cluster's centre). Red frame and ⚠: the {n_out} "
+                   f"outlier{'s' if n_out != 1 else ''} at z = {z:g} (far from their neighbours or from the centre), "
+                   "marked wherever they are. Hover a photo for its file.")
     per_page = st.select_slider("Photos per page", [24, 48, 96, 192], **state.bind("gallery_limit", default=48))
     pages = max(1, -(-len(members) // per_page))
     page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="gallery_page") if pages > 1 else 1
