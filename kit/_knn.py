@@ -7,6 +7,17 @@ import scipy.sparse as sp
 from ._linalg import l2_normalize
 
 
+def drop_self(sims, idx, k: int):
+    """The first ``k`` neighbours of each row once the row itself is taken out of faiss's ``k + 1`` answers
+    (usually column 0; not always with ties or approximate search; rows where self is missing keep their first
+    ``k``). ``idx`` rows are numbered from 0 in query order, so query ``i`` is row ``i`` of the index."""
+    idx = np.asarray(idx)
+    is_self = idx == np.arange(len(idx))[:, None]
+    order = np.argsort(is_self, axis=1, kind="stable")[:, :k]  # self (if there) moves to the end, order kept
+    return (np.take_along_axis(np.asarray(sims, np.float32), order, 1),
+            np.take_along_axis(idx.astype(np.int64), order, 1))
+
+
 def knn(X, k: int, exact: bool = True, hnsw_m: int = 32, ef_search: int = 128):
     """Cosine k nearest neighbours of every row (the row itself excluded).
 
@@ -26,26 +37,16 @@ def knn(X, k: int, exact: bool = True, hnsw_m: int = 32, ef_search: int = 128):
         index.hnsw.efSearch = max(ef_search, k + 1)
     index.add(X)
     sims, idx = index.search(X, k + 1)
-    # drop self (usually column 0; not always with ties or approximate search)
-    out_s = np.empty((n, k), np.float32)
-    out_i = np.empty((n, k), np.int64)
-    for row in range(n):
-        keep = idx[row] != row
-        s, i = sims[row][keep][:k], idx[row][keep][:k]
-        if len(i) < k:  # self not found among k+1: keep the first k
-            s, i = sims[row][:k], idx[row][:k]
-        out_s[row], out_i[row] = s, i
-    return out_s, out_i
+    return drop_self(sims, idx, k)
 
 
-def knn_graph(X, k: int, threshold: float | None = None, exact: bool = True, mutual: bool = False) -> sp.csr_matrix:
-    """Symmetric sparse cosine-similarity graph of the k nearest neighbours.
+def graph_from_knn(sims, idx, threshold: float | None = None, mutual: bool = False) -> sp.csr_matrix:
+    """Symmetric sparse graph from (N, k) neighbour similarities and indices (-1: no neighbour, skipped).
 
-    Edges with similarity below ``threshold`` are dropped; ``mutual=True`` keeps only edges both
-    ends chose. Weights are similarities (clipped at 0).
+    Edges with similarity below ``threshold`` are dropped; ``mutual=True`` keeps only edges both ends chose.
+    Weights are similarities (clipped at 0).
     """
-    sims, idx = knn(X, k, exact=exact)
-    n = sims.shape[0]
+    n, k = sims.shape
     rows = np.repeat(np.arange(n), k)
     vals = np.clip(sims.ravel(), 0, None)
     cols = idx.ravel()
@@ -56,3 +57,13 @@ def knn_graph(X, k: int, threshold: float | None = None, exact: bool = True, mut
     if mutual:
         return g.minimum(g.T).tocsr()
     return g.maximum(g.T).tocsr()
+
+
+def knn_graph(X, k: int, threshold: float | None = None, exact: bool = True, mutual: bool = False) -> sp.csr_matrix:
+    """Symmetric sparse cosine-similarity graph of the k nearest neighbours.
+
+    Edges with similarity below ``threshold`` are dropped; ``mutual=True`` keeps only edges both
+    ends chose. Weights are similarities (clipped at 0).
+    """
+    sims, idx = knn(X, k, exact=exact)
+    return graph_from_knn(sims, idx, threshold, mutual)
