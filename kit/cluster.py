@@ -7,6 +7,8 @@ scipy linkage matrix for dendrograms), ``DBSCAN`` (+ ``k_distance`` to pick eps)
 (scikit-learn's), ``Spectral``, ``ChineseWhispers``, ``Leiden`` and ``Infomap`` on a faiss kNN graph,
 ``Ensemble`` across several embeddings, and ``rerank_distance`` (k-reciprocal re-ranking) and ``reduce``
 (PCA / whitening) as pre-steps. ``make(name, **params)`` builds one by name.
+``SCAN`` (a clustering head trained on the embeddings, ``kit.scan``) and ``auto`` (label-free choice of
+representation, method and K, ``kit.auto``) are importable from here too.
 """
 from __future__ import annotations
 
@@ -674,3 +676,18 @@ def make(name: str, **params):
     if unknown:
         raise ValueError(f"{name} does not take {sorted(unknown)}; it takes {accepted}")
     return cls(**params)
+
+
+# ---------------------------------------------------------------- re-exported on first use
+_ELSEWHERE = {"SCAN": "scan", "scan": "scan", "auto": "auto", "AutoResult": "auto", "AUTO_METHODS": "auto"}
+
+
+def __getattr__(name):
+    """``SCAN``/``scan`` (``kit.scan``) and ``auto``/``AutoResult`` (``kit.auto``) are importable from here. They
+    are looked up on first use because those modules build on this one (and on ``kit.k``, which imports this one):
+    importing them at the top would be an import cycle."""
+    if name in _ELSEWHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__package__}.{_ELSEWHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
