@@ -348,6 +348,22 @@ def _labels_parent(store: EmbeddingStore, ns_name: str) -> Path:
     return parent
 
 
+def _target(store: EmbeddingStore, ns_name: str, name: str, write: bool):
+    """The labels set's folder (None without ``write``), refused before any work when ``name`` is not a plain
+    folder name or the folder holds anything the kit did not write."""
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"name={name!r} must be 1 to 64 letters, digits, '_', '.' or '-', not starting with "
+                         f"'.' or '_' (it names a folder)")
+    if not write:
+        return None
+    final = _labels_parent(store, ns_name) / name
+    if final.exists():
+        if not _plain_dir(final):
+            raise ValueError(f"{str(final)!r} is not a folder the kit made; pass another name=")
+        _own_labels_files(final)
+    return final
+
+
 def read_labels(path) -> pd.DataFrame:
     """A labels dataset written by :func:`assign` / :func:`kmeans` as a plain DataFrame (path, hash, cluster,
     distance), partition by partition in the store's order."""
@@ -397,20 +413,12 @@ def assign(store, centroids, *, backbone=None, name: str | None = None, write: b
         raise ValueError(f"centroids has shape {centroids.shape}; {ns.name} needs (k, {ns.dim}) with k >= 1")
     k = len(centroids)
     name = f"kmeans-{k}" if name is None else name
-    if not _NAME.fullmatch(name):
-        raise ValueError(f"name={name!r} must be 1 to 64 letters, digits, '_', '.' or '-', not starting with "
-                         f"'.' or '_' (it names a folder)")
     meta = {"kind": "labels", "kit_version": __version__, "namespace": ns.name, "k": k, **(_meta or {})}
-    tmp = final = None
+    final = _target(store, ns.name, name, write)
+    tmp = None
     if write:
-        parent = _labels_parent(store, ns.name)
-        _clean_stale(parent)
-        final = parent / name
-        if final.exists():
-            if not _plain_dir(final):
-                raise ValueError(f"{str(final)!r} is not a folder the kit made; pass another name=")
-            _own_labels_files(final)  # refuse before any work when the folder holds anything else
-        tmp = parent / f".tmp-{secrets.token_hex(16)}"
+        _clean_stale(final.parent)
+        tmp = final.parent / f".tmp-{secrets.token_hex(16)}"
         tmp.mkdir()
     total = sum(r for _, r in files)
     try:
@@ -479,7 +487,7 @@ def default_sample_size(n_clusters: int, n_rows: int) -> int:
     return int(min(n_rows, max(256 * n_clusters, 100_000)))
 
 
-def kmeans(store, n_clusters: int, *, sample_size: int | None = None, backbone=None, n_init: int = 1,
+def kmeans(store, n_clusters: int, *, sample_size: int | None = None, backbone=None, n_init: int = 3,
            max_iter: int = 25, random_state=0, name: str | None = None, write: bool = True, client=None,
            progress=None) -> StoreKMeans:
     """k-means of every row of a store: faiss k-means trained on a uniform sample, then :func:`assign`.
@@ -494,7 +502,10 @@ def kmeans(store, n_clusters: int, *, sample_size: int | None = None, backbone=N
         Training rows; default :func:`default_sample_size` (``min(N, max(256 K, 100,000))``). Must be at least
         ``n_clusters``. The result's ``sample_size`` says how many were used.
     n_init, max_iter : int
-        faiss's ``nredo`` and ``niter`` (``kit.cluster.KMeans(backend="faiss")`` on the sample).
+        faiss's ``nredo`` and ``niter`` (``kit.cluster.KMeans(backend="faiss")`` on the sample; the run with the
+        lowest inertia on the sample is kept). ``n_init=3`` as ``kit.cluster.KMeans``: faiss's random
+        initialisation often merges two blobs (5 blobs, 5,000 x 16, seeds 0-2: NMI 0.865 with 1 run for every
+        seed; the best of 3 runs reached 1.0 for one seed of the three).
     random_state : int, RandomState or None
         Seeds the sample and faiss.
     name, write, client, progress, backbone
@@ -517,9 +528,10 @@ def kmeans(store, n_clusters: int, *, sample_size: int | None = None, backbone=N
 
     t0 = time.perf_counter()
     store = _store(store)
-    _, files = _partition_files(store, backbone)
+    ns, files = _partition_files(store, backbone)
     n_rows = sum(r for _, r in files)
     k = int(n_clusters)
+    _target(store, ns.name, f"kmeans-{k}" if name is None else name, write)
     size = default_sample_size(k, n_rows) if sample_size is None else min(int(sample_size), n_rows)
     if k > n_rows:
         raise ValueError(f"n_clusters={k} is larger than the store's {n_rows} rows; use n_clusters <= {n_rows}")
@@ -607,8 +619,8 @@ def knn_graph(X, k: int = 15, *, method: str = "auto", exact_max: int = EXACT_MA
     k : int
         Neighbours per row (itself excluded).
     method : {"auto", "exact", "hnsw", "ivf"}
-        ``"auto"``: exact up to ``exact_max`` rows, else IVF (much quicker to build than HNSW
-        on 2 cores, see ``bench/scale.py``). ``"hnsw"``: ``faiss.IndexHNSWFlat`` (``hnsw_m``,
+        ``"auto"``: exact up to ``exact_max`` rows, else IVF (quicker to build than HNSW: on
+        20,000 x 32 blobs and 2 busy cores, IVF 2.0 s with recall@10 0.975, HNSW 7.0 s with 0.9999). ``"hnsw"``: ``faiss.IndexHNSWFlat`` (``hnsw_m``,
         ``ef_search``). ``"ivf"``: ``faiss.IndexIVFFlat`` with ``nlist`` cells (default ``4 sqrt(N)``) trained on
         a sample, ``nprobe`` searched (default ``max(16, nlist / 16)``).
     threshold, mutual

@@ -54,7 +54,7 @@ def test_kmeans_on_the_store_is_kmeans_on_its_sample_assigned_to_every_row(store
     assert set(km.timings) == {"sample", "train", "assign"} and km.seconds > 0
     # the same sample and the same faiss k-means in memory give the same centroids and the same labels
     s = sc.sample(store, 2000, random_state=0)
-    model = KMeans(K, backend="faiss", n_init=1, max_iter=25, max_points_per_centroid=None, random_state=0)
+    model = KMeans(K, backend="faiss", n_init=3, max_iter=25, max_points_per_centroid=None, random_state=0)
     model.fit(s.vectors)
     np.testing.assert_allclose(km.centroids, model.cluster_centers_, rtol=0, atol=1e-5)
     labels = km.read_labels()
@@ -120,8 +120,10 @@ def test_labels_go_only_into_the_kits_own_folder_and_replace_only_its_files(stor
 
     # a file the kit did not write: refused before any work, nothing deleted
     (folder / "notes.txt").write_text("mine")
+    stages = []
     with pytest.raises(ValueError, match="notes.txt"):
-        sc.kmeans(store, K, sample_size=1000, name="mine")
+        sc.kmeans(store, K, sample_size=1000, name="mine", progress=lambda d, t, s: stages.append(s))
+    assert stages == []  # before sampling or training
     assert (folder / "notes.txt").read_text() == "mine" and len(list(folder.glob("part-*.parquet"))) == N // PART
     # a hidden work folder of a run that died long ago is removed, a recent one (a live run's) kept
     old, new = folder.parent / (".tmp-" + "a" * 32), folder.parent / (".tmp-" + "b" * 32)
