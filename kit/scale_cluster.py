@@ -44,7 +44,7 @@ from ._validation import Interval, StrOptions, validate_params
 from .embedders.pipeline import Embeddings
 from .io import _empty_unreadable
 from .progress import report
-from .store import STALE_SECONDS, EmbeddingStore, _plain_dir, _plain_file, _vectors_of
+from .store import _TMP, STALE_SECONDS, EmbeddingStore, _plain_dir, _plain_file, _vectors_of
 
 __all__ = ["KnnGraph", "StoreKMeans", "StoreProjection", "assign", "iter_partitions", "kmeans", "knn_graph",
            "project", "read_labels", "sample", "write_vectors"]
@@ -329,7 +329,7 @@ def _clean_stale(parent: Path) -> None:
         if _LABEL_TMP.fullmatch(p.name) and _plain_dir(p) and now - p.stat().st_mtime >= STALE_SECONDS:
             for f in p.iterdir():
                 if _plain_file(f) and (_LABEL_PART.fullmatch(f.name) or f.name in (LABELS_META, CENTROIDS)
-                                       or re.fullmatch(r"\.tmp-[0-9a-f]{32}\.parquet", f.name)):
+                                       or _TMP.fullmatch(f.name)):
                     f.unlink(missing_ok=True)
             try:
                 p.rmdir()

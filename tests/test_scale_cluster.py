@@ -229,3 +229,14 @@ def test_assignment_on_dask_gives_the_same_labels(store):
     assert on_dask.read_labels()["cluster"].tolist() == plain.labels["cluster"].tolist()
     assert on_dask.inertia == pytest.approx(plain.inertia, rel=1e-6)
     assert calls[0] == 0 and calls[-1] == N and calls == sorted(calls)
+
+
+def test_vectors_written_chunk_by_chunk_read_back_partition_by_partition(blobs, tmp_path):
+    X = blobs[0][:2500]
+    store = sc.write_vectors(tmp_path / "chunks", (X[i:i + 700] for i in range(0, 2500, 700)), partition_rows=500,
+                             name="other-model")
+    assert store.backbones()["backbone"].tolist() == ["other-model"]
+    parts = list(sc.iter_partitions(store, columns=("path",)))
+    assert [len(rows) for _, rows, _ in parts] == [500, 200] * 3 + [400]  # chunks of 700 rows, 500 per file
+    np.testing.assert_array_equal(np.concatenate([v for _, _, v in parts]), X)
+    assert parts[0][1]["path"].iloc[0] == "row-000000000"
