@@ -6,8 +6,8 @@ for color_hist and efficientnet_lite0 on the same N photos (default 300): img/s 
 each worker loads its model in its first task; warm: the same workers again, into a new store), and the peak
 memory (RSS) of this process and of each worker.
 
-Clustering a store (kit.scale_cluster), first: N random 256-d vectors (a Gaussian mixture of K components,
-known truth) written chunk by chunk into a store (partitions of 100,000 rows), then faiss k-means (K=100 up to
+Clustering a store (kit.scale_cluster, kit.scale_graph), first: N random 256-d vectors (a Gaussian mixture of K
+components, known truth) written chunk by chunk into a store (partitions of 100,000 rows), then faiss k-means (K=100 up to
 200,000 vectors, 1000 above) trained on a sample (the default min(N, max(256 K, 100,000))) and assigned partition by
 partition into a labels dataset: seconds for write / sample / train / assign, NMI to the truth, peak RSS; then a
 PCA fitted on 20,000 rows and applied to all, and an IVF kNN graph (k=15) on a 50,000-row sample with its recall.
@@ -62,6 +62,7 @@ def bench_kmeans(args, tmp):
     import pandas as pd
 
     from kit import scale_cluster as sc
+    from kit.scale_graph import knn_graph
     from kit.metrics import nmi
 
     n, dim = args.vectors, 256
@@ -83,7 +84,7 @@ def bench_kmeans(args, tmp):
     p = sc.project(store, "pca", sample_size=20_000)
     line(f"PCA fitted on {p.sample_size:,} rows, all {p.n_rows:,} placed", f"{time.perf_counter() - t:.1f} s")
     s = sc.sample(store, min(n, 50_000), random_state=0)
-    g = sc.knn_graph(s, 15, method="ivf")
+    g = knn_graph(s, 15, method="ivf")
     line(f"IVF kNN graph (k=15) on {len(s):,} sampled rows ({g.params['nlist']} lists, nprobe {g.params['nprobe']})",
          f"{g.seconds:.1f} s, recall@15 {g.recall:.3f} on {g.recall_sample} rows",
          f"peak RSS {peak_rss_mb():.0f} MB")

@@ -13,6 +13,7 @@ from sklearn.datasets import make_blobs
 
 import kit.metrics
 from kit import scale_cluster as sc
+from kit import scale_graph as sg
 from kit._validation import InvalidParameterError
 from kit.cluster import KMeans
 from kit.store import EmbeddingStore
@@ -151,9 +152,9 @@ def test_bad_parameters_are_refused_naming_them(store, blobs):
                        (lambda: sc.kmeans(store, K, sample_size=0), "sample_size"),
                        (lambda: sc.kmeans(store, K, write="yes"), "write"),
                        (lambda: sc.sample(store, 0), "'n'"),
-                       (lambda: sc.knn_graph(blobs[0], 5, method="lsh"), "method"),
-                       (lambda: sc.knn_graph(blobs[0], 0), "'k'"),
-                       (lambda: sc.knn_graph(blobs[0], 5, recall_sample=-1), "recall_sample"),
+                       (lambda: sg.knn_graph(blobs[0], 5, method="lsh"), "method"),
+                       (lambda: sg.knn_graph(blobs[0], 0), "'k'"),
+                       (lambda: sg.knn_graph(blobs[0], 5, recall_sample=-1), "recall_sample"),
                        (lambda: sc.project(store, "mds"), "method"),
                        (lambda: sc.project(store, "pca", sample_size=0), "sample_size")]:
         with pytest.raises(InvalidParameterError, match=name):
@@ -167,17 +168,17 @@ def test_bad_parameters_are_refused_naming_them(store, blobs):
     with pytest.raises(ValueError, match="centroids has shape"):
         sc.assign(store, np.zeros((3, D + 1)))
     with pytest.raises(ValueError, match="k=6000"):
-        sc.knn_graph(blobs[0], N)
+        sg.knn_graph(blobs[0], N)
 
 
 @pytest.mark.parametrize("method", ["ivf", "hnsw"])
 def test_approximate_knn_graph_recall_against_exact(blobs, method):
     X = blobs[0][:3000]
-    g = sc.knn_graph(X, 10, method=method, recall_sample=300)
+    g = sg.knn_graph(X, 10, method=method, recall_sample=300)
     assert g.method == method and g.recall_sample == 300 and g.recall >= 0.9
     assert g.indices.shape == (3000, 10) and (g.indices != np.arange(3000)[:, None]).all()
     assert (g.graph != g.graph.T).nnz == 0 and g.graph.shape == (3000, 3000)
-    auto = sc.knn_graph(X, 10, exact_max=1000, recall_sample=100)
+    auto = sg.knn_graph(X, 10, exact_max=1000, recall_sample=100)
     assert auto.method == "ivf" and auto.recall >= 0.9
 
 
@@ -185,7 +186,7 @@ def test_exact_knn_graph_below_the_size_is_the_kits_graph(blobs):
     from kit._knn import knn_graph
 
     X = blobs[0][:800]
-    g = sc.knn_graph(X, 8)
+    g = sg.knn_graph(X, 8)
     assert (g.method, g.recall, g.recall_sample) == ("exact", 1.0, 0)
     ref = knn_graph(X, 8)
     assert ((g.graph > 0) != (ref > 0)).nnz == 0 and abs(g.graph - ref).max() < 1e-5  # X normalised once more
@@ -240,3 +241,25 @@ def test_vectors_written_chunk_by_chunk_read_back_partition_by_partition(blobs, 
     assert [len(rows) for _, rows, _ in parts] == [500, 200] * 3 + [400]  # chunks of 700 rows, 500 per file
     np.testing.assert_array_equal(np.concatenate([v for _, _, v in parts]), X)
     assert parts[0][1]["path"].iloc[0] == "row-000000000"
+
+
+def test_umap_fitted_on_a_sample_keeps_the_blobs_apart_for_every_row(store, blobs):
+    pytest.importorskip("umap")
+    p = sc.project(store, "umap", sample_size=300, random_state=0, n_epochs=50)
+    assert (p.method, p.sample_size, p.n_rows, p.coords.shape) == ("umap", 300, N, (N, 2))
+    assert kit.metrics.nmi(blobs[1], KMeans(K, random_state=0).fit(p.coords).labels_) > 0.95
+
+
+@pytest.mark.parametrize("method", ["leiden", "chinese_whispers"])
+def test_graph_methods_cluster_the_approximate_graph(blobs, method):
+    X, y = blobs[0][:3000], blobs[1][:3000]
+    g = sg.knn_graph(X, 15, method="ivf", recall_sample=200)
+    labels = sg.cluster_graph(g, method, resolution=0.5)
+    assert labels.dtype == np.int64 and len(labels) == 3000
+    assert kit.metrics.nmi(y, labels) > 0.95
+    if method == "leiden":  # the same as the kit's Leiden, which builds the exact graph itself
+        from kit.cluster import Leiden
+
+        assert kit.metrics.nmi(Leiden(k=15, resolution=0.5).fit(X).labels_, labels) > 0.95
+    with pytest.raises(InvalidParameterError, match="resolution"):
+        sg.cluster_graph(g, method, resolution=0)
