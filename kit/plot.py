@@ -115,10 +115,58 @@ def _highlight_mask(highlight, n) -> np.ndarray | None:
 
 
 HIGHLIGHT_FADE = 0.25
+# Above this many 2-D points, scatter() draws a density view instead. Measured by bench/plot.py in headless
+# Chromium (2 cores, no GPU): a WebGL scatter of 100,000 points drew in 1.1 s (3.3 MB of figure JSON, which a
+# Streamlit page sends on every rerun), 300,000 in 2.5 s, 1,000,000 in 7.3 s; the density view of any of them in
+# under 0.1 s from 1 MB.
+SCATTER_MAX_POINTS = 100_000
+
+
+def density(coords, color=None, bins: int = 200, title=None, color_title="cluster"):
+    """A density view of a large 2-D projection: photos per cell of a ``bins x bins`` grid, on a log colour
+    scale; with ``color`` (cluster or label per point), each cell's hover names its most frequent value and its
+    share. The figure's size does not grow with N, so millions of points draw as fast as a thousand.
+    """
+    from ._validation import Interval, validate_params
+    from numbers import Integral
+
+    validate_params({"bins": [Interval(Integral, 2, 2000, closed="both")]}, {"bins": bins}, "density")
+    go = _go()
+    coords = np.asarray(getattr(coords, "coords", coords), dtype=np.float64)
+    if coords.ndim != 2 or coords.shape[1] != 2 or not len(coords):
+        raise ValueError(f"coords must be a non-empty (N, 2) projection for a density view; got shape {coords.shape}")
+    lo, hi = coords.min(0), coords.max(0)
+    hi = np.where(hi > lo, hi, lo + 1.0)
+    cell = np.minimum(((coords - lo) / (hi - lo) * bins).astype(np.int64), bins - 1)
+    flat = cell[:, 1] * bins + cell[:, 0]  # row = y, column = x
+    counts = np.bincount(flat, minlength=bins * bins).reshape(bins, bins)
+    text = None
+    if color is not None:
+        codes, values = pd.factorize(np.asarray(color, dtype=object))
+        if len(codes) != len(coords):
+            raise ValueError(f"color has {len(codes)} values for {len(coords)} points; pass one per point")
+        pairs = pd.DataFrame({"cell": flat, "value": codes}).value_counts().reset_index(name="n")
+        top = pairs.sort_values("n", ascending=False, kind="stable").drop_duplicates("cell")
+        words = np.full(bins * bins, "", dtype=object)
+        totals = counts.ravel()[top["cell"].to_numpy()]
+        words[top["cell"].to_numpy()] = [f"{color_title} {values[v]}: {n / t:.0%}"
+                                        for v, n, t in zip(top["value"], top["n"], totals)]
+        text = words.reshape(bins, bins)
+    xs = lo[0] + (np.arange(bins) + 0.5) * (hi[0] - lo[0]) / bins
+    ys = lo[1] + (np.arange(bins) + 0.5) * (hi[1] - lo[1]) / bins
+    z = np.where(counts > 0, np.log10(np.maximum(counts, 1)) + 1, np.nan)  # empty cells stay blank
+    fig = go.Figure(go.Heatmap(
+        x=xs, y=ys, z=z, customdata=counts, text=text, colorscale="Viridis",
+        colorbar=dict(title="photos", tickvals=[1, 2, 3, 4, 5, 6], ticktext=["1", "10", "100", "1k", "10k", "100k"]),
+        hovertemplate="%{customdata} photos" + ("<br>%{text}" if text is not None else "") + "<extra></extra>"))
+    fig.update_layout(title=title or f"{len(coords):,} photos (density: photos per cell)",
+                      margin=dict(l=10, r=10, t=40, b=10), template="plotly_white", height=420,
+                      xaxis=dict(showticklabels=False, title=None), yaxis=dict(showticklabels=False, title=None))
+    return fig
 
 
 def scatter(coords, color=None, hover=None, title=None, color_title="cluster", marker_size=6, customdata=None,
-            highlight=None):
+            highlight=None, max_points: int | None = SCATTER_MAX_POINTS):
     """2-D (or 3-D) WebGL scatter of a projection, one trace per colour value (noise -1 in grey).
 
     ``coords``: (N, 2|3) array or a ``kit.project.Projection``; ``color``: one value per point (cluster or
@@ -126,10 +174,16 @@ def scatter(coords, color=None, hover=None, title=None, color_title="cluster", m
     default the point's index). ``highlight``: point indices (e.g. a selection, or one cluster's members) drawn
     on top, larger and outlined in black, while the other points fade (opacity 0.25); None (or empty): every
     point as usual. Each point is drawn once, so a selection returns it once.
+    ``max_points``: above this many 2-D points the figure is :func:`density` instead (``SCATTER_MAX_POINTS``,
+    measured by ``bench/plot.py``); None always draws every point.
     """
     go = _go()
     coords = np.asarray(getattr(coords, "coords", coords))
     n = len(coords)
+    if max_points is not None and n > max_points and coords.ndim == 2 and coords.shape[1] == 2:
+        return density(coords, color=color, color_title=color_title,
+                       title=(f"{title}: " if title else "") + f"{n:,} points, above the scatter limit of "
+                                                               f"{max_points:,}: photos per cell")
     color = np.asarray(["all"] * n if color is None else color, dtype=object)
     hover = np.asarray([""] * n if hover is None else hover, dtype=object)
     custom = np.arange(n) if customdata is None else np.asarray(customdata)

@@ -243,3 +243,35 @@ def test_explanation_grid_shows_the_guided_gradient_once():
     assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["guided_backprop: a", "guided_backprop: c"]
     other = Explanation("cam", [None], [np.zeros((8, 8))], [grad[0]], np.array([1]), ["a"], gradients=[grad[1]])
     assert [ax.get_title() for ax in kit.plot.explanation_grid(other, columns=2).axes] == ["cam: a", "gradient"]
+
+
+def test_density_counts_every_point_and_names_each_cell_by_its_majority():
+    """Issue 14: a projection of 100k+ photos draws as photos per cell; counts and hover by hand on a 2 x 2 grid."""
+    X = np.array([[0, 0], [0.1, 0.1], [0.2, 0], [1, 1], [0.9, 0.95], [0, 1]], float)
+    labels = [3, 3, 7, 5, 5, 3]
+    fig = kit.plot.density(X, color=labels, bins=2)
+    heat = fig.data[0]
+    counts = np.asarray(heat.customdata)
+    assert counts.tolist() == [[3, 0], [1, 2]]  # rows are y: (low x, low y) 3 photos, (low x, high y) 1, high/high 2
+    assert heat.text[0][0] == "cluster 3: 67%" and heat.text[1][1] == "cluster 5: 100%" and heat.text[0][1] == ""
+    assert np.isnan(np.asarray(heat.z, float)[0, 1])  # empty cells stay blank
+    assert counts.sum() == len(X)
+    with pytest.raises(ValueError, match="'bins' parameter of density"):
+        kit.plot.density(X, bins=1)
+    with pytest.raises(ValueError, match=r"non-empty \(N, 2\)"):
+        kit.plot.density(np.zeros((4, 3)))
+
+
+def test_scatter_switches_to_density_above_the_measured_limit():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(kit.plot.SCATTER_MAX_POINTS + 1, 2))
+    big = kit.plot.scatter(X, color=rng.integers(0, 3, len(X)))
+    assert [type(t).__name__ for t in big.data] == ["Heatmap"]
+    assert np.asarray(big.data[0].customdata).sum() == len(X)
+    assert f"{kit.plot.SCATTER_MAX_POINTS:,}" in big.layout.title.text  # the figure says why it is a density view
+    every = kit.plot.scatter(X[:5000], color=np.zeros(5000, int))
+    assert {type(t).__name__ for t in every.data} == {"Scattergl"} and sum(len(t.x) for t in every.data) == 5000
+    forced = kit.plot.scatter(X[:3000], max_points=None)
+    assert sum(len(t.x) for t in forced.data) == 3000
+    small_limit = kit.plot.scatter(X[:3000], max_points=1000)
+    assert type(small_limit.data[0]).__name__ == "Heatmap"
