@@ -81,7 +81,7 @@ def bench_kmeans(args, tmp):
          f"sample {tm['sample']:.1f} s, train {tm['train']:.1f} s, assign {tm['assign']:.1f} s, "
          f"NMI to truth {nmi(truth, labels):.3f}", f"peak RSS {peak_rss_mb():.0f} MB")
     t = time.perf_counter()
-    p = sc.project(store, "pca", sample_size=20_000)
+    p = sc.project_store(store, "pca", sample_size=20_000)
     line(f"PCA fitted on {p.sample_size:,} rows, all {p.n_rows:,} placed", f"{time.perf_counter() - t:.1f} s")
     s = sc.sample(store, min(n, 50_000), random_state=0)
     g = knn_graph(s, 15, method="ivf")

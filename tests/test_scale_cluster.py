@@ -155,8 +155,8 @@ def test_bad_parameters_are_refused_naming_them(store, blobs):
                        (lambda: sg.knn_graph(blobs[0], 5, method="lsh"), "method"),
                        (lambda: sg.knn_graph(blobs[0], 0), "'k'"),
                        (lambda: sg.knn_graph(blobs[0], 5, recall_sample=-1), "recall_sample"),
-                       (lambda: sc.project(store, "mds"), "method"),
-                       (lambda: sc.project(store, "pca", sample_size=0), "sample_size")]:
+                       (lambda: sc.project_store(store, "mds"), "method"),
+                       (lambda: sc.project_store(store, "pca", sample_size=0), "sample_size")]:
         with pytest.raises(InvalidParameterError, match=name):
             call()
     with pytest.raises(ValueError, match="sample_size=3 is below n_clusters=6"):
@@ -206,7 +206,7 @@ def test_sample_is_uniform_seeded_and_keeps_labels(store, blobs):
 
 
 def test_projection_fitted_on_a_sample_places_every_row(store, blobs):
-    p = sc.project(store, "pca", sample_size=1000, random_state=0)
+    p = sc.project_store(store, "pca", sample_size=1000, random_state=0)
     assert (p.sample_size, p.n_rows, len(p.table)) == (1000, N, N) and list(p.table.columns) == ["path", "hash",
                                                                                                    "x", "y"]
     np.testing.assert_allclose(p.coords, p.projection.transform(blobs[0]), rtol=0, atol=1e-4)
@@ -245,7 +245,7 @@ def test_vectors_written_chunk_by_chunk_read_back_partition_by_partition(blobs, 
 
 def test_umap_fitted_on_a_sample_keeps_the_blobs_apart_for_every_row(store, blobs):
     pytest.importorskip("umap")
-    p = sc.project(store, "umap", sample_size=300, random_state=0, n_epochs=50)
+    p = sc.project_store(store, "umap", sample_size=300, random_state=0, n_epochs=50)
     assert (p.method, p.sample_size, p.n_rows, p.coords.shape) == ("umap", 300, N, (N, 2))
     assert kit.metrics.nmi(blobs[1], KMeans(K, random_state=0).fit(p.coords).labels_) > 0.95
 
