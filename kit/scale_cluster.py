@@ -11,6 +11,7 @@ The layers, each usable alone:
 * :func:`assign`: each row's nearest centroid, partition by partition, written as a labels dataset beside the
   store (or returned as a table), optionally on Dask;
 * :func:`kmeans`: the composition: :func:`sample`, ``kit.cluster.KMeans(backend="faiss")`` on it, :func:`assign`;
+* :func:`score_labels`: external scores of a labels dataset against the store's ``label`` column, on every row;
 * :func:`project_store`: a PCA / UMAP / t-SNE map fitted on a sample, every row placed on it partition by partition.
 
 kNN graphs of many rows (approximate indexes and their recall) are in :mod:`kit.scale_graph`.
@@ -47,7 +48,7 @@ from .progress import report
 from .store import _TMP, STALE_SECONDS, EmbeddingStore, _plain_dir, _plain_file, _vectors_of
 
 __all__ = ["StoreKMeans", "StoreProjection", "assign", "default_sample_size", "iter_partitions", "kmeans",
-           "project_store", "read_labels", "sample", "write_vectors"]
+           "project_store", "read_labels", "sample", "score_labels", "write_vectors"]
 
 LABELS = "_labels"
 LABELS_META = "_kit_labels.json"
@@ -372,6 +373,57 @@ def read_labels(path) -> pd.DataFrame:
     if not files:
         raise FileNotFoundError(f"path={str(path)!r} holds no labels dataset; run kit.scale_cluster.kmeans first")
     return pa.concat_tables([_read_partition(f, ["path", "hash", "cluster", "distance"]) for f in files]).to_pandas()
+
+
+#: What :func:`score_labels` computes (kit.metrics names; AMI is left out: its expected-MI term is slow at
+#: a thousand classes by a thousand clusters).
+SCORES = ("nmi", "ari", "homogeneity", "completeness", "v_measure", "purity", "hungarian_accuracy", "pairwise_f",
+          "bcubed_f")
+
+
+def score_labels(labels) -> dict:
+    """External scores of a labels dataset against the store's own ``label`` column, on every row.
+
+    Streams the store's partitions with their labels files (each labels file names the partition it labels) and
+    keeps only two int32 codes per row, so a few hundred million rows fit; then :mod:`kit.metrics` computes
+    :data:`SCORES`. Returns a dict of floats with ``rows``.
+
+    Parameters
+    ----------
+    labels : StoreKMeans or path
+        A result written by :func:`kmeans` / :func:`assign`, or its ``labels_path``.
+    """
+    from . import metrics
+
+    if isinstance(labels, StoreKMeans) and labels.labels_path is None:
+        raise ValueError("labels was computed with write=False: score labels.labels with kit.metrics.score and the "
+                         "store's labels (store.table(columns=['path', 'label']))")
+    folder = Path(labels.labels_path if isinstance(labels, StoreKMeans) else labels)
+    files = sorted(p for p in folder.iterdir() if _LABEL_PART.fullmatch(p.name)) if _plain_dir(folder) else []
+    if not files:
+        raise FileNotFoundError(f"labels={str(folder)!r} holds no labels dataset; run kit.scale_cluster.kmeans first")
+    import pyarrow.parquet as pq
+
+    source_dir = folder.parents[2] / folder.parent.name  # <store>/<namespace>: the partitions labelled
+    codes: dict = {}
+    truth, pred = [], []
+    for f in files:
+        source = source_dir / json.loads(pq.read_schema(f).metadata[b"kit"])["source"]
+        if not _plain_file(source):
+            raise FileNotFoundError(f"{f.name} of labels={str(folder)!r} labels {str(source)!r}, which is gone; "
+                                    f"assign the store again")
+        rows, mine = _read_partition(source, ["path", "label"]), _read_partition(f, ["path", "cluster"])
+        if not rows.column("path").equals(mine.column("path")):
+            raise ValueError(f"{f.name} of labels={str(folder)!r} does not match the rows of {source.name}")
+        names = rows.column("label").to_pylist()
+        if any(v is None for v in names):
+            raise ValueError(f"the store's partition {source.name} has rows without a label: external scores need "
+                             f"the truth for every row")
+        truth.append(np.array([codes.setdefault(v, len(codes)) for v in names], np.int32))
+        pred.append(mine.column("cluster").to_numpy())
+    t, p = np.concatenate(truth), np.concatenate(pred)
+    out = {name: float(getattr(metrics, name)(t, p)) for name in SCORES}
+    return {**out, "rows": float(len(t))}
 
 
 _ASSIGN_CONSTRAINTS = {"name": [str, None], "write": ["boolean"], "progress": [callable, None]}

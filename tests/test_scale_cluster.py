@@ -263,3 +263,16 @@ def test_graph_methods_cluster_the_approximate_graph(blobs, method):
         assert kit.metrics.nmi(Leiden(k=15, resolution=0.5).fit(X).labels_, labels) > 0.95
     with pytest.raises(InvalidParameterError, match="resolution"):
         sg.cluster_graph(g, method, resolution=0)
+
+
+def test_scores_of_every_row_stream_the_store_and_match_the_metrics(store, blobs):
+    km = sc.kmeans(store, K + 2, sample_size=1500, name="scored")
+    scores = sc.score_labels(km)
+    labels = km.read_labels()["cluster"].to_numpy()
+    truth = [str(v) for v in blobs[1]]
+    assert scores["rows"] == N and set(scores) == {*sc.SCORES, "rows"}
+    for name in sc.SCORES:
+        assert scores[name] == pytest.approx(getattr(kit.metrics, name)(truth, labels), abs=1e-12), name
+    assert sc.score_labels(km.labels_path) == scores
+    with pytest.raises(ValueError, match="write=False"):
+        sc.score_labels(sc.kmeans(store, K, sample_size=1000, write=False))
