@@ -673,6 +673,47 @@ def drop_edits(result: Result) -> None:
     (edits_dir() / f"{key}.csv").unlink(missing_ok=True)
 
 
+# ------------------------------------------------------------------ embedding stores (Store page)
+def store_backbones(path: str) -> pd.DataFrame | None:
+    """The namespaces of the embedding store at ``path`` (``EmbeddingStore.backbones``), or None when ``path``
+    is not a store the kit made."""
+    from kit.store import EmbeddingStore
+
+    store = EmbeddingStore(path)
+    return store.backbones() if Path(path).is_dir() and store.is_store() else None
+
+
+def _store_signature(path: str) -> str:
+    """A digest of the store's partition files (names, rows, bytes): it changes when the store grows."""
+    from kit.store import EmbeddingStore
+
+    parts = EmbeddingStore(path).partitions()
+    return hashlib.blake2b(parts.to_csv(index=False).encode(), digest_size=12).hexdigest()
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _store_view(path: str, signature: str, backbone: str, method: str, sample_size: int, k: int) -> pd.DataFrame:
+    from kit import scale_cluster
+    from kit.store import EmbeddingStore
+
+    placed = scale_cluster.project_store(path, method, sample_size=sample_size, backbone=backbone, random_state=0)
+    km = scale_cluster.kmeans(path, k, sample_size=max(sample_size, k), backbone=backbone, write=False,
+                              random_state=0)
+    labels = EmbeddingStore(path).table(backbone, columns=["label"])["label"]
+    clusters = km.read_labels()
+    return placed.table.assign(cluster=clusters["cluster"].to_numpy(), distance=clusters["distance"].to_numpy(),
+                               label=labels.to_numpy())
+
+
+def store_view(path: str, backbone: str, method: str, sample_size: int, k: int) -> pd.DataFrame:
+    """One row per photo of the store (path, hash, x, y, cluster, distance to its centre, label): the map and
+    k-means fitted on a sample of ``sample_size`` rows, every row placed partition by partition (kit.scale_cluster).
+    """
+    with st.spinner(f"Fitting the map and k-means (K = {k}) on a sample of {sample_size:,} rows, then placing every "
+                    "row..."):
+        return _store_view(path, _store_signature(path), backbone, method, sample_size, k)
+
+
 # ------------------------------------------------------------------ photo grids
 @st.cache_data(show_spinner=False, max_entries=8192)
 def tile_uri(path: str, size: int = 120) -> str:

@@ -25,6 +25,7 @@ pages = [
     st.Page(VIEWS / "curate.py", title="Curate", icon=":material/edit:"),
     st.Page(VIEWS / "inspect.py", title="Inspect", icon=":material/visibility:"),
     st.Page(VIEWS / "export.py", title="Export", icon=":material/download:"),
+    st.Page(VIEWS / "store.py", title="Embedding store", icon=":material/database:"),
 ]
 page = st.navigation(pages)
 state.sidebar()  # drawn here, in the entry file, so its widgets keep their values on every page

@@ -16,7 +16,7 @@ APP = str(ROOT / "dashboard" / "streamlit_app.py")
 APP_FOLDER = str(ROOT / "dashboard")  # what users type: `streamlit run dashboard`
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "screenshots"
-PAGES = ["data", "backbones", "k", "cluster", "gallery", "curate", "inspect", "export"]
+PAGES = ["data", "backbones", "k", "cluster", "gallery", "curate", "inspect", "export", "store"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -451,6 +451,53 @@ def test_gallery_shows_every_cluster_names_them_and_marks_outliers():
             at.selectbox(key="w_gallery_cluster").set_value(int(c.split()[1])).run()
             high += flagged()
     assert high < low
+
+
+def test_the_store_page_explores_a_store_of_any_size(tmp_path):
+    """Issue 14 (exploring it): the dashboard opens an embedding store; a map fitted on a sample with every row
+    placed, k-means by partition, scores against the store's labels; points up to the measured limit, photos per
+    cell above it; thumbnails only for what is chosen."""
+    import numpy as np
+
+    import kit.datasets
+    import kit.plot
+    from kit import scale_cluster
+
+    rng = np.random.default_rng(0)
+    photos = sorted(str(p) for p in kit.datasets.clothing().rglob("*.jpg"))[:120]
+    centres = rng.normal(scale=5, size=(4, 16))
+    truth = np.arange(len(photos)) % 4
+    small = tmp_path / "small.store"
+    scale_cluster.write_vectors(small, centres[truth] + rng.normal(size=(len(photos), 16)), paths=photos,
+                                labels=[f"class{t}" for t in truth], partition_rows=50)
+    at = open_page("store")
+    assert any("Give the folder" in i.value for i in at.info)
+    at.text_input(key="w_store_path").set_value(str(tmp_path / "nothing")).run()
+    assert not at.exception and any("is not an embedding store" in w.value for w in at.warning)
+    at.text_input(key="w_store_path").set_value(str(small)).run()
+    _ok(at)
+    at.slider(key="w_store_k").set_value(4).run()
+    _ok(at)
+    assert any("NMI **1.000**" in m.value for m in at.markdown)  # four separated groups, every row scored
+    def traces():
+        import json
+        return {t["type"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+
+    assert traces() == {"scattergl"}
+    grid = [m.value for m in at.markdown if "kit-grid" in m.value][-1]
+    assert grid.count("<figure") == 30  # one cluster of 120 / 4, nearest its centre first: only these load
+
+    big = tmp_path / "big.store"
+    n = kit.plot.SCATTER_MAX_POINTS + 5000
+    scale_cluster.write_vectors(big, (rng.normal(size=(n, 8)) + 6 * (np.arange(n) % 3)[:, None]).astype(np.float32),
+                                partition_rows=40_000)
+    at.text_input(key="w_store_path").set_value(str(big)).run()
+    _ok(at)
+    at.slider(key="w_store_k").set_value(3).run()
+    _ok(at)
+    assert traces() == {"heatmap"}  # above the limit: photos per cell
+    assert any(f"{n:,} photos" in c.value for c in at.caption)
+    assert [m.value for m in at.markdown if "kit-grid" in m.value][-1].count("<figure") == 48
 
 
 # ------------------------------------------------------------------ real browser
