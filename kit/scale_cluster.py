@@ -637,7 +637,7 @@ def project_store(store, method: str = "pca", *, sample_size: int = 20_000, n_co
 
     Every row, the sampled ones too, is placed by ``transform`` (for PCA that is exactly the fitted map; for UMAP
     and t-SNE a sampled row lands near, not exactly at, its fitted position). PCA fitted on 20,000 rows placed
-    1,000,000 x 256 in 4 s, reading included (``bench/scale.py``); UMAP and t-SNE are much slower per row.
+    1,000,000 x 256 in 4-7 s, reading included (``bench/scale.py``); UMAP and t-SNE are much slower per row.
 
     Parameters
     ----------
