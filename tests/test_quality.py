@@ -122,7 +122,7 @@ def test_auto_is_label_free_and_reproducible(small):
 def test_auto_on_real_photos(clothing10_lite0):
     X, y = clothing10_lite0.vectors, np.asarray(clothing10_lite0.labels)
     result = C.auto(X, methods=FAST)
-    # measured: K 7-9, NMI 0.55-0.58 (true K 10, k-means at the true K 0.566-0.578)
+    # measured (seeds 0, 1): K 9 and 7, NMI 0.597 and 0.589 (true K 10; k-means at the true K: 0.566-0.578)
     assert 5 <= result.k <= 14 and nmi(y, result.labels) >= 0.5, result.reason
 
 
