@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -ra tests
 
 bench: $(STAMP)
-	for script in embed cluster inspection dashboard faces adapt curate plot; do $(PY) bench/$$script.py || exit 1; done
+	for script in embed cluster inspection dashboard faces adapt curate plot quality; do $(PY) bench/$$script.py || exit 1; done
 
 clean:
 	rm -rf $(VENV)
