@@ -11,7 +11,7 @@ from .embed import Embeddings, embed
 from .io import ImageSet, load_folder, read_image
 
 _SUBMODULES = ("adapt", "backbones", "cache", "cluster", "costs", "curate", "datasets", "export", "faces", "formats", "inspect", "io", "k",
-               "metrics", "plot", "progress", "project")
+               "metrics", "plot", "progress", "project", "scale", "scale_cluster", "scale_graph", "store")
 
 __all__ = ["__version__", "Embeddings", "ImageSet", "compare", "embed", "kit_home", "load_folder", "read_image",
            *_SUBMODULES]
