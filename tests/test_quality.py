@@ -1,8 +1,6 @@
 """Clustering quality (issue 15): the SCAN head on real clothing10 embeddings, its determinism and its validation;
 the label-free ``auto`` pipeline on separated blobs, on noise and on real photos; every table plain.
 Thresholds were measured with ``bench/quality.py`` and leave a margin for seed-to-seed spread."""
-import io
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,18 +10,9 @@ from sklearn.metrics import normalized_mutual_info_score as nmi
 
 from kit import cluster as C
 from kit._validation import InvalidParameterError
+from test_results_plain import _assert_plain  # the one definition of a plain table
 
 FAST = ("kmeans", "agglomerative", "spectral", "leiden")  # all of AUTO_METHODS but SCAN (seconds per fit)
-
-
-def _assert_plain(df, name):
-    assert isinstance(df, pd.DataFrame), name
-    assert df.attrs == {}, f"{name} carries .attrs: {list(df.attrs)}"
-    df.astype(str)
-    assert len(pd.concat([df, df], ignore_index=True)) == 2 * len(df)
-    buffer = io.BytesIO()
-    df.to_parquet(buffer)
-    assert len(pd.read_parquet(io.BytesIO(buffer.getvalue()))) == len(df), name
 
 
 @pytest.fixture(scope="module")
