@@ -209,6 +209,7 @@ def auto(X, *, methods=AUTO_METHODS, k_range=(2, 20), n_splits=2, scan_params=No
         ks[name] = int(est.k if est.k is not None else est.strength.detail["k_at_max"])
         done += 1
     k = sorted(ks.values())[(len(ks) - 1) // 2]
+    k = max(2, min(k, n // 2 - 1))  # each half must hold more rows than clusters
     for name, Xr in reps.items():
         report(progress, done, total, f"scoring k-means on {name}")
         t = time.perf_counter()

@@ -127,6 +127,12 @@ def test_auto_refuses_bad_parameters_by_name(small, kwargs, match):
         C.auto(small[0], **kwargs)
 
 
+def test_auto_on_few_rows_keeps_k_below_the_half_size():
+    X, _ = make_blobs(24, n_features=8, centers=2, random_state=0)
+    result = C.auto(X, methods=("kmeans", "scan"), k_range=(2, 20), scan_params={"steps": 20})
+    assert 2 <= result.k <= 11
+
+
 def test_auto_refuses_mismatched_blocks(small):
     with pytest.raises(ValueError, match="one row per photo"):
         C.auto({"a": small[0], "b": small[0][:100]})
