@@ -24,7 +24,8 @@ from kit._methods import NEEDS_K  # without importing kit.cluster (scikit-learn)
 SOURCES = {"clothing": "Clothing photos (built in, 500 photos)", "demo": "Quick demo (scikit-image photos)",
            "folder": "A folder on this machine", "upload": "Upload a zip"}
 METHODS = {"kmeans": "k-means", "agglomerative": "Agglomerative", "spectral": "Spectral", "hdbscan": "HDBSCAN",
-           "dbscan": "DBSCAN", "chinese_whispers": "Chinese Whispers", "leiden": "Leiden", "infomap": "Infomap"}
+           "dbscan": "DBSCAN", "chinese_whispers": "Chinese Whispers", "leiden": "Leiden", "infomap": "Infomap",
+           "scan": "SCAN head", "auto": "Automatic (label-free)"}
 LINKAGES = ("ward", "average", "complete", "single")
 REDUCE_TO = (2, 3, 5, 10, 20, 50)
 DEFAULT_BACKBONE = "efficientnet_lite0"
@@ -278,8 +279,23 @@ def fingerprint(folder: str, backbone: str) -> str:
 # server process shows the first page without importing scikit-learn or re-clustering.
 @st.cache_data(show_spinner="Clustering...", max_entries=64, persist="disk")
 def _cluster_labels(fp: str, folder: str, backbone: str, method: str, params_json: str) -> np.ndarray:
+    if method == "auto":
+        return _auto(fp, folder, backbone, params_json).labels
     emb = _embed(folder, backbone)
     return kit.cluster.make(method, random_state=0, **json.loads(params_json)).fit(emb.vectors).labels_
+
+
+@st.cache_data(show_spinner="Choosing the method and K without labels (stability on two halves, held-out "
+                            "silhouette)...", max_entries=16, persist="disk")
+def _auto(fp: str, folder: str, backbone: str, params_json: str):
+    emb = _embed(folder, backbone)
+    return kit.cluster.make("auto", random_state=0, **json.loads(params_json)).fit(emb.vectors).result_
+
+
+def auto_result(folder: str, backbone: str, params_json: str):
+    """The ``kit.cluster.auto`` result behind the "Automatic" clustering: labels, method, K, candidates table and
+    the reason in words."""
+    return _auto(fingerprint(folder, backbone), folder, backbone, params_json)
 
 
 def cluster_labels(folder: str, backbone: str, method: str, params_json: str) -> np.ndarray:

@@ -663,11 +663,22 @@ METHODS = {
 Ensemble._parameter_constraints["base"] = [StrOptions(set(METHODS)), None]
 
 
+# built on this module, so imported when first asked for: name -> (module, class)
+LATER_METHODS = {"scan": ("scan", "SCAN"), "auto": ("auto", "Auto")}
+
+
 def make(name: str, **params):
-    """Build a clustering estimator by name (``METHODS``); parameters it does not take are ignored
-    only for ``random_state`` and ``n_clusters``, others raise."""
-    validate_params({"name": [StrOptions(set(METHODS))]}, {"name": name}, "make")
-    cls = METHODS[name]
+    """Build a clustering estimator by name (``METHODS``, plus ``"scan"``: :class:`kit.scan.SCAN` and
+    ``"auto"``: :class:`kit.auto.Auto`); parameters it does not take are ignored only for ``random_state`` and
+    ``n_clusters``, others raise."""
+    validate_params({"name": [StrOptions(set(METHODS) | set(LATER_METHODS))]}, {"name": name}, "make")
+    if name in LATER_METHODS:
+        import importlib
+
+        module, attr = LATER_METHODS[name]
+        cls = getattr(importlib.import_module(f"{__package__}.{module}"), attr)
+    else:
+        cls = METHODS[name]
     accepted = cls._get_param_names()
     for soft in ("random_state", "n_clusters"):
         if soft in params and soft not in accepted:
@@ -679,7 +690,8 @@ def make(name: str, **params):
 
 
 # ---------------------------------------------------------------- re-exported on first use
-_ELSEWHERE = {"SCAN": "scan", "scan": "scan", "auto": "auto", "AutoResult": "auto", "AUTO_METHODS": "auto"}
+_ELSEWHERE = {"SCAN": "scan", "scan": "scan", "auto": "auto", "Auto": "auto", "AutoResult": "auto",
+              "AUTO_METHODS": "auto"}
 
 
 def __getattr__(name):

@@ -138,3 +138,17 @@ def test_auto_refuses_mismatched_blocks(small):
         C.auto({"a": small[0], "b": small[0][:100]})
     with pytest.raises(ValueError, match="empty dict"):
         C.auto({})
+
+
+def test_make_builds_scan_and_auto_by_name(small):
+    """The dashboard and kit.compare build methods by name: "scan" and "auto" too, loaded on first use."""
+    X, y = small
+    auto = C.make("auto", random_state=0, n_clusters=99).fit(X)  # n_clusters is ignored: auto chooses K
+    assert auto.result_.k == auto.n_clusters_ and nmi(y, auto.labels_) > 0.9
+    assert auto.result_.method in ("kmeans", "agglomerative", "spectral", "leiden")  # scan is left out by default
+    scan = C.make("scan", n_clusters=len(set(y)), n_heads=2, random_state=0).fit(X)
+    assert nmi(y, scan.labels_) > 0.9
+    with pytest.raises(ValueError, match="'name' parameter of make"):
+        C.make("magic")
+    with pytest.raises(InvalidParameterError, match="'n_splits' parameter of Auto"):
+        C.make("auto", n_splits=0).fit(X)

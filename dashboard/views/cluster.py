@@ -42,6 +42,14 @@ if images is not None:
         st.slider("Neighbours in the graph", 5, 50, **state.bind("cw_k"))
     if method == "leiden":
         st.slider("Resolution", 0.1, 3.0, step=0.1, **state.bind("resolution"))
+    if method == "scan":
+        st.caption("A small head trained on the frozen embeddings so that each photo's nearest neighbours share its "
+                   "cluster, with clusters kept balanced (SCAN, Van Gansbeke et al. 2020); 5 heads, the one with "
+                   "the lowest loss kept.")
+    if method == "auto":
+        st.caption("Chooses the method (k-means, Ward, spectral, Leiden) and K from the photos alone: K from the "
+                   "K estimators, then each method clustered on two random halves and scored by how well the "
+                   "halves agree and by silhouette on the half it did not see. True labels are never used.")
     result = state.current_result(folder)
     if result is not None:
         c, labels = result.clustering, result.labels
@@ -57,5 +65,10 @@ if images is not None:
         if undefined:
             st.warning(f"External scores (NMI, ARI, BCubed...) are undefined here: {undefined}",
                        icon=":material/help:")
+        if c.method == "auto":
+            chosen = state.auto_result(folder, bb, c.params_json)
+            st.info(chosen.reason, icon=":material/auto_awesome:")
+            with st.expander("Every candidate it scored"):
+                st.dataframe(chosen.table, hide_index=True, key="auto_table")
         st.plotly_chart(kit.plot.cluster_sizes(labels), key="sizes")
         st.dataframe({k: [v] for k, v in s_.items()}, key="cluster_scores")

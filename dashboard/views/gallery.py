@@ -11,11 +11,7 @@ folder = state.folder()
 result = state.current_result(folder)
 if result is not None:
     emb, labels, bb = result.embeddings, result.labels, result.backbone
-    z = st.select_slider("Outlier threshold (robust z-score)", [1.5, 2.0, 2.5, 3.0, 3.5, 4.0],
-                         **state.bind("gallery_z", default=3.0),
-                         help="A photo is an outlier when its distance to its 10th neighbour, or to its cluster's "
-                              "centre, is more than z robust standard deviations above the median "
-                              "(kit.curate.outlier_scores). Lower flags more photos.")
+    z = float(state.get_or("gallery_z", 3.0) or 3.0)  # its slider is drawn with the cluster's page below
     scores = state.outlier_table(folder, result, z)
     order = kit.inspect.gallery_order(emb.vectors, labels, outliers=scores["outlier"].to_numpy())
     top = None
@@ -53,6 +49,11 @@ if result is not None:
     sort = st.radio("Order", ["representative", "outliers"], horizontal=True, **state.bind("gallery_sort", default="representative"),
                     format_func={"representative": "Most representative first",
                                  "outliers": "Outliers first"}.get)
+    st.select_slider("Outlier threshold (robust z-score)", [1.5, 2.0, 2.5, 3.0, 3.5, 4.0],
+                     **state.bind("gallery_z", value=z, default=3.0),
+                     help="A photo is an outlier when its distance to its 10th neighbour, or to its cluster's "
+                          "centre, is more than z robust standard deviations above the median "
+                          "(kit.curate.outlier_scores). Lower flags more photos, here and in the overview.")
     if sort == "representative":
         members = members.sort_values("rank")
     else:  # flagged first, then the least typical
