@@ -18,13 +18,17 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClusterMixin
 
-from ._knn import knn, knn_graph
+from ._knn import graph_from_knn, knn, knn_graph
 from ._linalg import l2_normalize
 from ._methods import NEEDS_K  # noqa: F401  (re-exported)
 from ._validation import (Interval, InvalidParameterError, ParamsValidationMixin, StrOptions, check_exclusive,
                           validate_params)
 
 _POSITIVE_INT = Interval(Integral, 1, None, closed="left")
+# Above this many rows the graph methods (Chinese Whispers, Leiden, Infomap) find neighbours with a faiss HNSW
+# index instead of exact search (bench/cluster.py: 100k x 256, k=30, HNSW recall@30 measured there;
+# kit.scale_graph holds IVF/HNSW graphs with their recall for stores too large for memory).
+GRAPH_EXACT_MAX = 20_000
 _COSINE = Interval(Real, -1, 1, closed="both")  # a cosine similarity threshold
 
 
@@ -444,12 +448,15 @@ class ChineseWhispers(_Base):
         self._validate_params()
         X = _check_X(X)
         k = min(int(self.k), len(X) - 1)
+        exact = len(X) <= GRAPH_EXACT_MAX
         if isinstance(self.threshold, str):  # "auto"
-            kth = knn(X, k)[0][:, -1]
+            sims, idx = knn(X, k, exact=exact)
+            kth = sims[:, -1]
             self.threshold_ = float(kth.mean() - kth.std())
+            g = graph_from_knn(sims, idx, self.threshold_)
         else:
             self.threshold_ = float(self.threshold)
-        g = knn_graph(X, k, threshold=self.threshold_)
+            g = knn_graph(X, k, threshold=self.threshold_, exact=exact)
         self.graph_ = g
         rng = np.random.default_rng(None if self.random_state is None else _seed(self.random_state))
         n = len(X)
@@ -463,7 +470,8 @@ class ChineseWhispers(_Base):
 
 def _edges(X, k, threshold):
     """Upper-triangle edges (rows, cols, weights) of the symmetric cosine kNN graph."""
-    g = sp.triu(knn_graph(X, min(int(k), len(X) - 1), threshold=threshold), k=1).tocoo()
+    g = sp.triu(knn_graph(X, min(int(k), len(X) - 1), threshold=threshold, exact=len(X) <= GRAPH_EXACT_MAX),
+                k=1).tocoo()
     return g.row.tolist(), g.col.tolist(), g.data.tolist()
 
 

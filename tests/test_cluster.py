@@ -25,6 +25,30 @@ def test_every_method_recovers_separated_blobs(name, blobs):
     assert nmi(y, labels) > 0.75, (name, est.n_clusters_, nmi(y, labels))
 
 
+@pytest.mark.parametrize("name", ["chinese_whispers", "leiden", "infomap"])
+def test_graph_methods_search_approximately_above_the_exact_size(name, blobs, monkeypatch):
+    """Above GRAPH_EXACT_MAX rows the kNN graph comes from a faiss HNSW index: same groups as the exact graph."""
+    from kit import _knn
+
+    X, y = blobs
+    calls = []
+    real = _knn.knn
+
+    def spy(X, k, exact=True, **kw):
+        calls.append(exact)
+        return real(X, k, exact=exact, **kw)
+
+    monkeypatch.setattr(_knn, "knn", spy)
+    monkeypatch.setattr(C, "knn", spy)
+    exact_labels = C.make(name, random_state=0).fit_predict(X)
+    assert calls and all(calls)
+    calls.clear()
+    monkeypatch.setattr(C, "GRAPH_EXACT_MAX", 100)
+    approx_labels = C.make(name, random_state=0).fit_predict(X)
+    assert calls and not any(calls)  # every search went through the approximate index
+    assert nmi(y, approx_labels) > 0.75 and nmi(exact_labels, approx_labels) > 0.9
+
+
 def test_kmeans_backends_agree(blobs):
     X, y = blobs
     a = C.KMeans(4, backend="sklearn").fit(X)
