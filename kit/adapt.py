@@ -599,7 +599,7 @@ def forecast(n_photos: int, backbone: str = _bb.DEFAULT_BACKBONE, *, method: str
     """
     validate_params({"n_photos": [Interval(Integral, 0, None, closed="left")],
                      "method": [StrOptions({"supervised", "contrastive"})], "views": [_POSITIVE_INT],
-                     "epochs": [_POSITIVE_INT], "trainable_blocks": [_POSITIVE_INT]},
+                     "epochs": [_POSITIVE_INT], "trainable_blocks": [Interval(Integral, 0, None, closed="left")]},
                     {"n_photos": n_photos, "method": method, "views": views, "epochs": epochs,
                      "trainable_blocks": trainable_blocks}, "forecast")
     return _costs.estimate("fine_tune", _cost_key(method, backbone, trainable_blocks),
