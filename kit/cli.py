@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--scheduler", default=None, metavar="ADDR",
                    help="with --engine dask: a running Dask scheduler (tcp://host:port); default: a local cluster")
     e.add_argument("--store", default=None, metavar="OUT",
-                   help="embedding store folder (Parquet, one row per photo); required with --engine dask")
+                   help="embedding store folder or fsspec URL (Parquet, one row per photo); required with --engine dask")
     e.add_argument("--partition-size", type=int, default=1000, help="with --engine dask: photos per task and file")
     e.set_defaults(func=_cmd_embed)
 

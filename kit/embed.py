@@ -78,8 +78,8 @@ def embed(images, backbone=_bb.DEFAULT_BACKBONE, batch_size: int = 32, cache_dir
     client : None, str or distributed.Client
         With ``engine="dask"``: None starts a local cluster sized to the machine (closed at the end); an
         address ``"tcp://host:port"`` or a client uses an existing cluster.
-    store : folder path or kit.store.EmbeddingStore, optional
-        An embedding store (Parquet files, one row per photo). With ``engine="dask"`` the photos it already
+    store : folder path, fsspec URL or kit.store.EmbeddingStore, optional
+        An embedding store (Parquet files, one row per photo; ``"s3://bucket/store"`` and other fsspec URLs too). With ``engine="dask"`` the photos it already
         holds are not embedded again and a stopped run resumes; with ``"local"`` the result is also written
         there (only the rows it does not hold yet).
     tta : {None, "flip"}

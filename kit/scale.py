@@ -408,8 +408,9 @@ def embed_dask(images, backbone=_bb.DEFAULT_BACKBONE, *, client=None, store=None
         None starts a local cluster (one process per core, or ``n_workers``, one thread each; see
         :func:`start_cluster`) and closes it at the end; an address ``"tcp://host:port"`` or a client uses an
         existing cluster (left running).
-    store : folder path or EmbeddingStore, optional
-        Where the vectors go, one Parquet file per partition (a folder every worker can write). Photos it
+    store : folder path, fsspec URL or EmbeddingStore, optional
+        Where the vectors go, one Parquet file per partition (a folder every worker can write, or a URL such as
+        ``"s3://bucket/store"``). Photos it
         already holds are not embedded again; a run that was stopped or killed resumes where it stopped. Without
         a store the vectors travel back to the caller (for small sets).
     partition_size : int

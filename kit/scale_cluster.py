@@ -41,11 +41,12 @@ import numpy as np
 import pandas as pd
 
 from ._config import __version__
+from ._fs import RemotePath, read_metadata, read_table
 from ._validation import Interval, StrOptions, validate_params
 from .embedders.pipeline import Embeddings
 from .io import _empty_unreadable
 from .progress import report
-from .store import _TMP, STALE_SECONDS, EmbeddingStore, _plain_dir, _plain_file, _vectors_of
+from .store import _TMP, STALE_SECONDS, EmbeddingStore, _plain_dir, _plain_file, _vectors_of, write_parquet_atomic
 
 __all__ = ["StoreKMeans", "StoreProjection", "assign", "default_sample_size", "iter_partitions", "kmeans",
            "project_store", "read_labels", "sample", "score_labels", "write_vectors"]
@@ -109,10 +110,8 @@ def _store(store) -> EmbeddingStore:
 
 def _partition_files(store: EmbeddingStore, backbone):
     """``(namespace, [(file, rows), ...])`` from the Parquet footers (no vector is read)."""
-    import pyarrow.parquet as pq
-
     ns = store.namespace(backbone)
-    files = [(f, pq.read_metadata(f).num_rows) for f in store._part_files(ns.name)]
+    files = [(f, read_metadata(f).num_rows) for f in store._part_files(ns.name)]
     if not files or not sum(r for _, r in files):
         raise ValueError(f"store={str(store.root)!r} holds no rows for {ns.name}; embed into it first")
     return ns, files
@@ -120,9 +119,7 @@ def _partition_files(store: EmbeddingStore, backbone):
 
 def _read_partition(path, columns):
     """One partition file as an Arrow table (the only place this module reads vectors from disk)."""
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path, columns=list(columns))
+    return read_table(path, columns=columns)
 
 
 def iter_partitions(store, backbone=None, columns=("path", "hash", "label")):
@@ -280,27 +277,18 @@ def _assign_file(source, dim, centroids, folder, index, meta):
     With ``folder``, the labels are written there atomically (temporary name, flush, rename) as
     ``part-<index>.parquet``; without, the Arrow table is returned."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     table = _read_partition(source, ["path", "hash", "vector"])
     lab, dist = _nearest(_index(centroids), np.ascontiguousarray(_vectors_of(table, dim)))
     out = pa.Table.from_arrays([table.column("path"), table.column("hash"), pa.array(lab, pa.int32()),
                                 pa.array(dist, pa.float32())],
-                               schema=_label_schema({**meta, "source": Path(source).name}))
+                               schema=_label_schema({**meta, "source": source.name if isinstance(source, RemotePath)
+                                                     else Path(source).name}))
     inertia = float(dist.astype(np.float64).sum())
     if folder is None:
         return table.num_rows, inertia, out
     name = f"part-{int(index):06d}.parquet"
-    tmp = Path(folder) / f".tmp-{secrets.token_hex(16)}.parquet"
-    try:
-        with open(tmp, "xb") as f:
-            pq.write_table(out, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, Path(folder) / name)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_parquet_atomic(Path(folder), name, out)
     return table.num_rows, inertia, name
 
 
@@ -355,6 +343,10 @@ def _target(store: EmbeddingStore, ns_name: str, name: str, write: bool):
                          f"'.' or '_' (it names a folder)")
     if not write:
         return None
+    if isinstance(store.root, RemotePath):
+        raise ValueError(f"store={str(store.root)!r} is on a URL: labels datasets are written beside local stores "
+                         f"only; pass write=False (the labels come back in result.labels) or copy the store to a "
+                         f"local folder")
     final = _labels_parent(store, ns_name) / name
     if final.exists():
         if not _plain_dir(final):
@@ -511,8 +503,9 @@ def _run_assign(files, dim, centroids, folder, meta, client, progress, total):
     from distributed import as_completed
 
     shared = client.scatter(centroids, broadcast=True)
-    futures = {client.submit(_assign_file, str(f), dim, shared, None if folder is None else str(folder), i, meta,
-                             pure=False): i for i, (f, _) in enumerate(files)}
+    futures = {client.submit(_assign_file, f if isinstance(f, RemotePath) else str(f), dim, shared,
+                             None if folder is None else str(folder), i, meta, pure=False): i
+               for i, (f, _) in enumerate(files)}
     out = [None] * len(files)
     try:
         for fut in as_completed(futures):

@@ -1,6 +1,6 @@
 """An embedding store: a folder of Parquet files, one row per photo, that grows partition by partition.
 
-Layout (a local folder; object stores and fsspec URLs are not supported yet)::
+Layout (a local folder, or a folder on any fsspec URL: ``s3://bucket/store``, ``gs://...``, ``memory://...``)::
 
     <root>/.kit-store                         the kit's marker (JSON: kind, format): the folder is the kit's
     <root>/_kit_manifest.json                 what the store holds (derived from the files, rewritten after writes)
@@ -46,6 +46,7 @@ import pandas as pd
 
 from ._config import __version__
 from ._validation import StrOptions, validate_params
+from ._fs import RemotePath, as_location, read_metadata, read_schema, read_table, write_bytes_atomic
 from .cache import _atomic_write
 from .embedders.pipeline import Embeddings
 from .io import _empty_unreadable
@@ -103,10 +104,18 @@ class Namespace:
 
 
 # ------------------------------------------------------------------ files
+def _write_small(path, data: bytes) -> None:
+    """Write a small file (marker, manifest) atomically, locally or on a URL."""
+    if isinstance(path, RemotePath):
+        write_bytes_atomic(path, data, f".tmp-{secrets.token_hex(16)}")
+    else:
+        _atomic_write(path, data)
+
+
 def _marker_kind(root: Path, name: str) -> str | None:
     try:
         data = json.loads((root / name).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # (FileNotFoundError is an OSError, locally and on fsspec file systems)
         return None
     return data.get("kind") if isinstance(data, dict) and isinstance(data.get("kind"), str) else None
 
@@ -146,6 +155,40 @@ def _file_stat(path: str):
     return int(st.st_size), int(st.st_mtime_ns)
 
 
+def write_parquet_atomic(folder, name: str, table) -> None:
+    """Write an Arrow table as ``folder/name`` through a hidden temporary file of a name no one else has.
+
+    Locally: exclusive create, flush, ``fsync``, ``os.replace``. On a URL (:class:`~kit._fs.RemotePath`): write,
+    then move; an object store shows the file only once it is whole. Only the temporary file this call made is
+    removed on failure."""
+    import pyarrow.parquet as pq
+
+    tmp = folder / f".tmp-{secrets.token_hex(16)}.parquet"
+    try:
+        if isinstance(folder, RemotePath):
+            with tmp.open("wb") as f:
+                pq.write_table(table, f)
+            tmp.replace(folder / name)
+            return
+        with open(tmp, "xb") as f:  # a name no one else has: ours alone
+            pq.write_table(table, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, folder / name)
+    except BaseException:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise
+
+
+def _age(path, now: float) -> float:
+    """Seconds since ``path`` changed; 0 when the file system does not tell (such a file is never stale)."""
+    mtime = path.stat().st_mtime
+    return 0.0 if mtime is None else now - mtime
+
+
 # Per process: which hashes each partition file holds (read once per file), for lookups from Dask workers.
 _HASH_INDEX: dict = {}
 _HASH_INDEX_LOCK = threading.Lock()
@@ -160,7 +203,9 @@ class EmbeddingStore:
     Parameters
     ----------
     root : str or Path
-        The store's folder (a local path, also for Dask workers: on a cluster, a folder every worker sees).
+        The store's folder: a local path, or an fsspec URL (``s3://bucket/photos-store``, ``gs://...``,
+        ``memory://...``; the protocol's package, e.g. s3fs, must be installed). On a Dask cluster, every worker
+        must see it: a shared folder or an object store.
     dtype : {"float32", "float16"}, optional
         How vectors of a *new* namespace are stored (default float32; float16 halves the size, to about 1e-3
         relative precision). Writing to an existing namespace with another dtype raises.
@@ -178,14 +223,14 @@ class EmbeddingStore:
     """
 
     def __init__(self, root, dtype: str | None = None):
-        self.root = Path(root).expanduser()
+        self.root = as_location(root)
         self.dtype = dtype
 
     def __repr__(self) -> str:
         return f"EmbeddingStore({str(self.root)!r})"
 
     def __reduce__(self):
-        return (EmbeddingStore, (str(self.root), self.dtype))
+        return (EmbeddingStore, (self.root if isinstance(self.root, RemotePath) else str(self.root), self.dtype))
 
     # -------------------------------------------------------------- ownership
     def is_store(self) -> bool:
@@ -220,7 +265,7 @@ class EmbeddingStore:
                                  f"(e.g. {foreign[0]!r}) and has no {MARKER} marker; pass a new or empty folder "
                                  f"(the kit never writes into a folder of photos)")
         root.mkdir(parents=True, exist_ok=True)
-        _atomic_write(root / MARKER, json.dumps({"kind": KIND, "format": STORE_FORMAT,
+        _write_small(root / MARKER, json.dumps({"kind": KIND, "format": STORE_FORMAT,
                                                  "kit_version": __version__}, indent=1).encode())
 
     # -------------------------------------------------------------- namespaces
@@ -244,7 +289,6 @@ class EmbeddingStore:
 
     def _namespaces(self) -> dict:
         """``{folder name: Namespace}`` from the manifest, completed from the files' own metadata."""
-        import pyarrow.parquet as pq
 
         known = {}
         for name, info in (self._manifest().get("namespaces") or {}).items():
@@ -258,7 +302,7 @@ class EmbeddingStore:
                 continue
             for f in self._part_files(folder.name):
                 try:
-                    meta = json.loads(pq.read_schema(f).metadata[b"kit"])
+                    meta = json.loads(read_schema(f).metadata[b"kit"])
                     known[folder.name] = Namespace(**{k: meta[k] for k in ("name", "backbone", "backbone_key",
                                                                            "preprocessing", "dim", "dtype")})
                     break
@@ -316,7 +360,6 @@ class EmbeddingStore:
                          f"namespaces {sorted(ns.name for ns in matches)}; pass one of these names as backbone=")
 
     def _write_manifest(self, namespaces: dict | None = None) -> None:
-        import pyarrow.parquet as pq
 
         namespaces = self._namespaces() if namespaces is None else namespaces
         out = {}
@@ -325,11 +368,11 @@ class EmbeddingStore:
             rows = 0
             for f in files:
                 try:
-                    rows += pq.read_metadata(f).num_rows
+                    rows += read_metadata(f).num_rows
                 except OSError:
                     continue
             out[name] = {**ns.to_json(), "partitions": len(files), "rows": rows}
-        _atomic_write(self.root / MANIFEST, json.dumps({
+        _write_small(self.root / MANIFEST, json.dumps({
             "kind": KIND, "format": STORE_FORMAT, "kit_version": __version__,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "namespaces": out}, indent=1).encode())
 
@@ -347,7 +390,6 @@ class EmbeddingStore:
         (call :meth:`register` once before, :meth:`refresh_manifest` after).
         """
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         vectors = np.asarray(vectors, dtype=np.float32)
         n = len(paths)
@@ -365,16 +407,7 @@ class EmbeddingStore:
         table = pa.Table.from_arrays(columns, schema=_schema(ns))
         folder = self.root / ns.name
         name = f"part-{time.time_ns():016x}{secrets.token_hex(2)}-{int(index):06d}.parquet"
-        tmp = folder / f".tmp-{secrets.token_hex(16)}.parquet"
-        try:
-            with open(tmp, "xb") as f:  # a name no one else has: ours alone
-                pq.write_table(table, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, folder / name)
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # only the temporary file this call created
-            raise
+        write_parquet_atomic(folder, name, table)
         return name
 
     def write(self, embeddings: Embeddings, backbone=None, partition_rows: int = 100_000) -> int:
@@ -438,7 +471,6 @@ class EmbeddingStore:
     def partitions(self, backbone=None) -> pd.DataFrame:
         """One row per partition file: namespace, backbone, file, rows, bytes (all namespaces when
         ``backbone`` is None)."""
-        import pyarrow.parquet as pq
 
         rows = []
         if self._require_store():
@@ -446,7 +478,7 @@ class EmbeddingStore:
             names = sorted(spaces) if backbone is None else [self.namespace(backbone).name]
             for name in names:
                 for f in self._part_files(name):
-                    rows.append((name, spaces[name].backbone, f.name, pq.read_metadata(f).num_rows,
+                    rows.append((name, spaces[name].backbone, f.name, read_metadata(f).num_rows,
                                  f.stat().st_size))
         return pd.DataFrame(rows, columns=["namespace", "backbone", "file", "rows", "bytes"]).astype(
             {"rows": "int64", "bytes": "int64"})
@@ -467,7 +499,6 @@ class EmbeddingStore:
         """The rows of one namespace as a plain DataFrame (``columns``: any of ``COLUMNS``; default all but
         ``vector``), partition by partition in the order they were written."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         columns = [c for c in COLUMNS if c != "vector"] if columns is None else list(columns)
         bad = [c for c in columns if c not in COLUMNS]
@@ -476,7 +507,7 @@ class EmbeddingStore:
         if not self._require_store():
             return pd.DataFrame({c: [] for c in columns})
         ns = self.namespace(backbone)
-        tables = [pq.read_table(f, columns=columns) for f in self._part_files(ns.name)]
+        tables = [read_table(f, columns=columns) for f in self._part_files(ns.name)]
         if not tables:
             return pd.DataFrame({c: [] for c in columns})
         return pa.concat_tables(tables).to_pandas()
@@ -505,7 +536,6 @@ class EmbeddingStore:
         """
         import pyarrow as pa
         import pyarrow.compute as pc
-        import pyarrow.parquet as pq
 
         if not self._require_store():
             raise FileNotFoundError(f"store={str(self.root)!r} does not exist; write to it first "
@@ -515,7 +545,7 @@ class EmbeddingStore:
         want_h = None if hashes is None else pa.array(sorted(set(hashes)), pa.string())
         tables = []
         for f in self._part_files(ns.name):
-            t = pq.read_table(f, columns=["path", "hash", "label", "vector"])
+            t = read_table(f, columns=["path", "hash", "label", "vector"])
             if want_p is not None:
                 t = t.filter(pc.is_in(t.column("path"), value_set=want_p))
             if want_h is not None:
@@ -553,7 +583,6 @@ class EmbeddingStore:
         """
         import pyarrow as pa
         import pyarrow.compute as pc
-        import pyarrow.parquet as pq
 
         wanted = set(hashes)
         if not wanted or not self.root.is_dir():
@@ -566,7 +595,7 @@ class EmbeddingStore:
             for f in files:
                 if f.name not in seen:
                     try:
-                        for h in pq.read_table(f, columns=["hash"]).column("hash").to_pylist():
+                        for h in read_table(f, columns=["hash"]).column("hash").to_pylist():
                             where.setdefault(h, f.name)
                     except OSError:
                         continue
@@ -578,7 +607,7 @@ class EmbeddingStore:
         out = {}
         for name, hs in by_file.items():
             try:
-                t = pq.read_table(self.root / ns.name / name, columns=["hash", "vector"])
+                t = read_table(self.root / ns.name / name, columns=["hash", "vector"])
             except OSError:  # the partition was deleted since: those photos are computed again
                 continue
             t = t.filter(pc.is_in(t.column("hash"), value_set=pa.array(hs, pa.string())))
@@ -596,7 +625,7 @@ class EmbeddingStore:
         now = time.time()
         for folder in self._ns_dirs():
             for f in folder.iterdir():
-                if _TMP.fullmatch(f.name) and _plain_file(f) and now - f.stat().st_mtime >= older_than:
+                if _TMP.fullmatch(f.name) and _plain_file(f) and _age(f, now) >= older_than:
                     f.unlink(missing_ok=True)
                     removed += 1
         return removed

@@ -252,3 +252,81 @@ def test_import_kit_does_not_import_dask():
             "print([m for m in ('dask', 'distributed') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+# ------------------------------------------------------------------ stores on fsspec URLs
+@pytest.fixture()
+def memory_url():
+    """A folder of fsspec's in-memory file system (a real fsspec file system, shared within this process)."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    root = f"/kit-test-{time.time_ns()}"
+    yield f"memory://{root}", fs, root
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+
+
+def test_a_store_on_an_fsspec_url_writes_appends_reads_and_cleans_only_its_files(photos, plain, memory_url):
+    url, fs, root = memory_url
+    fs.makedirs(f"{root}/photos", exist_ok=True)
+    fs.pipe_file(f"{root}/photos/a.jpg", b"not the kit's")
+    with pytest.raises(ValueError, match="not a kit embedding store.*a.jpg|a.jpg.*no .kit-store"):
+        EmbeddingStore(f"{url}/photos").write(plain)
+    assert fs.cat_file(f"{root}/photos/a.jpg") == b"not the kit's"  # a foreign folder is left as it was
+
+    store = EmbeddingStore(f"{url}/store")
+    first = kit.Embeddings(vectors=plain.vectors[:400], paths=plain.paths[:400], labels=plain.labels[:400],
+                           backbone=plain.backbone, preprocessing=plain.preprocessing, unreadable=plain.unreadable,
+                           hashes=plain.hashes[:400])
+    assert store.write(first, partition_rows=150) == 400
+    assert store.write(plain, partition_rows=150) == 100  # appending writes only the 100 new photos
+    assert store.write(plain) == 0
+    parts = store.partitions()
+    assert parts["rows"].tolist() == [150, 150, 100, 100] and (parts["bytes"] > 0).all()
+    back = store.read()
+    order = [back.paths.index(p) for p in plain.paths]
+    np.testing.assert_array_equal(back.vectors[order], plain.vectors)
+    assert [back.labels[i] for i in order] == plain.labels and store.hashes() == set(plain.hashes)
+    ns = store.namespace("color_hist").name
+    table = pd.read_parquet(f"{root}/store/{ns}", filesystem=fs)  # pandas reads it without the kit
+    assert len(table) == 500 and set(table["path"]) == set(plain.paths)
+    manifest = json.loads(fs.cat_file(f"{root}/store/_kit_manifest.json"))
+    assert manifest["namespaces"][ns]["rows"] == 500 and manifest["namespaces"][ns]["partitions"] == 4
+
+    # a run killed while writing leaves at most a hidden temporary file: never read as data, removed by clean
+    fs.pipe_file(f"{root}/store/{ns}/.tmp-{'0' * 32}.parquet", b"half a parquet file")
+    assert len(store.read().paths) == 500 and len(pd.read_parquet(f"{root}/store/{ns}", filesystem=fs)) == 500
+    assert store.clean(older_than=0) == 1
+    fs.pipe_file(f"{root}/store/{ns}/notes.txt", b"the user's")
+    assert store.clear() == 4
+    left = sorted(p.rsplit("/", 1)[-1] for p in fs.find(f"{root}/store"))
+    assert left == [".kit-store", "_kit_manifest.json", "notes.txt"]  # only the kit's partitions went
+
+
+def test_dask_embeds_into_a_url_store_and_kmeans_reads_it(client, photos, plain, tmp_path):
+    """``local://`` goes through fsspec (not the local fast path), and each worker process opens it itself."""
+    from kit import scale_cluster
+
+    url = f"local://{tmp_path / 'store'}"
+    emb = embed_dask(photos, backbone="color_hist", client=client, store=url, partition_size=200)
+    np.testing.assert_allclose(emb.vectors, plain.vectors, rtol=0, atol=1e-6)
+    store = EmbeddingStore(url)
+    assert type(store.root).__name__ == "RemotePath" and len(store.partitions()) == 3
+    again = embed_dask(photos, backbone="color_hist", client=client, store=url, partition_size=200)
+    assert again.stats["skipped"] == 500 and len(store.partitions()) == 3  # resumed: nothing embedded twice
+
+    local = EmbeddingStore(tmp_path / "local")  # the same rows in the same partitions, on the local fast path
+    local.write(store.read(), partition_rows=200)
+    on_url = scale_cluster.kmeans(store, 10, write=False, random_state=0)
+    on_disk = scale_cluster.kmeans(local, 10, write=False, random_state=0)
+    by_path = dict(zip(on_disk.labels["path"], on_disk.labels["cluster"]))
+    assert len(on_url.labels) == 500
+    assert all(by_path[p] == c for p, c in zip(on_url.labels["path"], on_url.labels["cluster"]))
+    with pytest.raises(ValueError, match="write=False"):
+        scale_cluster.kmeans(url, 10, random_state=0)
+
+
+def test_a_url_without_its_protocol_package_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match="store='nosuchproto://x'.*local folder"):
+        EmbeddingStore("nosuchproto://x")
