@@ -106,7 +106,7 @@ def store_first_map(kit_home: str, store: str) -> tuple[float, float, float]:
                         if time.time() > deadline:
                             raise
                         time.sleep(0.2)
-                box = page.locator("input[aria-label='Store folder']")
+                box = page.locator("input[aria-label='Store folder or URL']")
                 box.wait_for(timeout=120_000)
                 box.fill(store)
                 box.press("Enter")

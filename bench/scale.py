@@ -1,8 +1,9 @@
 """Embedding on Dask against the plain loop (issue 14), on a generated photo corpus.
 
-The corpus (--corpus N, default 20,000): N JPEGs written into a temporary folder, each a seeded random crop
-(30-100 % of the area, aspect 3/4-4/3), horizontal flip (half of them) and colour jitter (brightness, contrast,
-saturation 0.7-1.3) of one of the 500 built-in clothing photos, in turn (Pillow; the same N gives the same files).
+The corpus (--corpus N, default 20,000): kit.datasets.augmented_corpus writes N JPEGs into a temporary folder, each
+a seeded random crop (30-100 % of the area, aspect 3/4-4/3), horizontal flip (half of them) and colour jitter
+(brightness, contrast, saturation 0.7-1.3) of one of the 500 built-in clothing photos, in turn (the same N gives the
+same files).
 --corpus 0 uses the built-in photos themselves (the first --photos of them).
 
 One line per figure: the start-up of a local cluster (kit.scale.start_cluster: processes, 1 thread each), then
@@ -133,37 +134,6 @@ def estimate_10m(n, dim, k, sample_size, n_parts, write, tm, big=10_000_000, row
          f"scaled from {n:,} rows in {n_parts} partitions; peak RSS expected as above (the sample and one partition)")
 
 
-def make_corpus(n, folder, seed=0):
-    """``n`` JPEGs in ``folder``: seeded crops, flips and colour jitter of the built-in clothing photos."""
-    import numpy as np
-    from PIL import Image, ImageEnhance, ImageOps
-
-    sources = list_images(kit.datasets.clothing()).paths
-    folder = Path(folder)
-    out = []
-    for i in range(n):
-        rng = np.random.default_rng([seed, i])
-        with Image.open(sources[i % len(sources)]) as im:
-            im = im.convert("RGB")
-        w, h = im.size
-        area = w * h * rng.uniform(0.3, 1.0)
-        aspect = float(np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3))))
-        cw = int(min(w, max(16, round((area * aspect) ** 0.5))))
-        ch = int(min(h, max(16, round((area / aspect) ** 0.5))))
-        x0 = int(rng.integers(0, w - cw + 1))
-        y0 = int(rng.integers(0, h - ch + 1))
-        im = im.crop((x0, y0, x0 + cw, y0 + ch))
-        if rng.random() < 0.5:
-            im = ImageOps.mirror(im)
-        for enhance in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
-            im = enhance(im).enhance(float(rng.uniform(0.7, 1.3)))
-        path = folder / f"{i // 1000:03d}" / f"{i:06d}.jpg"
-        path.parent.mkdir(exist_ok=True)
-        im.save(path, quality=90)
-        out.append(str(path))
-    return out
-
-
 def pin_to_core(core):
     """Pins every thread of the calling process to ``core`` (threads started later inherit it)."""
     cpus = {core % os.cpu_count()}
@@ -225,7 +195,7 @@ def main():
     corpus_dir = tempfile.TemporaryDirectory(prefix="kit-bench-corpus-")
     if args.corpus:
         t = time.perf_counter()
-        paths = make_corpus(args.corpus, corpus_dir.name)
+        paths = kit.datasets.augmented_corpus(args.corpus, corpus_dir.name)
         line("corpus", f"{len(paths):,} JPEGs (seeded crops, flips, colour jitter of the 500 clothing photos) "
                        f"written in {time.perf_counter() - t:.1f} s")
     else:

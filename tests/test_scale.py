@@ -330,3 +330,36 @@ def test_dask_embeds_into_a_url_store_and_kmeans_reads_it(client, photos, plain,
 def test_a_url_without_its_protocol_package_is_refused_with_the_fix():
     with pytest.raises(ValueError, match="store='nosuchproto://x'.*local folder"):
         EmbeddingStore("nosuchproto://x")
+
+
+# ------------------------------------------------------------------ real and generated photos (issue 14's tests)
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_dask_matches_the_plain_path_on_clothing10(client, clothing10, clothing10_lite0, tmp_path):
+    """All 1,485 real photos of clothing10 with the default backbone: every vector as the single-process path's."""
+    emb = embed_dask(clothing10, backbone="efficientnet_lite0", client=client, store=tmp_path / "store",
+                     partition_size=250)
+    assert sorted(emb.paths) == sorted(clothing10_lite0.paths) and len(emb.paths) == 1485
+    at = {p: i for i, p in enumerate(emb.paths)}
+    mine = emb.vectors[[at[p] for p in clothing10_lite0.paths]]
+    assert _cosines(mine, clothing10_lite0.vectors).min() >= 0.9999
+    assert [emb.labels[at[p]] for p in clothing10_lite0.paths] == clothing10_lite0.labels
+    assert EmbeddingStore(tmp_path / "store").partitions()["rows"].tolist() == [250] * 5 + [235]
+
+
+def test_generated_photos_embed_alike_on_dask_and_the_corpus_is_reproducible(client, tmp_path):
+    paths = kit.datasets.augmented_corpus(60, tmp_path / "corpus", random_state=3)
+    again = kit.datasets.augmented_corpus(60, tmp_path / "again", random_state=3)
+    assert [Path(p).read_bytes() for p in paths] == [Path(p).read_bytes() for p in again]  # same seed, same files
+    assert len({Path(p).parent.name for p in paths}) == 10  # the sources' labels, as sub-folders
+    with pytest.raises(ValueError, match="not an empty folder"):
+        kit.datasets.augmented_corpus(5, tmp_path / "corpus")  # never written among existing files
+    assert len(list((tmp_path / "corpus").rglob("*.jpg"))) == 60
+    plain = kit.embed(tmp_path / "corpus", backbone="efficientnet_lite0", use_cache=False)
+    emb = embed_dask(tmp_path / "corpus", backbone="efficientnet_lite0", client=client, store=tmp_path / "store",
+                     partition_size=16)
+    at = {p: i for i, p in enumerate(emb.paths)}
+    assert sorted(at) == sorted(plain.paths)
+    assert _cosines(emb.vectors[[at[p] for p in plain.paths]], plain.vectors).min() >= 0.9999

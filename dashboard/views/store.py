@@ -13,7 +13,7 @@ st.title("Embedding store")
 st.caption("A store made by `python -m kit embed DIR --store OUT` (or `kit.embed(..., store=OUT)`) can hold millions "
            "of photos. Its vectors are never all in memory here: the map and k-means are fitted on a sample and "
            "every row is placed partition by partition.")
-path = st.text_input("Store folder", placeholder="/path/to/photos.store", **state.bind("store_path", default=""))
+path = st.text_input("Store folder or URL", placeholder="/path/to/photos.store or s3://bucket/photos.store", **state.bind("store_path", default=""))
 if not path:
     st.info("Give the folder of an embedding store to explore it.", icon=":material/database:")
     st.stop()

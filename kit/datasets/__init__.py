@@ -1,6 +1,7 @@
 """Data to try the kit on, one concern per module:
 
-- `kit.datasets.samples`: the built-in sample data, no network (`clothing`, `sample_folder`, `sample_faces`);
+- `kit.datasets.samples`: the built-in sample data, no network (`clothing`, `sample_folder`, `sample_faces`,
+  `augmented_corpus` for a corpus of any size);
 - `kit.datasets.archives`: safe zip/tar extraction (`extract_zip` for uploads), which never overwrites or
   deletes what the kit did not create;
 - `kit.datasets.downloads`: public sets fetched over the network (`download`, `PUBLIC`), checksummed, failing
@@ -11,9 +12,10 @@ writes into the user's own image folders.
 """
 from .archives import ImportReport, extract_zip
 from .downloads import PUBLIC, DatasetUnavailableError, PublicDataset, download
-from .samples import (CLOTHING_CLASSES, FACES_PER_PERSON, FACES_VERSION, SAMPLE_PER_CLASS, SAMPLE_VERSION, clothing,
-                      sample_faces, sample_faces_info, sample_folder, sample_info)
+from .samples import (CLOTHING_CLASSES, FACES_PER_PERSON, FACES_VERSION, SAMPLE_PER_CLASS, SAMPLE_VERSION,
+                      augmented_corpus, clothing, sample_faces, sample_faces_info, sample_folder, sample_info)
 
 __all__ = ["CLOTHING_CLASSES", "DatasetUnavailableError", "FACES_PER_PERSON", "FACES_VERSION", "ImportReport",
+           "augmented_corpus",
            "PUBLIC", "PublicDataset", "SAMPLE_PER_CLASS", "SAMPLE_VERSION", "clothing", "download", "extract_zip",
            "sample_faces", "sample_faces_info", "sample_folder", "sample_info"]

@@ -146,6 +146,78 @@ def clothing() -> Path:
     return folder
 
 
+def augmented_corpus(n: int, folder, random_state: int = 0, sources=None) -> list:
+    """Write ``n`` JPEGs into the new folder ``folder``: seeded random crops, flips and colour jitter of real photos.
+
+    A corpus of any size for scale tests and benchmarks (``bench/scale.py``): photo ``i`` is made from source
+    ``i % len(sources)`` (sources taken in turn from each label) with a crop of 30-100 % of its area (aspect 3/4-4/3), a horizontal flip half of the time
+    and brightness, contrast and saturation each scaled by 0.7-1.3, drawn from ``(random_state, i)``: the same
+    arguments give the same files. Photos go to ``folder/<label of the source>/<i>.jpg`` so the corpus keeps the
+    sources' labels.
+
+    Parameters
+    ----------
+    n : int
+        How many photos.
+    folder : path
+        A new or empty folder (anything else is refused: the kit never writes among the user's files).
+    random_state : int
+        The seed of every crop, flip and jitter.
+    sources : folder or list of paths, optional
+        The photos to vary (labels from their parent folders); default: :func:`clothing`.
+
+    Returns
+    -------
+    list of str
+        The paths written, in order.
+    """
+    from ..io import load_folder
+
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n={n!r} must be a positive number of photos")
+    folder = Path(folder).expanduser()
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ValueError(f"folder={str(folder)!r} already exists and is not an empty folder; pass a new folder "
+                         f"for the corpus (the kit never writes among existing files)")
+    if isinstance(sources, (list, tuple)):
+        paths = [str(p) for p in sources]
+    else:
+        paths = [str(p) for p in load_folder(sources if sources is not None else clothing()).paths]
+    if not paths:
+        raise ValueError(f"sources={sources!r} holds no photos to vary")
+    rank: dict = {}
+    order = []
+    for p in paths:  # round robin over the labels: the first photos of any n already cover every label
+        label = Path(p).parent.name
+        order.append((rank.get(label, 0), label, p))
+        rank[label] = rank.get(label, 0) + 1
+    paths = [p for _, _, p in sorted(order)]
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(int(n)):
+        rng = np.random.default_rng([int(random_state), i])
+        src = Path(paths[i % len(paths)])
+        with Image.open(src) as im:
+            im = im.convert("RGB")
+        w, h = im.size
+        area = w * h * rng.uniform(0.3, 1.0)
+        aspect = float(np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3))))
+        cw = int(min(w, max(16, round((area * aspect) ** 0.5))))
+        ch = int(min(h, max(16, round((area / aspect) ** 0.5))))
+        x0 = int(rng.integers(0, w - cw + 1))
+        y0 = int(rng.integers(0, h - ch + 1))
+        im = im.crop((x0, y0, x0 + cw, y0 + ch))
+        if rng.random() < 0.5:
+            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        for enhance in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+            im = enhance(im).enhance(float(rng.uniform(0.7, 1.3)))
+        path = folder / src.parent.name / f"{i:07d}.jpg"
+        path.parent.mkdir(exist_ok=True)
+        im.save(path, quality=90)
+        out.append(str(path))
+    return out
+
+
 FACES_VERSION = "faces-sample-v1"
 FACES_PER_PERSON = 8
 
