@@ -19,13 +19,13 @@ import streamlit as st
 
 import kit
 import kit.datasets
-from kit._methods import NEEDS_K  # without importing kit.cluster (scikit-learn) on the first page
+from kit._methods import AUTO_MIN_ROWS, NEEDS_K  # without importing kit.cluster (scikit-learn) on the first page
 
 SOURCES = {"clothing": "Clothing photos (built in, 500 photos)", "demo": "Quick demo (scikit-image photos)",
            "folder": "A folder on this machine", "upload": "Upload a zip"}
-METHODS = {"kmeans": "k-means", "agglomerative": "Agglomerative", "spectral": "Spectral", "hdbscan": "HDBSCAN",
-           "dbscan": "DBSCAN", "chinese_whispers": "Chinese Whispers", "leiden": "Leiden", "infomap": "Infomap",
-           "scan": "SCAN head", "auto": "Automatic (label-free)"}
+METHODS = {"auto": "Automatic (label-free)", "kmeans": "k-means", "agglomerative": "Agglomerative",
+           "spectral": "Spectral", "hdbscan": "HDBSCAN", "dbscan": "DBSCAN", "chinese_whispers": "Chinese Whispers",
+           "leiden": "Leiden", "infomap": "Infomap", "scan": "SCAN head"}
 LINKAGES = ("ward", "average", "complete", "single")
 REDUCE_TO = (2, 3, 5, 10, 20, 50)
 DEFAULT_BACKBONE = "efficientnet_lite0"
@@ -35,7 +35,7 @@ MIN_PHOTOS = 2
 # Every setting, its default, and which clustering methods use it (None: not a clustering parameter).
 DEFAULTS = {
     "source": "clothing", "folder": "", "upload": "", "backbones": [DEFAULT_BACKBONE],
-    "method": "kmeans", "k": None, "linkage": "ward", "min_cluster_size": 15, "reduce_to": 5,
+    "method": "auto", "k": None, "linkage": "ward", "min_cluster_size": 15, "reduce_to": 5,
     "min_samples": 5, "eps": None, "cw_threshold": None, "cw_k": 20, "resolution": 1.0,
 }
 # Settings that belong to one data source: reset when the data changes (K=5 for one folder must not score
@@ -532,6 +532,8 @@ def clustering(images: kit.ImageSet) -> Clustering:
     """The one clustering of the session, built from the settings (clamped to these images)."""
     s = settings()
     method = s["method"]
+    if method == "auto" and len(images) < AUTO_MIN_ROWS:
+        method = "kmeans"  # too few photos to compare methods on halves: k-means at the default K (the page says so)
     params = {}
     if method in NEEDS_K:
         params["n_clusters"] = current_k(images)
@@ -695,8 +697,11 @@ def store_backbones(path: str) -> pd.DataFrame | None:
     is not a store the kit made."""
     from kit.store import EmbeddingStore
 
-    store = EmbeddingStore(path)
-    return store.backbones() if Path(path).is_dir() and store.is_store() else None
+    try:
+        store = EmbeddingStore(path)  # a folder or an fsspec URL
+    except ValueError:  # a URL whose protocol has no package installed
+        return None
+    return store.backbones() if store.is_store() else None
 
 
 def _store_signature(path: str) -> str:

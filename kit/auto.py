@@ -31,6 +31,7 @@ import pandas as pd
 
 from ._knn import knn
 from ._linalg import l2_normalize
+from ._methods import AUTO_MIN_ROWS
 from ._validation import Interval, InvalidParameterError, validate_params
 from .cluster import Agglomerative, KMeans, Leiden, Spectral, _Base, _check_X, _seed
 from .progress import report
@@ -190,8 +191,9 @@ def auto(X, *, methods=AUTO_METHODS, k_range=(2, 20), n_splits=2, scan_params=No
 
     reps = _representations(X)
     n = len(next(iter(reps.values())))
-    if n < 20:
-        raise ValueError(f"auto needs at least 20 rows to split them into halves and score candidates; X has {n}")
+    if n < AUTO_MIN_ROWS:
+        raise ValueError(f"auto needs at least {AUTO_MIN_ROWS} rows to split them into halves and score candidates; "
+                         f"X has {n}: choose a method and K by hand (e.g. kit.cluster.KMeans)")
     seed = _seed(random_state)
     rng = np.random.default_rng(seed)
     halves = []

@@ -78,7 +78,7 @@ def _metric(at, label):
 
 
 def test_changing_k_and_algorithm_changes_scores():
-    at = open_page("cluster")
+    at = open_page("cluster", query={"method": "kmeans"})
     before = (_metric(at, "Clusters"), _metric(at, "NMI"))
     at.slider(key="w_k").set_value(3).run()
     assert not at.exception
@@ -97,7 +97,7 @@ def test_changing_k_and_algorithm_changes_scores():
 
 def test_settings_survive_page_switches():
     """Issue 12.1: K set to 5 came back as 8 after a visit to Gallery; min_cluster_size 20 came back as 15."""
-    at = open_page("cluster")
+    at = open_page("cluster", query={"method": "kmeans"})
     at.slider(key="w_k").set_value(5).run()
     for page in ("gallery", "data", "export"):
         go(at, page)
@@ -142,7 +142,7 @@ def _use_folder(at, folder):
 
 def test_k_of_one_folder_does_not_carry_over_and_sliders_clamp(tmp_path):
     """Issue 12.2: K=5 from one folder scored another; a folder with 102 labels crashed a slider capped at 40."""
-    at = open_page("cluster")
+    at = open_page("cluster", query={"method": "kmeans"})
     at.slider(key="w_k").set_value(5).run()
     at.sidebar.radio(key="w_source").set_value("demo").run()
     _ok(at)
@@ -160,11 +160,12 @@ def test_k_of_one_folder_does_not_carry_over_and_sliders_clamp(tmp_path):
 
 
 def test_automatic_and_scan_clusterings_from_the_cluster_page():
-    """Issue 15: the label-free automatic pipeline and the SCAN head are methods of the Cluster page; the automatic
-    one says what it chose and why, and every page follows it."""
+    """Issue 15: the label-free automatic pipeline is the dashboard's default clustering and the SCAN head a method
+    of the Cluster page; the automatic one says what it chose and why, and every page follows it."""
     at = open_page("cluster")
-    at.selectbox(key="w_method").set_value("auto").run()
     _ok(at)
+    assert at.selectbox(key="w_method").value == "auto"  # the default: nothing chosen by hand
+    assert "method" not in at.query_params or at.query_params["method"] == "auto"
     reason = [i.value for i in at.info if " with K=" in i.value]
     assert reason and "held-out silhouette" in reason[0]
     k = int(re.search(r"with K=(\d+)", reason[0]).group(1))
@@ -261,9 +262,7 @@ def test_hand_edits_rescore_persist_and_feed_the_gallery(tmp_path):
         (folder / cls).mkdir(parents=True)
         for p in sorted((ROOT / "assets" / "clothing" / "images" / cls).glob("*.jpg"))[:12]:
             shutil.copy(p, folder / cls / p.name)
-    at = _use_folder(open_page("data"), folder)
-    at.slider(key="w_k").set_value(4).run() if at.get("slider") and any(
-        s.key == "w_k" for s in at.slider) else None
+    at = _use_folder(open_page("data", query={"method": "kmeans"}), folder)  # K = the 4 labels
     go(at, "curate")
     start = _metrics(at)
     at.selectbox(key="merge_a").set_value(0).run()
@@ -289,7 +288,7 @@ def test_hand_edits_rescore_persist_and_feed_the_gallery(tmp_path):
     assert any('"rename"' in line for line in runs)
 
     # a new session (a reload): the edits come back, and the Gallery uses them
-    again = _use_folder(open_page("data"), folder)
+    again = _use_folder(open_page("data", query={"method": "kmeans"}), folder)  # the reloaded URL
     go(again, "curate")
     assert _metrics(again)["NMI"] == edited_nmi and "mixed" in again.dataframe[0].value.name.tolist()
     go(again, "gallery")
@@ -298,7 +297,7 @@ def test_hand_edits_rescore_persist_and_feed_the_gallery(tmp_path):
     (folder / "shirt").mkdir()
     for p in sorted((ROOT / "assets" / "clothing" / "images" / "shoes").glob("*.jpg"))[12:18]:
         shutil.copy(p, folder / "shoes" / p.name)
-    later = _use_folder(open_page("data"), folder)
+    later = _use_folder(open_page("data", query={"method": "kmeans"}), folder)
     go(later, "curate")
     assert any("6" in m.value and "added to the folder" in m.value for m in later.markdown)
     later.button(key="btn_assign").click().run()
@@ -333,6 +332,7 @@ def test_undefined_scores_are_not_shown_as_perfect(tmp_path):
     """Issue 12.7: 5 photos of one class, all HDBSCAN noise, scored NMI 1.000."""
     at = _use_folder(open_page("data"), _photo_folder(tmp_path / "one", classes=1, per_class=5))
     go(at, "cluster")
+    assert any("Only 5 photos" in i.value for i in at.info)  # too few for the automatic default: k-means, said so
     at.selectbox(key="w_method").set_value("hdbscan").run()
     assert _metric(at, "NMI") == "undefined"
     assert any("undefined" in w.value for w in at.warning)
@@ -361,7 +361,7 @@ def test_export_writes_files(tmp_path):
 
 def test_exporting_twice_leaves_every_photo_once_and_says_where(tmp_path):
     """Issue 12.9: two exports into one folder mixed runs (800 entries for 400 photos)."""
-    at = open_page("export")
+    at = open_page("export", query={"method": "kmeans"})
     at.text_input(key="out_dir").set_value(str(tmp_path / "out")).run()
     at.button(key="btn_folders").click().run()
     go(at, "cluster")
@@ -425,7 +425,7 @@ def _image_captions(at):
 
 def test_gallery_shows_every_cluster_names_them_and_marks_outliers():
     """Issue 12.12: outliers invisible at the default page size; no overview; truncated names."""
-    at = open_page("gallery")
+    at = open_page("gallery", query={"method": "kmeans"})  # K = 10
     grids = [m.value for m in at.markdown if "kit-grid" in m.value]
     assert len(grids) == 11  # 10 clusters in the overview + the chosen cluster's page
     names = [m.value for m in at.markdown if m.value.startswith("**cluster")]
@@ -507,6 +507,13 @@ def test_the_store_page_explores_a_store_of_any_size(tmp_path):
     assert traces() == {"scattergl"}
     grid = [m.value for m in at.markdown if "kit-grid" in m.value][-1]
     assert grid.count("<figure") == 30  # one cluster of 120 / 4, nearest its centre first: only these load
+
+    url = f"memory://kit-dashboard-test-{tmp_path.name}/small.store"  # the same rows in a store on an fsspec URL
+    scale_cluster.write_vectors(url, centres[truth] + rng.normal(size=(len(photos), 16)), paths=photos,
+                                labels=[f"class{t}" for t in truth], partition_rows=50)
+    at.text_input(key="w_store_path").set_value(url).run()
+    _ok(at)
+    assert traces() == {"scattergl"} and any("NMI **1.000**" in m.value for m in at.markdown)
 
     big = tmp_path / "big.store"
     n = kit.plot.SCATTER_MAX_POINTS + 5000

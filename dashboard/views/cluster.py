@@ -51,6 +51,10 @@ if images is not None:
                    "K estimators, then each method clustered on two random halves and scored by how well the "
                    "halves agree and by silhouette on the half it did not see. True labels are never used.")
     result = state.current_result(folder)
+    if result is not None and method == "auto" and result.clustering.method != "auto":
+        st.info(f"Only {len(result.labels)} photos: the automatic choice needs at least {state.AUTO_MIN_ROWS} to "
+                f"compare methods on two halves, so this is k-means at K = {result.clustering.params['n_clusters']}.",
+                icon=":material/info:")
     if result is not None:
         c, labels = result.clustering, result.labels
         s_ = state.scores(folder, bb, c.method, c.params_json)
