@@ -10,8 +10,9 @@ from ._config import __version__, kit_home
 from .embed import Embeddings, embed
 from .io import ImageSet, load_folder, read_image
 
-_SUBMODULES = ("adapt", "backbones", "cache", "cluster", "costs", "curate", "datasets", "export", "faces", "formats", "inspect", "io", "k",
-               "metrics", "plot", "progress", "project", "scale", "scale_cluster", "scale_graph", "store")
+_SUBMODULES = ("adapt", "backbones", "cache", "cluster", "costs", "curate", "datasets", "export", "faces", "formats",
+               "inspect", "io", "k",
+               "metrics", "plot", "progress", "project", "scale", "scale_cluster", "scale_graph", "store", "views")
 
 __all__ = ["__version__", "Embeddings", "ImageSet", "compare", "embed", "kit_home", "load_folder", "read_image",
            *_SUBMODULES]

@@ -57,6 +57,48 @@ def test_scan_variants_run(small):
         assert nmi(y, est.labels_) > 0.8, params
 
 
+def test_scan_trains_on_views_and_mines_elsewhere(small):
+    """``views``: augmented views' embeddings of the same rows; ``mine_on``: another representation to mine the
+    neighbours in. Both keep the partition of separated blobs and are deterministic."""
+    X, y = small
+    rng = np.random.default_rng(0)
+    views = np.stack([X + rng.normal(0, 0.5, X.shape).astype(np.float32) for _ in range(2)])
+    a = C.SCAN(4, n_heads=2, steps=80, random_state=1).fit(X, views=views)
+    b = C.SCAN(4, n_heads=2, steps=80, random_state=1).fit(X, views=views)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    assert nmi(y, a.labels_) > 0.9 and a.predict(X).shape == (len(X),)
+    assert nmi(y, C.SCAN(4, n_heads=2, steps=80, random_state=1).fit(X, views=views[0]).labels_) > 0.9
+    other = np.hstack([X, X[:, :5]])
+    assert nmi(y, C.SCAN(4, n_heads=2, steps=80, random_state=1).fit(X, mine_on=other).labels_) > 0.9
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"views": np.zeros((2, 10, 32), np.float32)}, r"views has shape \(2, 10, 32\); it must be \(V, N, D\)"),
+    ({"views": np.full((1, 240, 32), np.nan, np.float32)}, "views has shape .* finite"),
+    ({"mine_on": np.zeros((10, 3), np.float32)}, r"mine_on has shape \(10, 3\); it must be \(N, D'\)"),
+])
+def test_scan_refuses_mismatched_views_and_mine_on(small, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        C.SCAN(4, n_heads=1, steps=5).fit(small[0], **kwargs)
+
+
+def test_embed_views_of_real_photos(clothing10, tmp_path):
+    """Views go through the kit's cache: a second call reads them back; the mirror view differs from the photo."""
+    import kit
+    from kit.views import embed_views
+
+    paths = sorted(clothing10.glob("*/*.jpg"))[:6]
+    V = embed_views(paths, views=("flip", "zoom_tl"), cache_dir=tmp_path)
+    assert V.shape == (2, 6, 1280) and np.isfinite(V).all()
+    np.testing.assert_allclose(np.linalg.norm(V, axis=2), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(V, embed_views(paths, views=("flip", "zoom_tl"), cache_dir=tmp_path))
+    plain = kit.embed(paths, cache_dir=tmp_path).vectors
+    cos = (plain * V[0]).sum(1)
+    assert (cos > 0.5).all() and (cos < 0.9999).all()
+    with pytest.raises(ValueError, match="views=.*unknown 'blur'"):
+        embed_views(paths, views=("blur",), cache_dir=tmp_path)
+
+
 @pytest.mark.parametrize("params, match", [
     ({"n_clusters": 0}, r"'n_clusters' parameter of SCAN must be an int in the range \[2, inf\); got 0"),
     ({"n_clusters": 2.5}, "'n_clusters' parameter of SCAN"),
