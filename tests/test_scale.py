@@ -363,3 +363,17 @@ def test_generated_photos_embed_alike_on_dask_and_the_corpus_is_reproducible(cli
     at = {p: i for i, p in enumerate(emb.paths)}
     assert sorted(at) == sorted(plain.paths)
     assert _cosines(emb.vectors[[at[p] for p in plain.paths]], plain.vectors).min() >= 0.9999
+
+
+def test_duckdb_reads_the_store_as_it_is(plain, tmp_path):
+    """The README says pandas, Dask and DuckDB read the store directly: DuckDB, by SQL over the partition files."""
+    duckdb = pytest.importorskip("duckdb", reason="duckdb is in requirements.txt (make test installs it)")
+    store = EmbeddingStore(tmp_path / "store")
+    store.write(plain, partition_rows=120)
+    folder = store.root / store.namespace("color_hist").name
+    con = duckdb.connect()
+    rows, paths, dims = con.execute(f"SELECT count(*), count(DISTINCT path), min(len(vector)) "
+                                    f"FROM '{folder}/*.parquet'").fetchall()[0]
+    assert (rows, paths, dims) == (500, 500, 128)
+    vec = con.execute(f"SELECT vector FROM '{folder}/*.parquet' WHERE path = ?", [plain.paths[7]]).fetchall()[0][0]
+    np.testing.assert_allclose(np.asarray(vec, np.float32), plain.vectors[7], rtol=0, atol=0)
