@@ -346,7 +346,8 @@ def test_dask_matches_the_plain_path_on_clothing10(client, clothing10, clothing1
     mine = emb.vectors[[at[p] for p in clothing10_lite0.paths]]
     assert _cosines(mine, clothing10_lite0.vectors).min() >= 0.9999
     assert [emb.labels[at[p]] for p in clothing10_lite0.paths] == clothing10_lite0.labels
-    assert EmbeddingStore(tmp_path / "store").partitions()["rows"].tolist() == [250] * 5 + [235]
+    # partitions finish in any order on two workers
+    assert sorted(EmbeddingStore(tmp_path / "store").partitions()["rows"].tolist()) == [235] + [250] * 5
 
 
 def test_generated_photos_embed_alike_on_dask_and_the_corpus_is_reproducible(client, tmp_path):
