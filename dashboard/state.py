@@ -289,7 +289,8 @@ def _cluster_labels(fp: str, folder: str, backbone: str, method: str, params_jso
                             "silhouette)...", max_entries=16, persist="disk")
 def _auto(fp: str, folder: str, backbone: str, params_json: str):
     emb = _embed(folder, backbone)
-    return kit.cluster.make("auto", random_state=0, **json.loads(params_json)).fit(emb.vectors).result_
+    # named by the backbone, so the reason reads "leiden on efficientnet_lite0 with K=7"
+    return kit.cluster.make("auto", random_state=0, **json.loads(params_json)).fit({backbone: emb.vectors}).result_
 
 
 def auto_result(folder: str, backbone: str, params_json: str):

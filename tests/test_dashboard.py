@@ -167,7 +167,7 @@ def test_automatic_and_scan_clusterings_from_the_cluster_page():
     assert at.selectbox(key="w_method").value == "auto"  # the default: nothing chosen by hand
     assert "method" not in at.query_params or at.query_params["method"] == "auto"
     reason = [i.value for i in at.info if " with K=" in i.value]
-    assert reason and "held-out silhouette" in reason[0]
+    assert reason and "held-out silhouette" in reason[0] and " on efficientnet_lite0 " in reason[0]
     k = int(re.search(r"with K=(\d+)", reason[0]).group(1))
     assert at.metric[0].value == str(k)  # the clusters shown are the ones it chose
     assert 0.45 < float(at.metric[2].value) <= 1  # NMI on the default photos (k-means at the true K: about 0.6)
