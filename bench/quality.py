@@ -7,8 +7,10 @@ with the generic backbone, not a face model). One line per method: NMI and ARI t
 efficientnet_lite0 at the true K. ``auto`` picks its own K (printed). Targets of the issue: the SCAN head
 >= reference + 0.08 NMI, auto >= reference + 0.05 NMI; the last lines say whether they were met, for the SCAN
 head on lite0, with the mirror view of each photo (``kit.views.embed_views``, cached like any embedding; k-means
-on the mean of the two vectors is printed too) and with neighbours mined in the concatenation lite0+1+2 (the head
-still reads lite0; k-means on the concatenation is printed too).
+on the mean of the two vectors is printed too), with neighbours mined in the concatenation lite0+1+2 (the head
+still reads lite0; k-means on the concatenation is printed too), and on ``efficientnet_lite0_grid`` (the same
+network, its last feature map averaged over a 3x3 grid of the photo instead of over all of it; k-means on it is
+printed too, so the gain of the pooling and the gain of the head can be told apart).
 
 Usage: python bench/quality.py [--data DIR] [--seeds 3] [--sets clothing10 faces_5celeb] [--skip-auto]
 """
@@ -32,6 +34,7 @@ from kit.views import embed_views  # noqa: E402
 from kit.auto import _LeidenAtK  # noqa: E402
 
 BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+GRID = "efficientnet_lite0_grid"  # lite0, its last feature map averaged over 3x3 cells of the photo
 TARGETS = {"scan": 0.08, "auto": 0.05}
 
 
@@ -39,9 +42,10 @@ def concat(blocks):
     return np.hstack([l2_normalize(b) for b in blocks]) / np.float32(np.sqrt(len(blocks)))
 
 
-def methods(k, vectors, flip):
+def methods(k, vectors, flip, grid, grid_flip):
     """name -> function(seed) returning labels (and the K when the method chooses it). ``flip``: lite0 embeddings
-    of the mirrored photos (``kit.views.embed_views``)."""
+    of the mirrored photos (``kit.views.embed_views``); ``grid``, ``grid_flip``: the same for lite0 pooled over a
+    3x3 grid (``efficientnet_lite0_grid``)."""
     lite0 = vectors[BACKBONES[0]]
     cat = concat([vectors[b] for b in BACKBONES])
     lite0_flip = concat([lite0, flip])  # the mean of the two normalised vectors, up to scale
@@ -54,6 +58,10 @@ def methods(k, vectors, flip):
         "SCAN head, lite0 + mirror view": lambda s: C.SCAN(k, random_state=s).fit(lite0, views=flip[None]).labels_,
         "SCAN head, lite0, neighbours from concat":
             lambda s: C.SCAN(k, random_state=s).fit(lite0, mine_on=cat).labels_,
+        "k-means, lite0 3x3 grid": lambda s: C.KMeans(k, random_state=s).fit(grid).labels_,
+        "SCAN head, lite0 3x3 grid": lambda s: C.SCAN(k, random_state=s).fit(grid).labels_,
+        "SCAN head, lite0 3x3 grid + mirror view":
+            lambda s: C.SCAN(k, random_state=s).fit(grid, views=grid_flip[None]).labels_,
         "spectral, lite0": lambda s: C.Spectral(k, random_state=s).fit(lite0).labels_,
         "leiden (resolution for K), lite0": lambda s: _LeidenAtK(k, random_state=s).fit(lite0).labels_,
         "agglomerative ward, lite0": lambda s: C.Agglomerative(k).fit(l2_normalize(lite0)).labels_,
@@ -102,17 +110,21 @@ def main():
             emb = kit.embed(images, backbone=backbone)
             vectors[backbone] = emb.vectors
         flip = embed_views(images, backbone=BACKBONES[0], views=("flip",))[0]
+        grid = kit.embed(images, backbone=GRID).vectors
+        grid_flip = embed_views(images, backbone=GRID, views=("flip",))[0]
         truth = np.asarray(emb.labels)
         k = len(set(truth))
         print(f"{name}: {len(truth)} photos, {k} classes, {len(seeds)} seeds, {os.cpu_count()} cores", flush=True)
-        scores = {label: run(label, fn, truth, seeds) for label, fn in methods(k, vectors, flip).items()}
+        scores = {label: run(label, fn, truth, seeds) for label, fn in methods(k, vectors, flip, grid, grid_flip).items()}
         if not args.skip_auto:
             blocks = {b.replace("efficientnet_", ""): vectors[b] for b in BACKBONES}
             scores["auto"] = run("auto (own K), lite0/1/2 and concat", lambda s: C.auto(blocks, random_state=s),
                                  truth, seeds)
         reference = scores["k-means, lite0 (reference)"]
         for what, label in (("scan", "SCAN head, lite0"), ("scan", "SCAN head, lite0 + mirror view"),
-                            ("scan", "SCAN head, lite0, neighbours from concat"), ("auto", "auto")):
+                            ("scan", "SCAN head, lite0, neighbours from concat"),
+                            ("scan", "SCAN head, lite0 3x3 grid"), ("scan", "SCAN head, lite0 3x3 grid + mirror view"),
+                            ("auto", "auto")):
             if label in scores:
                 gain = scores[label] - reference
                 verdicts.append(f"{name}: {label} {gain:+.3f} NMI over the reference (target +{TARGETS[what]:.2f}): "

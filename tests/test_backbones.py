@@ -28,6 +28,8 @@ def test_available_table():
     row = table.set_index("name")
     for name, size in (("efficientnet_lite0", 224), ("efficientnet_lite1", 240), ("efficientnet_lite2", 260)):
         assert row.loc[name, "offline"] and row.loc[name, "input_size"] == size
+        assert row.loc[name + "_grid", "offline"] and row.loc[name + "_grid", "input_size"] == size
+        assert row.loc[name + "_grid", "feature_dim"] == 9 * row.loc[name, "feature_dim"] == 11520
     assert row.loc["inception_v3", "input_size"] == 299
     assert row.loc["inception_resnet_v2", "input_size"] == 299
     assert not row.loc["resnet_v2_152", "offline"]  # the test TF-Hub cache is empty
