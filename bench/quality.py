@@ -10,7 +10,8 @@ head on lite0, with the mirror view of each photo (``kit.views.embed_views``, ca
 on the mean of the two vectors is printed too), with neighbours mined in the concatenation lite0+1+2 (the head
 still reads lite0; k-means on the concatenation is printed too), and on ``efficientnet_lite0_grid`` (the same
 network, its last feature map averaged over a 3x3 grid of the photo instead of over all of it; k-means on it is
-printed too, so the gain of the pooling and the gain of the head can be told apart).
+printed too, so the gain of the pooling and the gain of the head can be told apart). ``auto`` runs twice: on
+lite0/1/2 (and their concatenation), then with the grid vectors as a fourth block.
 
 Usage: python bench/quality.py [--data DIR] [--seeds 3] [--sets clothing10 faces_5celeb] [--skip-auto]
 """
@@ -120,11 +121,15 @@ def main():
             blocks = {b.replace("efficientnet_", ""): vectors[b] for b in BACKBONES}
             scores["auto"] = run("auto (own K), lite0/1/2 and concat", lambda s: C.auto(blocks, random_state=s),
                                  truth, seeds)
+            # the grid vectors as a fourth block (auto does not add them by itself: they are 9x larger)
+            with_grid = {**blocks, "lite0_grid": grid}
+            scores["auto, with grid"] = run("auto (own K), lite0/1/2, lite0 grid, concat",
+                                            lambda s: C.auto(with_grid, random_state=s), truth, seeds)
         reference = scores["k-means, lite0 (reference)"]
         for what, label in (("scan", "SCAN head, lite0"), ("scan", "SCAN head, lite0 + mirror view"),
                             ("scan", "SCAN head, lite0, neighbours from concat"),
                             ("scan", "SCAN head, lite0 3x3 grid"), ("scan", "SCAN head, lite0 3x3 grid + mirror view"),
-                            ("auto", "auto")):
+                            ("auto", "auto"), ("auto", "auto, with grid")):
             if label in scores:
                 gain = scores[label] - reference
                 verdicts.append(f"{name}: {label} {gain:+.3f} NMI over the reference (target +{TARGETS[what]:.2f}): "
