@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import normalized_mutual_info_score as nmi  # noqa: E402
 
 from kit import cluster as C  # noqa: E402
-from kit._knn import knn  # noqa: E402
+from kit._utils.neighbors import knn  # noqa: E402
 
 
 def mixture(n, d, k, seed=0, spread=4.0):

@@ -126,7 +126,7 @@ def bench_store(rows: int) -> None:
     """A store of ``rows`` photos' vectors (1280-d, as efficientnet_lite0 gives; 10 Gaussian groups)."""
     import numpy as np
 
-    from kit import scale_cluster
+    from kit import scale as scale_cluster
 
     with tempfile.TemporaryDirectory(prefix="kit-bench-store-") as tmp:
         rng = np.random.default_rng(0)

@@ -1,7 +1,7 @@
 """Embedding benchmarks on ../shared/data/clothing10 (1,485 JPEGs). One result line per figure.
 
 (a) model-only throughput of each runtime (SavedModel, TFLite/XNNPACK), batch 32, preprocessed tensors, and the
-    runtime kit._runtime chose for this machine
+    runtime kit.backbones._runtime chose for this machine
 (b) end-to-end from JPEG files through kit.embed(..., use_cache=False) (decode + resize + chosen runtime)
 (c) ratio b / a of the chosen runtime, target >= 0.85
 (d) float32 GEMM GFLOP/s of this machine measured in the same run, and img/s as a share of that ceiling
@@ -64,7 +64,8 @@ def main():
     os.environ.setdefault("KIT_HOME", tempfile.mkdtemp(prefix="kit-bench-"))
 
     import kit
-    from kit import _runtime, backbones
+    from kit import backbones
+    from kit.backbones import _runtime
 
     images = kit.load_folder(DATA)
     n = len(images)
@@ -105,7 +106,7 @@ def main():
     b = n / (time.perf_counter() - t)
     used = getattr(getattr(model, "_features", None), "runtime", None)  # diagnostic only
     line(f"(b) end-to-end throughput from {n} JPEGs (decode+resize+model, kit.embed use_cache=False)", f"{b:.1f}",
-         " img/s", "" if used == chosen else f"(warning: kit.embed ran on {used or 'a runtime not from kit._runtime'})")
+         " img/s", "" if used == chosen else f"(warning: kit.embed ran on {used or 'a runtime not from kit.backbones._runtime'})")
     a = speed[chosen]
     line(f"(c) ratio b / a of the chosen runtime {chosen} (target >= 0.85)", f"{b / a:.2f}")
 

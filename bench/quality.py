@@ -6,7 +6,7 @@ with the generic backbone, not a face model). One line per method: NMI and ARI t
 ``--seeds`` seeds with the spread (min-max), seconds per run and the K used. The reference line is k-means on
 efficientnet_lite0 at the true K. ``auto`` picks its own K (printed). Targets of the issue: the SCAN head
 >= reference + 0.08 NMI, auto >= reference + 0.05 NMI; the last lines say whether they were met, for the SCAN
-head on lite0, with the mirror view of each photo (``kit.views.embed_views``, cached like any embedding; k-means
+head on lite0, with the mirror view of each photo (``kit.embedding.embed_views``, cached like any embedding; k-means
 on the mean of the two vectors is printed too), with neighbours mined in the concatenation lite0+1+2 (the head
 still reads lite0; k-means on the concatenation is printed too), and on ``efficientnet_lite0_grid`` (the same
 network, its last feature map averaged over a 3x3 grid of the photo instead of over all of it; k-means on it is
@@ -30,9 +30,9 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score  #
 
 import kit  # noqa: E402
 from kit import cluster as C  # noqa: E402
-from kit._linalg import l2_normalize  # noqa: E402
-from kit.views import embed_views  # noqa: E402
-from kit.auto import _LeidenAtK  # noqa: E402
+from kit._utils.arrays import l2_normalize  # noqa: E402
+from kit.embedding import embed_views  # noqa: E402
+from kit.cluster._auto import _LeidenAtK  # noqa: E402
 
 BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 GRID = "efficientnet_lite0_grid"  # lite0, its last feature map averaged over 3x3 cells of the photo
@@ -45,7 +45,7 @@ def concat(blocks):
 
 def methods(k, vectors, flip, grid, grid_flip):
     """name -> function(seed) returning labels (and the K when the method chooses it). ``flip``: lite0 embeddings
-    of the mirrored photos (``kit.views.embed_views``); ``grid``, ``grid_flip``: the same for lite0 pooled over a
+    of the mirrored photos (``kit.embedding.embed_views``); ``grid``, ``grid_flip``: the same for lite0 pooled over a
     3x3 grid (``efficientnet_lite0_grid``)."""
     lite0 = vectors[BACKBONES[0]]
     cat = concat([vectors[b] for b in BACKBONES])

@@ -21,7 +21,7 @@ Clustering a store (kit.scale_cluster, kit.scale_graph), first: N random 256-d v
 components, known truth) written chunk by chunk into a store (partitions of 100,000 rows), then faiss k-means (K=100
 up to 200,000 vectors, 1000 above) trained on a sample (the default min(N, max(256 K, 100,000))) and assigned
 partition by partition into a labels dataset: seconds for write / sample / train / assign, NMI to the truth over
-every row (kit.scale_cluster.score_labels), peak RSS; then a PCA fitted on 20,000 rows and applied to all, and an IVF
+every row (kit.scale.score_labels), peak RSS; then a PCA fitted on 20,000 rows and applied to all, and an IVF
 kNN graph (k=15) on a 50,000-row sample with its recall. After the k-means line, an estimate (not measured) for
 10,000,000 x 256: the write, sample and assign times per row scaled to 100 partitions of 100,000 rows, the training
 time as measured (the same sample size and K).
@@ -87,8 +87,8 @@ def mixture(n, dim, true_k, seed, chunk=100_000):
 def bench_kmeans(args, tmp):
     import pandas as pd
 
-    from kit import scale_cluster as sc
-    from kit.scale_graph import knn_graph
+    from kit.scale import _cluster as sc
+    from kit.scale import knn_graph
     from kit.metrics import nmi
 
     n, dim = args.vectors, 256

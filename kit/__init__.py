@@ -1,21 +1,30 @@
 """kit: an image clustering exploration kit.
 
-Embed a folder of photos with pretrained CNN backbones, estimate K, cluster, score and compare.
-Importing ``kit`` is cheap: submodules load on first use (``kit.cluster`` brings in scikit-learn, a backbone
+Embed a folder of photos with pretrained backbones, estimate K, cluster, score and compare. One package or module
+per capability, each with a public interface over private modules:
+
+``io`` (finding and decoding photos), ``backbones`` (the registry and every kind of backbone), ``embedding``
+(``embed`` and its cache), ``cluster`` (estimators and the method registry, SCAN, auto), ``k`` (how many
+groups), ``metrics`` (scores), ``project`` (PCA, t-SNE, UMAP), ``inspect`` (labels, CAM, guided backprop),
+``plot`` (figures), ``curate`` (duplicates, outliers, hand edits), ``export``, ``faces``, ``adapt``
+(fine-tuning), ``scale`` (embedding stores, Dask, out-of-core methods), ``datasets``, ``formats`` (MS1M files),
+``costs`` (time forecasts), ``progress`` and ``cli``.
+
+Importing ``kit`` is cheap: packages load on first use (``kit.cluster.KMeans`` brings in scikit-learn, a network
 brings in TensorFlow), so a dashboard served from the caches starts without them.
 """
 import importlib
 
-from ._config import __version__, kit_home
-from .embed import Embeddings, embed
+from ._utils.config import __version__, kit_home
+from ._utils.digest import code_digest
+from .embedding import Embeddings, embed
 from .io import ImageSet, load_folder, read_image
 
-_SUBMODULES = ("adapt", "backbones", "cache", "cluster", "costs", "curate", "datasets", "export", "faces", "formats",
-               "inspect", "io", "k",
-               "metrics", "plot", "progress", "project", "scale", "scale_cluster", "scale_graph", "store", "views")
+_SUBMODULES = ("adapt", "backbones", "cli", "cluster", "costs", "curate", "datasets", "embedding", "export", "faces",
+               "formats", "inspect", "io", "k", "metrics", "plot", "progress", "project", "scale")
 
-__all__ = ["__version__", "Embeddings", "ImageSet", "compare", "embed", "kit_home", "load_folder", "read_image",
-           *_SUBMODULES]
+__all__ = ["__version__", "Embeddings", "ImageSet", "code_digest", "compare", "embed", "kit_home", "load_folder",
+           "read_image", *_SUBMODULES]
 
 
 def __getattr__(name):

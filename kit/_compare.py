@@ -8,7 +8,7 @@ import pandas as pd
 
 from . import cluster as _cluster
 from . import metrics as _metrics
-from .embed import embed as _embed
+from .embedding import embed as _embed
 from .io import ImageSet, load_folder
 from .progress import report
 

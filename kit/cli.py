@@ -45,7 +45,7 @@ def _cmd_embed(args) -> int:
         return 2
     if args.engine == "dask":
         return _cmd_embed_dask(args)
-    from .embed import embed
+    from .embedding import embed
     from .io import load_folder
     from .progress import TqdmProgress
 
@@ -74,13 +74,13 @@ def _cmd_embed(args) -> int:
 
 
 def _cmd_cache(args) -> int:
-    from . import cache
+    from . import embedding
 
     if args.action == "info":
-        print(cache.info(args.cache_dir).to_string(index=False))
+        print(embedding.cache_info(args.cache_dir).to_string(index=False))
         return 0
     try:
-        removed = cache.clear(args.cache_dir, backbone=args.backbone)
+        removed = embedding.clear_cache(args.cache_dir, backbone=args.backbone)
     except ValueError as exc:  # not a kit cache: nothing was deleted
         print(f"python -m kit cache clear: {exc}", file=sys.stderr)
         return 2
@@ -125,7 +125,7 @@ def _cmd_cluster(args) -> int:
     import pandas as pd
 
     from . import cluster
-    from .embed import Embeddings
+    from .embedding import Embeddings
 
     emb = Embeddings.load(args.features)
     params = {"random_state": args.random_state, **_parse_params(args.param)}
@@ -206,7 +206,7 @@ def main(argv=None) -> int:
         from . import backbones
 
         try:
-            backbones._import_plugins()
+            backbones.import_plugins()
         except ImportError as exc:
             print(f"python -m kit --plugin: {exc}", file=sys.stderr)
             return 2

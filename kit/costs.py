@@ -14,13 +14,12 @@ True
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._config import kit_home
+from ._utils.config import kit_home
+from ._utils.files import atomic_file
 
 COSTS_FILE = "costs.json"
 _LOCK = threading.Lock()
@@ -72,11 +71,8 @@ def record(step: str, key: str, n_items: int, seconds: float, startup: float = 0
         data[name] = entry
         path = _path()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".costs-")
-            with os.fdopen(fd, "w") as f:
+            with atomic_file(path, "w", prefix=".costs-") as f:
                 json.dump(data, f, indent=1)
-            os.replace(tmp, path)
         except OSError:  # a read-only home: no forecast later, never a failure now
             pass
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from numbers import Integral, Real
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ._linalg import l2_normalize
-from ._validation import Interval, StrOptions, validate_params
+from ._utils.arrays import l2_normalize
+from ._utils.validation import Interval, StrOptions, validate_params
 
 #: Default cosine similarity for near-duplicates, measured with efficientnet_lite0 on near-copies (half-size,
 #: JPEG quality 30, 90% crop) of 60 of the built-in clothing photos mixed with all 500 (``bench/curate.py``):
@@ -99,7 +100,7 @@ def near_duplicates(embeddings, threshold: float = NEAR_DUPLICATE_THRESHOLD, k: 
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    from ._knn import knn
+    from ._utils.neighbors import knn
 
     Xn = l2_normalize(X[nodes])
     sims, idx = knn(Xn, min(int(k), len(nodes) - 1))
@@ -161,7 +162,7 @@ def outlier_scores(X, labels=None, k: int = 10, z: float = 3.0) -> pd.DataFrame:
     n = len(X)
     if n < 2:
         raise ValueError(f"X has {n} rows; outlier scores need at least 2 photos")
-    from ._knn import knn
+    from ._utils.neighbors import knn
 
     Xn = l2_normalize(X)
     sims, _ = knn(Xn, min(int(k), n - 1))
@@ -314,6 +315,14 @@ class ClusterEdits:
             raise ValueError(f"paths has {len(paths)} entries for {len(self.labels)} labels")
         return pd.DataFrame({"path": list(map(str, paths)), "cluster": self.labels,
                              "name": [self.names.get(int(c), "") for c in self.labels]})
+
+    def save(self, path, paths) -> Path:
+        """Write :meth:`table` of ``paths`` as a CSV at ``path``, atomically (a crash never leaves half a file)."""
+        from ._utils.files import atomic_write
+
+        path = Path(path)
+        atomic_write(path, self.table(paths).to_csv(index=False).encode("utf-8"))
+        return path
 
     @classmethod
     def from_table(cls, table: pd.DataFrame, paths) -> "ClusterEdits":

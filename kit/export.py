@@ -17,7 +17,6 @@ import io
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._config import __version__
+from ._utils.config import __version__
+from ._utils.files import atomic_path, atomic_write
 
 
 def _meta_value(name: str, value):
@@ -137,9 +137,7 @@ def _load_manifest(folder: Path) -> dict:
 
 
 def _save_manifest(folder: Path, manifest: dict) -> None:
-    from .cache import _atomic_write
-
-    _atomic_write(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+    atomic_write(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
 
 
 def _record(manifest: dict, folder: Path, path: Path, by: str, link: str | None = None) -> None:
@@ -179,14 +177,8 @@ def _write_file(out: Path, by: str, write) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     manifest = _load_manifest(folder)
     _check_replaceable(out, manifest)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=out.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(out, suffix=out.suffix) as tmp:
         write(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     _record(manifest, folder, out, by)
     _save_manifest(folder, manifest)
     return out

@@ -18,9 +18,9 @@ import pandas as pd
 from PIL import Image
 
 from . import backbones as _bb
-from ._linalg import l2_normalize
-from ._validation import Interval, StrOptions, validate_params
-from .io import RESIZE_MODES, _resize, read_image
+from ._utils.arrays import l2_normalize
+from ._utils.validation import Interval, StrOptions, validate_params
+from .io import RESIZE_MODES, read_image, resize_image
 from .progress import report
 
 
@@ -40,11 +40,11 @@ def synset(index: int) -> str:
 
 
 def _paths(images):
-    from .embed import _as_imageset
+    from .io import as_imageset
 
     if isinstance(images, (str, os.PathLike)) and os.path.isfile(images):  # one photo
         images = [images]
-    iset = _as_imageset(images)
+    iset = as_imageset(images)
     return iset.paths, iset.unreadable
 
 
@@ -118,7 +118,7 @@ def top_labels(images, backbone=_bb.DEFAULT_BACKBONE, k=5, batch_size=32, progre
     return TopLabels(table=table, unreadable=unreadable.reset_index(drop=True))
 
 
-def _top_table(top) -> pd.DataFrame:
+def labels_table(top) -> pd.DataFrame:
     """The table of a ``TopLabels`` (or a table given as is)."""
     return top.table if isinstance(top, TopLabels) else top
 
@@ -161,7 +161,7 @@ def _load_batch(images, size, resize="center_crop"):
         if isinstance(item, np.ndarray):
             photo = np.ascontiguousarray(item, dtype=np.uint8)
             arrays.append(photo)
-            inputs.append(np.asarray(_resize(Image.fromarray(photo).convert("RGB"), size, resize)))
+            inputs.append(np.asarray(resize_image(Image.fromarray(photo).convert("RGB"), size, resize)))
             paths.append(None)
         else:
             arrays.append(read_image(item))
@@ -409,7 +409,7 @@ def explain_cluster(embeddings, labels, cluster: int, backbone=None, top=None, n
     order = np.argsort(-(X @ centroid))
     reps = [embeddings.paths[members[i]] for i in order[:n_members]]
     member_paths = [embeddings.paths[i] for i in members]
-    top = top_labels(member_paths, backbone=backbone, k=1).table if top is None else _top_table(top)
+    top = top_labels(member_paths, backbone=backbone, k=1).table if top is None else labels_table(top)
     first = top[(top["rank"] == 1) & top["path"].isin(set(member_paths))]
     counts = first["name"].value_counts()
     table = pd.DataFrame({"name": counts.index, "count": counts.to_numpy(),
@@ -449,7 +449,7 @@ def _majority_table(clusters, values) -> pd.DataFrame:
 
 def _top1_names(top, labels, paths) -> list:
     """The short rank-1 ImageNet name of each photo (None where ``top`` has none), in the order of ``labels``."""
-    table = _top_table(top)
+    table = labels_table(top)
     missing = {"rank", "name"} - set(table.columns)
     if missing:
         raise ValueError(f"top must be a top_labels(...) result or its table; it lacks the columns {sorted(missing)}")

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps
 
-from ._validation import Interval, StrOptions, validate_params
+from ._utils.validation import Interval, StrOptions, validate_params
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 DEFAULT_MAX_PIXELS = 150_000_000
@@ -32,7 +32,7 @@ _TRANSPOSE = {
 }
 
 
-def _empty_unreadable() -> pd.DataFrame:
+def empty_unreadable() -> pd.DataFrame:
     return pd.DataFrame({"path": pd.Series([], dtype=str), "reason": pd.Series([], dtype=str)})
 
 
@@ -62,7 +62,7 @@ class ImageSet:
     paths: list
     labels: list | None
     hashes: list
-    unreadable: pd.DataFrame = field(default_factory=_empty_unreadable)
+    unreadable: pd.DataFrame = field(default_factory=empty_unreadable)
     duplicates: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "duplicate_of"]))
     ignored: list = field(default_factory=list)
 
@@ -103,7 +103,7 @@ def file_hash(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _walk(root: Path, recursive: bool):
+def walk_images(root: Path, recursive: bool):
     """Yield files below ``root``; follows directory symlinks once each, so loops cannot hang."""
     seen = set()
     stack = [root]
@@ -210,7 +210,7 @@ def load_folder(path, labels="folders", recursive: bool = True, max_pixels: int 
         csv_labels = _labels_from_csv(csv_path, root.resolve())
 
     good, bad, ignored = [], [], []
-    for f in _walk(root, recursive):
+    for f in walk_images(root, recursive):
         if f.suffix.lower() not in IMAGE_EXTENSIONS:
             ignored.append(str(f))
             continue
@@ -255,7 +255,7 @@ def load_folder(path, labels="folders", recursive: bool = True, max_pixels: int 
             dup_rows.append((p, first[h]))
         else:
             first[h] = p
-    unreadable = pd.DataFrame(bad, columns=["path", "reason"]) if bad else _empty_unreadable()
+    unreadable = pd.DataFrame(bad, columns=["path", "reason"]) if bad else empty_unreadable()
     return ImageSet(
         root=root,
         paths=paths,
@@ -291,7 +291,7 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def _resize(im: Image.Image, size: int, mode: str) -> Image.Image:
+def resize_image(im: Image.Image, size: int, mode: str) -> Image.Image:
     """``mode`` is one of ``RESIZE_MODES`` (checked by the public callers)."""
     if mode == "center_crop":
         w, h = im.size
@@ -345,7 +345,7 @@ def read_image(path, size: int | None = None, resize: str = "center_crop",
                     return np.asarray(_to_rgb(im), dtype=np.uint8)
                 # The output is square and centred, so turning it after resizing gives the same pixels
                 # as turning the full image first, at a fraction of the cost.
-                im = _resize(_to_rgb(im), size, resize)
+                im = resize_image(_to_rgb(im), size, resize)
                 if orientation in _TRANSPOSE:
                     im = im.transpose(_TRANSPOSE[orientation])
                 return np.asarray(im, dtype=np.uint8)
@@ -358,3 +358,23 @@ def read_image(path, size: int | None = None, resize: str = "center_crop",
     except Exception as exc:  # noqa: BLE001 - third-party decoders raise many kinds; keep the run alive
         raise ValueError(f"cannot decode: {type(exc).__name__}: {exc}") from None
 
+
+def as_imageset(images) -> ImageSet:
+    """An ``ImageSet`` from an ``ImageSet`` (as is), a folder (``load_folder``) or a list of paths (files that cannot
+    be read are listed in ``unreadable`` with the reason)."""
+    if isinstance(images, ImageSet):
+        return images
+    if isinstance(images, (str, os.PathLike)) and Path(images).is_dir():
+        return load_folder(images)
+    if isinstance(images, (str, os.PathLike)):
+        raise ValueError(f"images={str(images)!r} is not a folder; pass a folder, an ImageSet or a list of paths")
+    paths, hashes, bad = [], [], []
+    for p in images:
+        p = str(p)
+        try:
+            hashes.append(file_hash(p))
+            paths.append(p)
+        except OSError as exc:
+            bad.append((p, f"cannot read file: {exc}"))
+    unreadable = pd.DataFrame(bad, columns=["path", "reason"]) if bad else empty_unreadable()
+    return ImageSet(root=Path("."), paths=paths, labels=None, hashes=hashes, unreadable=unreadable)

@@ -15,18 +15,17 @@ thread count.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
 
-from numbers import Integral, Real
+from ._utils.arrays import check_X, l2_normalize
+from ._utils.neighbors import knn, knn_graph
+from ._utils.validation import Interval, InvalidParameterError, StrOptions, validate_params
+from .cluster import reduce
 
-from ._knn import knn, knn_graph
-from ._linalg import l2_normalize
-from ._validation import Interval, InvalidParameterError, StrOptions, validate_params
-from .cluster import _check_X, reduce
-
-# One constraint per parameter name, shared by every function here (kit._validation, scikit-learn style).
+# One constraint per parameter name, shared by every function here (kit._utils.validation, scikit-learn style).
 _SEED = [Interval(Integral, 0, 2**32 - 1, closed="both")]
 _CONSTRAINTS = {
     "k_range": [tuple, list, range],
@@ -149,7 +148,7 @@ def prediction_strength(X, k_range=(2, 30), threshold=STRENGTH_THRESHOLD, n_spli
            threshold=_Own(threshold, [Interval(Real, 0, 1, closed="right")]))
     from sklearn.cluster import KMeans
 
-    X = _check_X(X)
+    X = check_X(X)
     ks = _k_values(k_range, len(X) // 2)
     rng = np.random.default_rng(random_state)
     strength = np.zeros((2 * n_splits, len(ks)))
@@ -177,7 +176,7 @@ def elbow(X, k_range=(2, 30), random_state=0, sweep=None) -> KEstimate:
     _check("elbow", k_range=k_range, random_state=random_state)
     from kneed import KneeLocator
 
-    X = _check_X(X)
+    X = check_X(X)
     ks = _k_values(k_range, len(X))
     sweep = sweep or _kmeans_sweep(X, ks, random_state)
     inertia = np.array([sweep[int(k)][1] for k in ks])
@@ -186,7 +185,7 @@ def elbow(X, k_range=(2, 30), random_state=0, sweep=None) -> KEstimate:
 
 
 def _index_sweep(name, fn, better, X, k_range, random_state, sweep):
-    X = _check_X(X)
+    X = check_X(X)
     ks = _k_values(k_range, len(X))
     sweep = sweep or _kmeans_sweep(X, ks, random_state)
     scores = np.array([fn(X, sweep[int(k)][0]) for k in ks])
@@ -232,7 +231,7 @@ def gap_statistic(X, k_range=(2, 30), n_refs=5, reduce_to=50, random_state=0) ->
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
 
-    X = _check_X(X)
+    X = check_X(X)
     ks = _k_values(k_range, len(X))
     if reduce_to is not None and X.shape[1] > reduce_to:
         X = PCA(min(reduce_to, len(X)), random_state=random_state).fit_transform(X).astype(np.float32)
@@ -262,11 +261,10 @@ def gap_statistic(X, k_range=(2, 30), n_refs=5, reduce_to=50, random_state=0) ->
 def eigengap(X, k_range=(2, 30), n_neighbors=10) -> KEstimate:
     """Largest gap in the eigenvalues of the normalised Laplacian of a symmetric cosine kNN graph."""
     _check("eigengap", k_range=k_range, n_neighbors=n_neighbors)
-    import scipy.sparse as sp
     from scipy.sparse.csgraph import laplacian
     from scipy.sparse.linalg import eigsh
 
-    X = _check_X(X)
+    X = check_X(X)
     ks = _k_values(k_range, len(X))
     A = knn_graph(X, min(n_neighbors, len(X) - 1))
     L = laplacian(A.astype(np.float64), normed=True)
@@ -291,7 +289,7 @@ def dendrogram(X, k_range=(2, 30), linkage="ward", criterion="gap") -> KEstimate
     _check("dendrogram", k_range=k_range, linkage=linkage, criterion=criterion)
     from scipy.cluster import hierarchy
 
-    X = _check_X(X)
+    X = check_X(X)
     ks = _k_values(k_range, len(X))
     Z = hierarchy.linkage(X.astype(np.float64), method=linkage, metric="euclidean")
     h = Z[:, 2]
@@ -323,7 +321,7 @@ def probe_count(X, n_probes=50, threshold=None, random_state=0) -> KEstimate:
     """
     _check("probe_count", n_probes=n_probes, random_state=random_state,
            threshold=_Own(threshold, [Interval(Real, -1, 1, closed="both"), None]))
-    X = l2_normalize(_check_X(X))
+    X = l2_normalize(check_X(X))
     rng = np.random.default_rng(random_state)
     if threshold is None:
         sims, _ = knn(X, min(5, len(X) - 1))
@@ -444,7 +442,7 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
     if unknown:
         raise InvalidParameterError(f"methods has {unknown}, not among {METHODS} (pass images=... for the word-vector "
                                     f"estimate)")
-    X = _check_X(X)
+    X = check_X(X)
     methods = list(methods or FAST_METHODS)
     ks = _k_values(k_range, len(X))
     with _one_thread():
@@ -588,10 +586,10 @@ def word_vectors(images, backbone="efficientnet_lite0", vectors="glove", top=1, 
            threshold=_Own(threshold, [Interval(Real, 0, None, closed="neither"), None]))
     from scipy.cluster import hierarchy
 
-    from . import _wordvec
-    from .inspect import _top_table, top_labels
+    from ._utils import wordvec as _wordvec
+    from .inspect import labels_table, top_labels
 
-    table = (_top_table(top_table) if top_table is not None
+    table = (labels_table(top_table) if top_table is not None
              else top_labels(images, backbone=backbone, k=top, progress=progress).table)
     table = table[table["rank"] <= top]
     weight = table["probability"] if top > 1 else pd.Series(1.0, index=table.index)

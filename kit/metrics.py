@@ -26,7 +26,7 @@ from sklearn import metrics as _skm
 from sklearn.metrics.cluster import contingency_matrix
 from sklearn.utils import check_random_state
 
-from ._validation import Interval, StrOptions, validate_params
+from ._utils.validation import Interval, StrOptions, validate_params
 
 NOISE_POLICIES = ("cluster", "singletons")
 _NOISE = [StrOptions(set(NOISE_POLICIES))]  # "cluster": noise points form one cluster; "singletons": one each

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._validation import _short_repr
+from ._utils.validation import _short_repr
 
 PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D",
            "#BAB0AC", "#1F77B4", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22",
@@ -127,8 +127,9 @@ def density(coords, color=None, bins: int = 200, title=None, color_title="cluste
     scale; with ``color`` (cluster or label per point), each cell's hover names its most frequent value and its
     share. The figure's size does not grow with N, so millions of points draw as fast as a thousand.
     """
-    from ._validation import Interval, validate_params
     from numbers import Integral
+
+    from ._utils.validation import Interval, validate_params
 
     validate_params({"bins": [Interval(Integral, 2, 2000, closed="both")]}, {"bins": bins}, "density")
     go = _go()

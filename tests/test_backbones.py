@@ -14,8 +14,8 @@ from PIL import Image
 
 import kit
 from kit import backbones
-from kit._torchpickle import load_legacy_state_dict
-from kit.io import _resize
+from kit.backbones._torchpickle import load_legacy_state_dict
+from kit.io import resize_image as _resize
 
 
 def _prep(arr, size):

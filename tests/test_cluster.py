@@ -5,6 +5,8 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import normalized_mutual_info_score as nmi
 
 from kit import cluster as C
+from kit._utils import neighbors
+from kit.cluster import _estimators as estimators
 from kit import formats, metrics
 
 
@@ -27,8 +29,8 @@ def test_every_method_recovers_separated_blobs(name, blobs):
 
 @pytest.mark.parametrize("name", ["chinese_whispers", "leiden", "infomap"])
 def test_graph_methods_search_approximately_above_the_exact_size(name, blobs, monkeypatch):
-    """Above GRAPH_EXACT_MAX rows the kNN graph comes from a faiss HNSW index: same groups as the exact graph."""
-    from kit import _knn
+    """Above EXACT_MAX rows the kNN graph comes from a faiss HNSW index: same groups as the exact graph."""
+    from kit._utils import neighbors as _knn
 
     X, y = blobs
     calls = []
@@ -39,11 +41,11 @@ def test_graph_methods_search_approximately_above_the_exact_size(name, blobs, mo
         return real(X, k, exact=exact, **kw)
 
     monkeypatch.setattr(_knn, "knn", spy)
-    monkeypatch.setattr(C, "knn", spy)
+    monkeypatch.setattr(estimators, "knn", spy)
     exact_labels = C.make(name, random_state=0).fit_predict(X)
     assert calls and all(calls)
     calls.clear()
-    monkeypatch.setattr(C, "GRAPH_EXACT_MAX", 100)
+    monkeypatch.setattr(neighbors, "EXACT_MAX", 100)
     approx_labels = C.make(name, random_state=0).fit_predict(X)
     assert calls and not any(calls)  # every search went through the approximate index
     assert nmi(y, approx_labels) > 0.75 and nmi(exact_labels, approx_labels) > 0.9

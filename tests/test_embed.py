@@ -35,7 +35,7 @@ def test_second_call_is_served_from_cache(clothing10, clothing10_lite0):
     again = kit.embed(kit.load_folder(clothing10), backbone="efficientnet_lite0")
     assert again.stats["cached"] == 1485 and again.stats["computed"] == 0
     np.testing.assert_array_equal(again.vectors, clothing10_lite0.vectors)
-    table = kit.cache.info()
+    table = kit.embedding.cache_info()
     assert table["entries"].sum() >= 1485
 
 
@@ -70,7 +70,7 @@ def test_cache_invalidation_and_same_names(tmp_path, photo):
     assert sorted(p.name for p in src.rglob("*")) == sorted(p.name for p, _ in before)  # nothing written there
     assert all(p.stat().st_mtime_ns == m for p, m in before if p.name != "dog.jpg")
 
-    assert kit.cache.clear(cache_dir) == 4
+    assert kit.embedding.clear_cache(cache_dir) == 4
     assert kit.embed(src, cache_dir=cache_dir).stats["computed"] == 3
 
 

@@ -1,7 +1,7 @@
 """Issue 13: one embedding pipeline with pluggable kinds; classical baselines; users' own backbones.
 
 Every kind (the CNNs, dlib faces, colour histograms, HOG, raw pixels, a user's callable) goes through
-``kit.embedders.pipeline.run``: the same cache, de-duplication, order, unreadable table and progress."""
+``kit.embedding.run``: the same cache, de-duplication, order, unreadable table and progress."""
 import ast
 import shutil
 import subprocess
@@ -15,7 +15,8 @@ from PIL import Image
 
 import kit
 from kit import backbones, cluster, metrics
-from kit.embedders import classical, pipeline
+from kit.backbones import _classical as classical
+from kit.embedding import _pipeline as pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOTHING = kit.datasets.clothing()
@@ -78,7 +79,7 @@ def test_the_routine_has_no_kind_specific_branch():
     sources = set(backbones.kinds())
     assert {"builtin", "tfhub", "savedmodel", "keras", "finetuned", "dlib", "color_hist", "hog", "pixels",
             "callable"} <= sources
-    for path in (ROOT / "kit" / "embed.py", ROOT / "kit" / "embedders" / "pipeline.py"):
+    for path in (ROOT / "kit" / "embedding" / "_embed.py", ROOT / "kit" / "embedding" / "_pipeline.py"):
         tree = ast.parse(path.read_text())
         strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
         assert not (strings & sources), (path.name, strings & sources)
@@ -221,7 +222,7 @@ def test_a_savedmodel_folder_registers_under_a_name(tmp_path):
 
 
 def test_embeddings_of_a_user_kind_show_in_the_pipeline_table():
-    """The result type is the pipeline's: kit.Embeddings is kit.embedders.pipeline.Embeddings."""
+    """The result type is the pipeline's: kit.Embeddings is kit.embedding.Embeddings."""
     assert kit.Embeddings is pipeline.Embeddings
 
 

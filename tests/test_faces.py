@@ -296,7 +296,7 @@ def test_cache_key_holds_the_detector_settings(people_and_coffee, tmp_path):
     crops = kit.embed(images, backbone=faces.backbone(crop_as_face=True), cache_dir=cache_dir)
     assert other.stats["cached"] == 0 and crops.stats["cached"] == 0
     assert len(crops) == 13  # crop_as_face never looks for a face, so the coffee cup gets a descriptor too
-    info = kit.cache.info(cache_dir)
+    info = kit.embedding.cache_info(cache_dir)
     assert len(info) == 3 and info["preprocessing"].str.contains('"upsample": 0').sum() == 1
 
 

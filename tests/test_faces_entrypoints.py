@@ -23,7 +23,7 @@ import pytest
 
 import kit
 from kit import faces
-import kit.faces.pool  # noqa: E402,F401  (faces.pool: the worker-pool module)
+import kit.faces._pool  # noqa: E402,F401  (faces._pool: the worker-pool module)
 
 from conftest import SHARED_DATA
 
@@ -255,7 +255,7 @@ def test_pytest_process_and_reuse(folder, reference, monkeypatch):
     faces.shutdown_pool()
     assert _wait_gone(first, 15) == []
 
-    monkeypatch.setattr(faces.pool, "POOL_IDLE_SECONDS", 1)  # the module whose pool reads it
+    monkeypatch.setattr(faces._pool, "POOL_IDLE_SECONDS", 1)  # the module whose pool reads it
     try:
         emb = kit.embed(folder, backbone="dlib_face", num_workers=WORKERS, use_cache=False)
         assert np.abs(emb.vectors - reference.vectors).max() < 1e-6
@@ -274,7 +274,7 @@ import psutil
 
 import kit
 from kit import faces
-import kit.faces.pool  # noqa: E402,F401  (faces.pool: the worker-pool module)
+import kit.faces._pool  # noqa: E402,F401  (faces._pool: the worker-pool module)
 
 paths = kit.load_folder(os.environ["FACES_DIR"]).paths * 40
 photos = faces.map_photos(paths, faces.FaceSettings(), num_workers=2, chunk_size=1)

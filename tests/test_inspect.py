@@ -133,7 +133,7 @@ def test_keras_applications_offline_message_and_local_weights(tmp_path):
 def test_weighted_linkage_equals_repeated_points():
     from scipy.cluster import hierarchy
 
-    from kit._wordvec import weighted_average_linkage
+    from kit._utils.wordvec import weighted_average_linkage
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(6, 4))
@@ -146,7 +146,7 @@ def test_weighted_linkage_equals_repeated_points():
 
 
 def test_phrase_vectors_glove():
-    from kit._wordvec import phrase_vectors
+    from kit._utils.wordvec import phrase_vectors
 
     cat, dog, car, none = phrase_vectors(["tabby, tabby cat", "dog", "sports car", "qqzzxxq"])
     cos = lambda a, b: float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
@@ -166,7 +166,7 @@ def test_word_vectors_k_on_clothing10(clothing10):
 def test_phrase_vectors_from_word2vec_file_and_hub_text_model(tmp_path):
     import tensorflow as tf
 
-    from kit._wordvec import phrase_vectors
+    from kit._utils.wordvec import phrase_vectors
 
     (tmp_path / "tiny.txt").write_text("3 2\ncat 1 0\ntabby 0.8 0.2\ncar 0 1\n")
     cat, car = phrase_vectors(["tabby cat", "car"], vectors=str(tmp_path / "tiny.txt"))

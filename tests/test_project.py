@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from kit.embed import Embeddings
+from kit.embedding import Embeddings
 from kit.project import Projection, project, trustworthiness
 
 # Measured on load_digits() (scikit-learn 1.9, openTSNE 1.0.4, umap-learn 0.5.12), cosine trustworthiness,
@@ -140,7 +140,7 @@ def test_changed_parameter_recomputes(digits600, tmp_path):
 
 def test_n_jobs_is_part_of_the_key_for_tsne():
     """From N = 1000 on, openTSNE's Annoy neighbours (hence the coordinates) depend on n_jobs."""
-    from kit.project import _cache_key
+    from kit.project._project import _cache_key
 
     X = np.zeros((1000, 4), np.float32)
     key = lambda **kw: _cache_key(X, "tsne", {"random_state": 0, "perplexity": 30, **kw})  # noqa: E731
@@ -361,7 +361,7 @@ def test_progress_may_raise_to_stop(blobs, method, tmp_path):
     assert not list(tmp_path.glob("*.npy"))  # nothing cached
     if method == "umap":  # umap-learn's own epoch loop is back to its tqdm
         import umap.layouts
-        from kit.project import _EpochReports
+        from kit.project._project import _EpochReports
 
         assert not isinstance(umap.layouts.tqdm, _EpochReports)
 

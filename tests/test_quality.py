@@ -9,7 +9,7 @@ from sklearn.metrics import adjusted_rand_score as ari
 from sklearn.metrics import normalized_mutual_info_score as nmi
 
 from kit import cluster as C
-from kit._validation import InvalidParameterError
+from kit._utils.validation import InvalidParameterError
 from test_results_plain import _assert_plain  # the one definition of a plain table
 
 FAST = ("kmeans", "agglomerative", "spectral", "leiden")  # all of AUTO_METHODS but SCAN (seconds per fit)
@@ -24,7 +24,7 @@ def small():
 # ---------------------------------------------------------------- SCAN
 def test_grid_cells_by_hand():
     """3 x 3 overlapping cells: on a 7 x 7 map rows/columns 0-2, 2-4, 4-6; on 8 x 8 (lite1) 0-2, 2-5, 5-7."""
-    from kit._effnet_lite import grid_cells
+    from kit.backbones.effnet_lite import grid_cells
 
     A = grid_cells(7)
     assert A.shape == (9, 49)
@@ -37,7 +37,7 @@ def test_grid_cells_by_hand():
     B = grid_cells(8)
     assert [int(B[i].reshape(8, 8).any(1).sum()) for i in (0, 3, 6)] == [3, 4, 3]
     assert B[3].reshape(8, 8)[2:6, :3].all() and B[8].reshape(8, 8)[5:, 5:].all()
-    from kit._effnet_lite import mirror_grid
+    from kit.backbones.effnet_lite import mirror_grid
 
     v = np.arange(18.0)[None]  # 2 channels x 3 x 3 cells
     assert mirror_grid(v)[0, :9].tolist() == [2, 1, 0, 5, 4, 3, 8, 7, 6]
@@ -52,7 +52,7 @@ def test_grid_backbone_is_the_feature_map_averaged_over_3x3_cells(clothing10, tm
     import keras
 
     import kit
-    from kit import _effnet_lite
+    from kit.backbones import effnet_lite as _effnet_lite
     from kit.inspect import top_labels
     from kit.io import read_image
 
@@ -69,7 +69,7 @@ def test_grid_backbone_is_the_feature_map_averaged_over_3x3_cells(clothing10, tm
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
     assert (np.sum(expected * emb.vectors, axis=1) > 0.9999).all()
     # the mirror view: the mirrored photo's map, mirrored back, then the same cells
-    from kit.views import embed_views
+    from kit.embedding import embed_views
 
     x = np.stack([read_image(p, size=224)[:, ::-1] for p in emb.paths]).astype(np.float32) / 255.0
     h = fmap(x).numpy()[:, :, ::-1]
@@ -88,7 +88,7 @@ def test_scan_on_the_grid_with_the_mirror_view_beats_kmeans_on_real_photos(cloth
     """The issue's head target on real photos: SCAN on lite0 pooled over a 3x3 grid, trained across each photo and
     its mirror, against k-means on plain lite0 at the same K."""
     import kit
-    from kit.views import embed_views
+    from kit.embedding import embed_views
 
     images = kit.load_folder(clothing10)
     grid = kit.embed(images, backbone="efficientnet_lite0_grid")
@@ -165,7 +165,7 @@ def test_scan_refuses_mismatched_views_and_mine_on(small, kwargs, match):
 def test_embed_views_of_real_photos(clothing10, tmp_path):
     """Views go through the kit's cache: a second call reads them back; the mirror view differs from the photo."""
     import kit
-    from kit.views import embed_views
+    from kit.embedding import embed_views
 
     paths = sorted(clothing10.glob("*/*.jpg"))[:6]
     V = embed_views(paths, views=("flip", "zoom_tl"), cache_dir=tmp_path)

@@ -10,7 +10,7 @@ from sklearn.datasets import make_blobs
 
 import kit
 import kit.backbones
-import kit.cache
+import kit.embedding
 import kit.export
 import kit.metrics
 from kit import k as K
@@ -68,7 +68,7 @@ def test_top_labels_and_load_folder_tables_are_plain(folder):
 def test_library_tables_are_plain(blobs, tmp_path):
     X, y = blobs
     _assert_plain(kit.backbones.available(), "kit.backbones.available()")
-    _assert_plain(kit.cache.info(tmp_path / "cache"), "kit.cache.info()")
+    _assert_plain(kit.embedding.cache_info(tmp_path / "cache"), "kit.embedding.cache_info()")
     paths = [f"/photos/{i}.jpg" for i in range(len(y))]
     _assert_plain(kit.export.assignments(paths, y), "kit.export.assignments")
     _assert_plain(kit.export.assignments(paths, y, truth=[f"class {v}" for v in y], backbone="efficientnet_lite0",

@@ -1,4 +1,4 @@
-"""kit._runtime: the TFLite runtime computes the SavedModel's features, the probe is recorded once per machine
+"""kit.backbones._runtime: the TFLite runtime computes the SavedModel's features, the probe is recorded once per machine
 in kit_home()/runtime.json, KIT_RUNTIME forces a runtime, and bad settings fail clearly."""
 import json
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import kit
-from kit import _runtime, backbones
+from kit import backbones
+from kit.backbones import _runtime
 
 NAME = "efficientnet_lite0"
 

@@ -19,7 +19,7 @@ import pytest
 
 import kit
 from kit.scale import embed_dask, list_images
-from kit.store import EmbeddingStore
+from kit.scale import EmbeddingStore
 
 pytest.importorskip("distributed")
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,8 +207,8 @@ def test_lite0_on_dask_matches_the_plain_loop_and_loads_once_per_worker(client, 
 
 
 def test_wrong_arguments_are_refused_with_their_fix(client, photos):
-    from kit._validation import InvalidParameterError
-    from kit.embedders.classical import pixels
+    from kit._utils.validation import InvalidParameterError
+    from kit.backbones import pixels
 
     with pytest.raises(InvalidParameterError, match="engine"):
         kit.embed(photos, engine="spark")
@@ -248,7 +248,7 @@ def test_a_script_without_main_guard_and_the_cli(client, photos, tmp_path):
 
 
 def test_import_kit_does_not_import_dask():
-    code = ("import sys, kit, kit.store, kit.scale\n"
+    code = ("import sys, kit, kit.scale\n"
             "print([m for m in ('dask', 'distributed') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "[]"
@@ -306,7 +306,7 @@ def test_a_store_on_an_fsspec_url_writes_appends_reads_and_cleans_only_its_files
 
 def test_dask_embeds_into_a_url_store_and_kmeans_reads_it(client, photos, plain, tmp_path):
     """``local://`` goes through fsspec (not the local fast path), and each worker process opens it itself."""
-    from kit import scale_cluster
+    from kit import scale as scale_cluster
 
     url = f"local://{tmp_path / 'store'}"
     emb = embed_dask(photos, backbone="color_hist", client=client, store=url, partition_size=200)

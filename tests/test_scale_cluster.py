@@ -12,11 +12,11 @@ import pytest
 from sklearn.datasets import make_blobs
 
 import kit.metrics
-from kit import scale_cluster as sc
-from kit import scale_graph as sg
-from kit._validation import InvalidParameterError
+from kit.scale import _cluster as sc
+from kit.scale import _graph as sg
+from kit._utils.validation import InvalidParameterError
 from kit.cluster import KMeans
-from kit.store import EmbeddingStore
+from kit.scale import EmbeddingStore
 
 N, D, K, PART = 6000, 64, 6, 1000
 
@@ -183,7 +183,7 @@ def test_approximate_knn_graph_recall_against_exact(blobs, method):
 
 
 def test_exact_knn_graph_below_the_size_is_the_kits_graph(blobs):
-    from kit._knn import knn_graph
+    from kit._utils.neighbors import knn_graph
 
     X = blobs[0][:800]
     g = sg.knn_graph(X, 8)

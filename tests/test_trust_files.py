@@ -17,15 +17,16 @@ import pytest
 from PIL import Image
 
 import kit
-from kit import _config, export
-from kit.cache import EmbeddingCache
+from kit import export
+from kit._utils import config as _config
+from kit.embedding import EmbeddingCache
 from kit.datasets import PublicDataset, download, extract_zip
 
 ROOT = Path(__file__).resolve().parents[1]
-embed_module = importlib.import_module("kit.embed")
-project_module = importlib.import_module("kit.project")
-backbones_module = importlib.import_module("kit.backbones")
-effnet_module = importlib.import_module("kit._effnet_lite")
+embed_module = importlib.import_module("kit.embedding._embed")
+project_module = importlib.import_module("kit.project._project")
+backbones_module = importlib.import_module("kit.backbones._registry")
+effnet_module = importlib.import_module("kit.backbones.effnet_lite")
 
 
 def _snapshot(root: Path) -> dict:
@@ -61,10 +62,10 @@ def photo_folder(tmp_path, small_photos):
 def test_clear_refuses_a_photo_folder_and_leaves_it_byte_for_byte(photo_folder):
     before = _snapshot(photo_folder)
     with pytest.raises(ValueError, match=r"not a kit embedding cache \(no \.kit-cache marker\).*~/\.cache/kit/"):
-        kit.cache.clear(photo_folder)
+        kit.embedding.clear_cache(photo_folder)
     with pytest.raises(ValueError, match="not a kit embedding cache"):
-        kit.cache.clear(photo_folder, backbone="efficientnet_lite0")
-    assert kit.cache.info(photo_folder).empty  # folders that are not kit namespaces are ignored
+        kit.embedding.clear_cache(photo_folder, backbone="efficientnet_lite0")
+    assert kit.embedding.cache_info(photo_folder).empty  # folders that are not kit namespaces are ignored
     assert _snapshot(photo_folder) == before
 
 
@@ -94,7 +95,7 @@ def test_embed_cache_is_cleared_but_foreign_files_survive(tmp_path, small_photos
     first = kit.embed(src, backbone="efficientnet_lite0", cache_dir=cache_dir)
     assert first.stats["computed"] == 3 and first.preprocessing["version"] == _config.PREPROCESSING_VERSION
     assert json.loads((cache_dir / ".kit-cache").read_text())["kind"] == "embeddings"
-    table = kit.cache.info(cache_dir)
+    table = kit.embedding.cache_info(cache_dir)
     assert len(table) == 1 and table["entries"].tolist() == [3]
 
     # a new preprocessing version is a new namespace: nothing is served from the old one
@@ -102,7 +103,7 @@ def test_embed_cache_is_cleared_but_foreign_files_survive(tmp_path, small_photos
     again = kit.embed(src, backbone="efficientnet_lite0", cache_dir=cache_dir)
     assert again.stats["cached"] == 0 and again.stats["computed"] == 3
     np.testing.assert_allclose(again.vectors, first.vectors, atol=1e-5)
-    assert len(kit.cache.info(cache_dir)) == 2
+    assert len(kit.embedding.cache_info(cache_dir)) == 2
     monkeypatch.undo()
     assert kit.embed(src, backbone="efficientnet_lite0", cache_dir=cache_dir).stats["cached"] == 3
 
@@ -126,7 +127,7 @@ def test_embed_cache_is_cleared_but_foreign_files_survive(tmp_path, small_photos
     assert set(cache_dir.rglob("*.f32")) == {p for p in foreign if p.suffix == ".f32"}
     assert sorted(p.name for p in ns.iterdir()) == sorted(["my notes.txt", shard.name])  # kept: holds foreign files
     assert sorted(p.name for p in shard.iterdir()) == sorted([other_shard * 16 + ".f32", "keep.f32.bak"])
-    assert kit.cache.info(cache_dir).empty and (cache_dir / ".kit-cache").is_file()
+    assert kit.embedding.cache_info(cache_dir).empty and (cache_dir / ".kit-cache").is_file()
 
 
 def test_clear_removes_only_the_namespaces_asked_for(tmp_path):
@@ -134,9 +135,9 @@ def test_clear_removes_only_the_namespaces_asked_for(tmp_path):
     b = EmbeddingCache("weights-b", {"input_size": 8}, tmp_path)
     a.put(["aa" * 16, "bb" * 16], np.ones((2, 4), np.float32))
     b.put(["aa" * 16], np.zeros((1, 4), np.float32))
-    assert kit.cache.clear(tmp_path, backbone="weights-a") == 2
+    assert kit.embedding.clear_cache(tmp_path, backbone="weights-a") == 2
     assert not a.folder.exists() and b.get(["aa" * 16])["aa" * 16].tolist() == [0, 0, 0, 0]
-    assert kit.cache.clear(tmp_path) == 1 and not b.folder.exists()
+    assert kit.embedding.clear_cache(tmp_path) == 1 and not b.folder.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".kit-cache"]
 
 
@@ -148,21 +149,21 @@ def test_cache_keys_must_be_hex_hashes(tmp_path):
 
 def test_legacy_cache_adopted_at_the_default_location_only(tmp_path, monkeypatch):
     monkeypatch.setenv("KIT_HOME", str(tmp_path / "home"))
-    default = kit.cache.default_cache_dir()
+    default = kit.embedding.default_cache_dir()
     elsewhere = tmp_path / "old-cache"
     for root in (default, elsewhere):
         EmbeddingCache("w", {"input_size": 8}, root).put(["cd" * 16], np.ones((1, 3), np.float32))
         (root / ".kit-cache").unlink()  # as written by the kit before markers existed
     before = _snapshot(elsewhere)
     with pytest.raises(ValueError, match="older kit version"):
-        kit.cache.clear(elsewhere)
+        kit.embedding.clear_cache(elsewhere)
     assert _snapshot(elsewhere) == before
-    assert len(kit.cache.info(elsewhere)) == 1  # still listed: reading is harmless
-    assert kit.cache.clear() == 1 and json.loads((default / ".kit-cache").read_text())["kind"] == "embeddings"
+    assert len(kit.embedding.cache_info(elsewhere)) == 1  # still listed: reading is harmless
+    assert kit.embedding.clear_cache() == 1 and json.loads((default / ".kit-cache").read_text())["kind"] == "embeddings"
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert kit.cache.clear(empty) == 0 and kit.project.clear_cache(empty) == 0  # nothing to delete, no error
-    assert kit.cache.clear(tmp_path / "absent") == 0 and not (tmp_path / "absent").exists()
+    assert kit.embedding.clear_cache(empty) == 0 and kit.project.clear_cache(empty) == 0  # nothing to delete, no error
+    assert kit.embedding.clear_cache(tmp_path / "absent") == 0 and not (tmp_path / "absent").exists()
 
 
 def test_preprocessing_version_changes_the_namespace(tmp_path, monkeypatch):
@@ -213,9 +214,9 @@ def test_projection_cache_refuses_foreign_folders(photo_folder, tmp_path, vector
         kit.project.project(vectors, method="pca", cache_dir=emb_cache)
     kit.project.project(vectors, method="pca", cache_dir=tmp_path / "p")
     with pytest.raises(ValueError, match="projection cache, not its embedding cache"):
-        kit.cache.clear(tmp_path / "p")
+        kit.embedding.clear_cache(tmp_path / "p")
     assert len(list((tmp_path / "p").glob("*.npy"))) == 1
-    assert kit.cache.clear(emb_cache) == 1
+    assert kit.embedding.clear_cache(emb_cache) == 1
 
 
 def test_projection_key_includes_library_and_kit_versions(tmp_path, vectors, monkeypatch):

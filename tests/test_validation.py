@@ -1,4 +1,4 @@
-"""Parameter validation (kit._validation) and its use by every estimator and public function.
+"""Parameter validation (kit._utils.validation) and its use by every estimator and public function.
 
 Rules (scikit-learn's): numpy integers and floats are numbers, bools are not; an error names the parameter,
 the caller, what is allowed and the value received; ``__init__`` only stores, ``fit`` refuses a bad parameter
@@ -14,8 +14,8 @@ from numbers import Integral, Real
 import numpy as np
 import pytest
 
-from kit import _validation as V
-from kit._validation import InvalidParameterError, Interval, Options, StrOptions, validate_params
+from kit._utils import validation as V
+from kit._utils.validation import InvalidParameterError, Interval, Options, StrOptions, validate_params
 
 
 # ============================================================================ the module itself
@@ -166,7 +166,7 @@ def test_mixin_validates_the_class_constraints():
 
 
 def test_importing_the_module_loads_no_sklearn():
-    code = "import kit._validation, sys; print('sklearn' in sys.modules, 'scipy' in sys.modules)"
+    code = "import kit._utils.validation, sys; print('sklearn' in sys.modules, 'scipy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.split() == ["False", "False"]
 
@@ -228,7 +228,7 @@ class Untouchable:
 
 
 def test_every_parameter_of_every_estimator_has_a_constraint():
-    for cls in [*C.METHODS.values(), C.Ensemble]:
+    for cls in [*(m.load() for m in C.METHODS.values()), C.Ensemble]:
         assert set(cls._parameter_constraints) == set(cls._get_param_names()), cls.__name__
     assert C.Ensemble._parameter_constraints["base"][0].options == set(C.METHODS)
 
@@ -502,14 +502,14 @@ def test_public_functions_document_no_unchecked_numeric_parameter():
     """Every numeric or option parameter of these public functions is named in a validate_params call."""
     import importlib
 
-    kit = type("Modules", (), {m: importlib.import_module(f"kit.{m}")  # kit.embed is also the function
-                               for m in ("cluster", "embed", "io", "metrics", "project")})
+    kit = type("Modules", (), {m: importlib.import_module(f"kit.{m}")
+                               for m in ("cluster", "embedding", "io", "metrics", "project")})
     checked = {
         kit.cluster.k_distance: {"k"}, kit.cluster.reduce: {"n_components", "whiten", "random_state"},
         kit.cluster.rerank_distance: {"k1", "k2", "lambda_value"},
         kit.metrics.silhouette: {"sample_size", "random_state", "metric"},
         kit.io.read_image: {"size", "resize", "max_pixels"}, kit.io.load_folder: {"labels", "recursive", "max_pixels"},
-        kit.embed.embed: {"batch_size", "resize", "num_workers", "use_cache"},
+        kit.embedding.embed: {"batch_size", "resize", "num_workers", "use_cache"},
         kit.project.project: {"method", "n_components", "random_state"},
         kit.project.trustworthiness: {"n_neighbors", "metric"},
     }

@@ -10,10 +10,10 @@
 Every public name is re-exported here (``kit.datasets.clothing()``). Nothing is written at import; the kit never
 writes into the user's own image folders.
 """
-from .archives import ImportReport, extract_zip
-from .downloads import PUBLIC, DatasetUnavailableError, PublicDataset, download
-from .samples import (CLOTHING_CLASSES, FACES_PER_PERSON, FACES_VERSION, SAMPLE_PER_CLASS, SAMPLE_VERSION,
-                      augmented_corpus, clothing, sample_faces, sample_faces_info, sample_folder, sample_info)
+from ._archives import ImportReport, extract_zip
+from ._downloads import PUBLIC, DatasetUnavailableError, PublicDataset, download
+from ._samples import (CLOTHING_CLASSES, FACES_PER_PERSON, FACES_VERSION, SAMPLE_PER_CLASS, SAMPLE_VERSION,
+                       augmented_corpus, clothing, sample_faces, sample_faces_info, sample_folder, sample_info)
 
 __all__ = ["CLOTHING_CLASSES", "DatasetUnavailableError", "FACES_PER_PERSON", "FACES_VERSION", "ImportReport",
            "augmented_corpus",

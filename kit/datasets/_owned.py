@@ -8,8 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .._config import kit_home
-from ..cache import _atomic_write
+from .._utils.config import kit_home
+from .._utils.files import atomic_write
 
 _MARKER = ".complete"
 
@@ -36,7 +36,7 @@ def _build_once(name: str, build) -> Path:
     try:
         os.chmod(tmp, 0o755)
         info = build(tmp)
-        _atomic_write(tmp / _MARKER, json.dumps(info).encode())
+        atomic_write(tmp / _MARKER, json.dumps(info).encode())
         try:
             os.rename(tmp, final)
         except OSError:

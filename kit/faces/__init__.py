@@ -1,8 +1,9 @@
 """Faces: detect, align and describe faces offline with dlib, then cluster people.
 
-Modules by concern: ``detection`` (the three steps and their settings), ``pool`` (many photos over worker
-processes), ``embedder`` (the ``dlib_face`` kind of the shared embedding pipeline), ``crops``, ``clustering``,
-``scoring``. Every public name is available here, loaded on first use (so ``import kit.faces`` stays cheap).
+Private modules by concern: ``_detection`` (the three steps and their settings), ``_pool`` (many photos over
+worker processes), ``_crops``, ``_clustering``, ``_scoring``, ``_models`` (the model files); the ``dlib_face``
+kind of the shared embedding pipeline is in ``kit.backbones``. Every public name is available here, loaded on
+first use (so ``import kit.faces`` stays cheap).
 
 The pipeline per photo (every step is public, ``embed`` composes them):
 
@@ -35,62 +36,24 @@ Examples
 >>> faces.score(emb, labels)["bcubed_f"]                    # doctest: +SKIP
 >>> crops = faces.crops_by_cluster(emb, labels)             # doctest: +SKIP
 """
-import importlib
+from .._utils.lazy import attach
 
 _WHERE = {
-    "NO_FACE": "detection",
-    "DETECTORS": "detection",
-    "KEEP": "detection",
-    "DESCRIPTOR_DIM": "detection",
-    "CHIP_SIZE": "detection",
-    "CHIP_PADDING": "detection",
-    "FACE_COLUMNS": "detection",
-    "FaceSettings": "detection",
-    "detect": "detection",
-    "whole_image_box": "detection",
-    "align": "detection",
-    "describe": "detection",
-    "faces_in_image": "detection",
-    "crop_features": "detection",
-    "POOL_MIN_PHOTOS": "pool",
-    "POOL_IDLE_SECONDS": "pool",
-    "shutdown_pool": "pool",
-    "processes_for": "pool",
-    "map_photos": "pool",
-    "FaceBackboneSpec": "embedder",
-    "backbone": "embedder",
-    "settings_of": "embedder",
-    "DlibFaceKind": "embedder",
-    "embed": "api",
-    "face_crops": "crops",
-    "face_chip": "crops",
-    "crop_names": "crops",
-    "crops_by_cluster": "crops",
-    "pair_distances": "clustering",
-    "DlibChineseWhispers": "clustering",
-    "FACE_METHODS": "clustering",
-    "AUTO_MAX_AGGLOMERATIVE": "clustering",
-    "FaceClustering": "clustering",
-    "cluster_faces": "clustering",
-    "NO_FACE_POLICIES": "scoring",
-    "score": "scoring",
-    "INSTALL": ".._facemodels",
-    "MODEL_FILES": ".._facemodels",
-    "is_available": ".._facemodels",
-    "model_dir": ".._facemodels",
+    **dict.fromkeys(("NO_FACE", "DETECTORS", "KEEP", "DESCRIPTOR_DIM", "CHIP_SIZE", "CHIP_PADDING", "BOX_FIELDS",
+                    "RECORD_SIZE", "FACE_COLUMNS", "FaceSettings", "detect", "whole_image_box", "align", "describe",
+                    "faces_in_image", "crop_features"), "._detection"),
+    **dict.fromkeys(("POOL_MIN_PHOTOS", "POOL_IDLE_SECONDS", "shutdown_pool", "processes_for",
+                    "map_photos"), "._pool"),
+    "embed": "._api",
+    **dict.fromkeys(("face_crops", "face_chip", "crop_names", "crops_by_cluster"), "._crops"),
+    **dict.fromkeys(("pair_distances", "DlibChineseWhispers", "FACE_METHODS", "AUTO_MAX_AGGLOMERATIVE",
+                    "FaceClustering", "cluster_faces"), "._clustering"),
+    **dict.fromkeys(("NO_FACE_POLICIES", "score"), "._scoring"),
+    **dict.fromkeys(("INSTALL", "MODEL_FILES", "model_dir", "is_available"), "._models"),
+    # the dlib_face backbone kind lives with the other kinds
+    "backbone": ("..backbones", "face_backbone"),
+    "FaceBackboneSpec": "..backbones",
+    "settings_of": ("..backbones", "face_settings"),
+    "DlibFaceKind": "..backbones",
 }
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name):
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module 'kit.faces' has no attribute {name!r}")
-    module = importlib.import_module(f".{where}" if not where.startswith("..") else f"kit.{where[2:]}",
-                                     __name__ if not where.startswith("..") else None)
-    return getattr(module, name)
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = attach(__name__, _WHERE)

@@ -1,0 +1,151 @@
+"""The dashboard's settings: one plain dict, ``st.session_state["settings"]``, the single source of truth, mirrored
+in the URL's query parameters so that a reload keeps them and a view can be shared.
+
+Streamlit forgets the state of widgets that a page does not draw, so a widget never owns a setting: it is bound to
+one with :func:`bind` (its value is restored from the setting before it is drawn, and written back by its
+callback). The clustering methods and their settings come from ``kit.cluster.METHODS``, the kit's one registry.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from kit.cluster import AUTO_MIN_ROWS, NEEDS_K  # noqa: F401  (the registry, without scikit-learn)
+from kit.cluster import METHODS as REGISTRY
+
+SOURCES = {"clothing": "Clothing photos (built in, 500 photos)", "demo": "Quick demo (scikit-image photos)",
+           "folder": "A folder on this machine", "upload": "Upload a zip"}
+#: The methods offered on the Cluster page, with their labels (in the registry's order).
+METHODS = {name: m.label for name, m in REGISTRY.items() if m.dashboard}
+#: Every method setting by its key (unique across methods).
+METHOD_SETTINGS = {s.key: s for m in REGISTRY.values() for s in m.settings}
+DEFAULT_BACKBONE = "efficientnet_lite0"
+MAX_UPLOAD_MB = 200
+MIN_PHOTOS = 2
+
+# Every setting and its default; the method settings come from the registry.
+DEFAULTS = {"source": "clothing", "folder": "", "upload": "", "backbones": [DEFAULT_BACKBONE], "method": "auto",
+            "k": None, **{key: s.default for key, s in METHOD_SETTINGS.items()}}
+# Settings that belong to one data source: reset when the data changes (K=5 for one folder must not score
+# another; the photo chosen on Inspect does not exist in the next folder).
+PER_DATA = ("k", "eps", "min_cluster_size", "selected", "gallery_cluster", "inspect_image", "inspect_rank")
+
+
+def settings() -> dict:
+    """The settings dict (created with the defaults, then the URL's query parameters, on a session's first run)."""
+    ss = st.session_state
+    if "settings" not in ss:
+        ss["settings"] = {**{k: (list(v) if isinstance(v, list) else v) for k, v in DEFAULTS.items()},
+                          "selected": [], "gallery_cluster": None, "inspect_image": None, "inspect_rank": 1}
+        ss["url_problems"] = _read_url(ss["settings"])
+    return ss["settings"]
+
+
+def get(name):
+    return settings()[name]
+
+
+def get_or(name, default):
+    return settings().get(name, default)
+
+
+def put(name, value) -> None:
+    settings()[name] = value
+
+
+def _store(name: str, widget_key: str) -> None:
+    settings()[name] = st.session_state[widget_key]
+
+
+def bind(name: str, value=None, key: str | None = None, default=None) -> dict:
+    """Keyword arguments that tie a widget to the setting ``name``: ``st.slider(..., **settings.bind("k"))``.
+
+    ``value``: what the widget shows when it differs from the stored setting (a resolved default, or the
+    setting clamped to the widget's range). ``default``: the first value of a view setting that is not in
+    ``DEFAULTS`` (a page's own choice, such as the projection). The widget is not given a ``value=``/``index=``
+    of its own."""
+    key = key or f"w_{name}"
+    if name not in settings():
+        settings()[name] = default
+    shown = settings()[name] if value is None else value
+    if st.session_state.get(key, object()) != shown:
+        st.session_state[key] = shown
+    return {"key": key, "on_change": _store, "args": (name, key)}
+
+
+def _store_auto(name: str, widget_key: str, fallback) -> None:
+    settings()[name] = None if st.session_state[widget_key] else fallback
+
+
+def bind_auto(name: str, fallback) -> dict:
+    """Keyword arguments for a checkbox "automatic" of the setting ``name`` (None means automatic); unticking
+    it sets the setting to ``fallback``."""
+    key = f"w_{name}_auto"
+    shown = settings()[name] is None
+    if st.session_state.get(key, object()) != shown:
+        st.session_state[key] = shown
+    return {"key": key, "on_change": _store_auto, "args": (name, key, fallback)}
+
+
+def _parse(name: str, raw: str):
+    """A URL value as the setting's type; ValueError when it is not one of its values."""
+    if name == "backbones":
+        return [b for b in raw.split(",") if b]
+    if name == "k":
+        return int(raw)
+    if name == "source" and raw not in SOURCES or name == "method" and raw not in METHODS:
+        raise ValueError(raw)
+    s = METHOD_SETTINGS.get(name)
+    if s is None:
+        return raw
+    if s.kind == "choice":
+        value = type(s.options[0])(raw)
+        if value not in s.options:
+            raise ValueError(raw)
+        return value
+    return int(raw) if s.kind == "int" else float(raw)
+
+
+def _read_url(s: dict) -> list:
+    """Apply the query parameters to the settings; return the ones that could not be used."""
+    q = st.query_params
+    problems = []
+    for name in DEFAULTS:
+        if name not in q:
+            continue
+        try:
+            s[name] = _parse(name, q[name])
+        except ValueError:
+            problems.append(f"{name}={q[name]}")
+    return problems
+
+
+def write_url(s: dict) -> None:
+    """Mirror the settings that differ from the defaults (and matter for the current source and method)."""
+    wanted = {"source": s["source"], "backbones": ",".join(s["backbones"]), "method": s["method"]}
+    if s["source"] == "folder" and s["folder"]:
+        wanted["folder"] = s["folder"]
+    if s["source"] == "upload" and s["upload"]:
+        wanted["upload"] = s["upload"]
+    for name in method_settings(s["method"]):
+        if s[name] is not None:
+            wanted[name] = str(s[name])
+    if dict(st.query_params) != wanted:
+        st.query_params.from_dict(wanted)
+
+
+def method_settings(method: str) -> tuple:
+    """The setting keys of ``method``: ``"k"`` when it takes K, then its own settings (from the registry)."""
+    m = REGISTRY.get(method)
+    if m is None:
+        return ()
+    return (("k",) if m.needs_k else ()) + tuple(s.key for s in m.settings)
+
+
+def params_text(params: dict) -> str:
+    shown = {k: v for k, v in params.items() if v is not None}
+    return ", ".join(f"{k}={v}" for k, v in shown.items())
+
+
+def primary_backbone() -> str:
+    chosen = get("backbones") or [DEFAULT_BACKBONE]
+    return chosen[0]
