@@ -71,7 +71,7 @@ def main():
     n = len(images)
     model = backbones.load(name)
     size = model.input_size
-    model_dir = backbones._ensure_builtin(name)
+    model_dir = backbones.builtin_folder(name)
 
     # (a) model only, on preprocessed tensors (decoded once beforehand); the runtimes take turns batch by batch
     x_all = np.stack([kit.read_image(p, size=size) for p in images.paths[:256]]).astype(np.float32) / 255

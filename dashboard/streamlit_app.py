@@ -1,7 +1,7 @@
 """Image clustering exploration kit: the dashboard. ``streamlit run dashboard`` (Streamlit runs the
 folder's ``streamlit_app.py``, this file).
 
-One entry file: ``st.navigation`` over thin pages in ``pages/``; beside it, a few modules by concern:
+One entry file: ``st.navigation`` over thin pages in ``views/``; beside it, a few modules by concern:
 ``settings`` (the settings and the URL), ``sidebar``, ``calls`` (cached ``kit`` calls keyed by the kit's own
 fingerprints), ``current`` (the one clustering every page shows), ``edits`` (hand edits) and ``widgets``. No
 algorithm lives here: every computation is a ``kit`` function.
@@ -17,7 +17,7 @@ import sidebar  # noqa: E402
 
 st.set_page_config(page_title="Image clustering kit", page_icon=":frame_with_picture:", layout="wide")
 
-PAGES = Path(__file__).resolve().parent / "pages"
+PAGES = Path(__file__).resolve().parent / "views"
 pages = [
     st.Page(PAGES / "data.py", title="Data", icon=":material/photo_library:", default=True),
     st.Page(PAGES / "backbones.py", title="Backbones", icon=":material/compare:"),

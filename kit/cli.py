@@ -144,6 +144,8 @@ def _cmd_cluster(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .cluster import METHODS  # the one method registry (cheap: no scikit-learn)
+
     p = argparse.ArgumentParser(prog="python -m kit", description="Image clustering exploration kit")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import MODULE first (repeatable): a module that calls kit.backbones.register(...) makes its "
@@ -174,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp = sub.add_parser("compare", help="score backbones x clustering methods on a labelled folder")
     cp.add_argument("folder")
     cp.add_argument("--backbones", default="efficientnet_lite0", help="comma-separated names")
-    cp.add_argument("--methods", default="kmeans", help="comma-separated: kmeans,agglomerative,hdbscan,...")
+    cp.add_argument("--methods", default="kmeans", help=f"comma-separated, among {', '.join(METHODS)}")
     cp.add_argument("--k", default="auto", help="number of clusters, or 'auto'")
     cp.add_argument("--random-state", type=int, default=0)
     cp.add_argument("--out", required=True, help="output CSV")
@@ -182,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cl = sub.add_parser("cluster", help="cluster an .npz of vectors (from 'embed') into a CSV path -> cluster")
     cl.add_argument("features")
-    cl.add_argument("--method", default="kmeans")
+    cl.add_argument("--method", default="kmeans", choices=list(METHODS),
+                    help="a method of the registry (kit.cluster.METHODS); its settings go in --param")
     cl.add_argument("--k", type=int, default=None, help="number of clusters, for methods that take one")
     cl.add_argument("--param", action="append", help="NAME=VALUE, repeatable (e.g. --param threshold=0.6)")
     cl.add_argument("--random-state", type=int, default=0)

@@ -57,7 +57,7 @@ def test_a_fine_tune_leaves_a_forecast_for_the_next_one(tiny):
     result, _, _ = tiny
     from kit import backbones
 
-    n_train = backbones._finetuned_note(result.path)["n_train"]
+    n_train = backbones.finetuned_note(result.path)["n_train"]
     same = adapt.forecast(n_train, "efficientnet_lite0", trainable_blocks=1, views=1, epochs=1)
     assert same is not None and same.per_item > 0
     # the same run again: the forecast is what it took (an upper bound in general: no early stop assumed)

@@ -40,12 +40,12 @@ def open_page(page, query=None):
         at.query_params[name] = value
     at.run()
     if page != "data":
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"views/{page}.py").run()
     return at
 
 
 def go(at, page):
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"views/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -89,7 +89,7 @@ def test_changing_k_and_algorithm_changes_scores():
     assert "HDBSCAN" in at.sidebar.caption[-1].value
     assert (_metric(at, "Clusters"), _metric(at, "NMI")) != after_k
     # the Backbones page's table follows the chosen clustering
-    at.switch_page("pages/backbones.py").run()
+    at.switch_page("views/backbones.py").run()
     table = at.dataframe[0].value
     assert set(table.columns) >= {"backbone", "nmi", "ari", "bcubed_f", "silhouette"}
     assert len(at.get("plotly_chart")) == 1

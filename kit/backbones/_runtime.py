@@ -142,7 +142,7 @@ def _features_dir(name: str, savedmodel_dir) -> Path:
     if (folder / "features" / "saved_model.pb").is_file():
         return folder / "features"
     raise ValueError(f"savedmodel_dir={str(savedmodel_dir)!r} holds no SavedModel (no saved_model.pb in it or in "
-                     f"its features/ subfolder); pass the folder made by kit.backbones._ensure_builtin({name!r}) "
+                     f"its features/ subfolder); pass the folder made by kit.backbones.builtin_folder({name!r}) "
                      f"or its features/ subfolder")
 
 
@@ -399,7 +399,7 @@ def probe(name: str, savedmodel_dir, force: bool = False, progress=None) -> Runt
     Examples
     --------
     >>> from kit import _runtime, backbones
-    >>> choice = _runtime.probe("efficientnet_lite0", backbones._ensure_builtin("efficientnet_lite0"))
+    >>> choice = _runtime.probe("efficientnet_lite0", backbones.builtin_folder("efficientnet_lite0"))
     >>> choice.runtime in ("savedmodel", "tflite")
     True
     """
@@ -492,7 +492,7 @@ def features_fn(name: str, savedmodel_dir, progress=None, *, runtime: str | None
     --------
     >>> import numpy as np
     >>> from kit import _runtime, backbones
-    >>> fn = _runtime.features_fn("efficientnet_lite0", backbones._ensure_builtin("efficientnet_lite0"))
+    >>> fn = _runtime.features_fn("efficientnet_lite0", backbones.builtin_folder("efficientnet_lite0"))
     >>> fn(np.zeros((2, 224, 224, 3), np.float32)).shape
     (2, 1280)
     """

@@ -33,10 +33,11 @@ from .._utils.arrays import as_seed, check_X, l2_normalize
 from .._utils.estimator import BaseClusterer
 from .._utils.validation import Interval, InvalidParameterError, validate_params
 from ..progress import report
-from ._estimators import Agglomerative, KMeans, Leiden, Spectral
-from ._registry import AUTO_MIN_ROWS
+from ._estimators import Agglomerative, Leiden
+from ._registry import AUTO_MIN_ROWS, METHODS, make
 
-AUTO_METHODS = ("kmeans", "agglomerative", "spectral", "leiden", "scan")
+#: Methods auto compares: those the registry marks ``auto_candidate`` (each run at every candidate K).
+AUTO_METHODS = tuple(name for name, m in METHODS.items() if m.auto_candidate)
 TRANSFER_NEIGHBORS = 10
 AUTO_SCAN_PARAMS = {"n_heads": 3}  # fewer heads than SCAN's default: auto fits it on 2 halves per split
 CONCAT = "concat"
@@ -85,17 +86,17 @@ def _representations(X) -> dict:
 
 
 def _estimator(method, k, seed, scan_params):
-    if method == "kmeans":
-        return KMeans(k, random_state=seed)
-    if method == "agglomerative":
-        return Agglomerative(k, linkage="ward")
-    if method == "spectral":
-        return Spectral(k, random_state=seed)
+    """The estimator of ``method`` at ``k`` clusters: Leiden through its resolution (``_LeidenAtK``), SCAN with
+    the auto settings, Ward for agglomerative, any other method that takes K from the registry."""
     if method == "leiden":
         return _LeidenAtK(k, random_state=seed)
-    from ._scan import SCAN
+    if method == "scan":
+        from ._scan import SCAN
 
-    return SCAN(k, random_state=seed, **{**AUTO_SCAN_PARAMS, **(scan_params or {})})
+        return SCAN(k, random_state=seed, **{**AUTO_SCAN_PARAMS, **(scan_params or {})})
+    if method == "agglomerative":
+        return Agglomerative(k, linkage="ward")
+    return make(method, n_clusters=k, random_state=seed)
 
 
 class _LeidenAtK:

@@ -2,8 +2,8 @@
 can change (with their ranges). ``make()``, ``kit.compare``, ``auto``, the command line and the dashboard all read
 it, so adding a method is one entry here plus its estimator.
 
-Only the standard library and numpy are imported here: the dashboard reads the registry on its first page without loading
-scikit-learn. Estimators are looked up by class name in this package's modules when a method is built.
+Only the standard library and numpy are imported here: the dashboard reads the registry on its first page without
+loading scikit-learn. Estimators are looked up by class name in this package's modules when a method is built.
 """
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ class Method:
     description: str = ""
     module: str = "_estimators"
     dashboard: bool = True  # offered on the dashboard's Cluster page
+    auto_candidate: bool = False  # compared by ``auto`` (at each candidate K: the method must take K, or be Leiden)
 
     def params(self, values: dict, k: int | None = None, n_rows: int | None = None) -> dict:
         """Estimator parameters from setting values (by ``Setting.key``; missing keys take the default), clamped
@@ -90,13 +91,13 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            description="Chooses the method (k-means, Ward, spectral, Leiden) and K from the photos alone: K from "
                        "the K estimators, then each method clustered on two random halves and scored by how well "
                        "the halves agree and by silhouette on the half it did not see. True labels are never used."),
-    Method("kmeans", "k-means", "KMeans", needs_k=True),
+    Method("kmeans", "k-means", "KMeans", needs_k=True, auto_candidate=True),
     Method("minibatch_kmeans", "Mini-batch k-means", "MiniBatchKMeans", needs_k=True, dashboard=False),
-    Method("agglomerative", "Agglomerative", "Agglomerative", needs_k=True, settings=(
+    Method("agglomerative", "Agglomerative", "Agglomerative", needs_k=True, auto_candidate=True, settings=(
         Setting("linkage", "linkage", "Linkage", "choice", "ward", options=_LINKAGES,
                 implies={m: {"metric": "cosine"} for m in _LINKAGES if m != "ward"},
                 help="Ward on Euclidean distances; the others on cosine distances."),)),
-    Method("spectral", "Spectral", "Spectral", needs_k=True),
+    Method("spectral", "Spectral", "Spectral", needs_k=True, auto_candidate=True),
     Method("hdbscan", "HDBSCAN", "HDBSCAN", needs_k=False, settings=(
         Setting("min_cluster_size", "min_cluster_size", "Minimum cluster size", "int", 15, low=2, high=100,
                 rows_bound=True),
@@ -109,10 +110,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         Setting("cw_threshold", "threshold", "Similarity threshold", "float", None, low=0.0, high=1.0, step=0.01,
                 auto="auto", auto_label="Automatic threshold", manual=0.6),
         Setting("cw_k", "k", "Neighbours in the graph", "int", 20, low=5, high=50))),
-    Method("leiden", "Leiden", "Leiden", needs_k=False, settings=(
+    Method("leiden", "Leiden", "Leiden", needs_k=False, auto_candidate=True, settings=(
         Setting("resolution", "resolution", "Resolution", "float", 1.0, low=0.1, high=3.0, step=0.1),)),
     Method("infomap", "Infomap", "Infomap", needs_k=False),
-    Method("scan", "SCAN head", "SCAN", needs_k=True, module="_scan",
+    Method("scan", "SCAN head", "SCAN", needs_k=True, module="_scan", auto_candidate=True,
            description="A small head trained on the frozen embeddings so that each photo's nearest neighbours share "
                        "its cluster, with clusters kept balanced (SCAN, Van Gansbeke et al. 2020); 5 heads, the one "
                        "with the lowest loss kept."),

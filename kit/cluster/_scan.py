@@ -1,7 +1,7 @@
 """SCAN: a clustering head trained on frozen embeddings (Van Gansbeke et al., "SCAN: Learning to Classify
 Images without Labels", ECCV 2020), without retraining the backbone.
 
-Each photo's ``n_neighbors`` nearest neighbours are mined in the L2-normalised embedding (``kit._utils.neighbors.knn``,
+Each photo's ``n_neighbors`` nearest neighbours are mined in the L2-normalised embedding (the kit's one kNN,
 faiss). A small head (PCA to ``reduce_to`` dimensions, no whitening, then one hidden ReLU layer and a softmax
 over K; ``hidden=0`` makes it linear) is trained in TensorFlow to give a photo and its neighbours the same
 cluster: the loss is ``-mean log <p_i, p_j>`` over neighbour pairs minus ``entropy_weight`` times the entropy
