@@ -167,6 +167,18 @@ def scores(folder: str, backbone: str, method: str, params_json: str) -> dict:
     return _scores(fingerprint(folder, backbone), folder, backbone, method, params_json)
 
 
+@st.cache_data(show_spinner="Scoring...", max_entries=64)
+def _label_scores(fp: str, folder: str, backbone: str, labels_bytes: bytes) -> dict:
+    emb = _embed(folder, backbone)
+    return kit.metrics.score(emb.labels, np.frombuffer(labels_bytes, dtype=np.int64), X=emb.vectors)
+
+
+def label_scores(folder: str, backbone: str, labels) -> dict:
+    """``kit.metrics.score`` of any labels of the folder's photos (hand-edited ones), cached by their bytes."""
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    return _label_scores(fingerprint(folder, backbone), folder, backbone, labels.tobytes())
+
+
 @st.cache_data(show_spinner=False, max_entries=64, persist="disk")
 def _undefined_reason(fp: str, folder: str, backbone: str, method: str, params_json: str) -> str | None:
     emb = _embed(folder, backbone)
@@ -183,12 +195,13 @@ def undefined_reason(folder: str, backbone: str, method: str, params_json: str) 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _k_result(fp: str, folder: str, backbone: str):
-    return kit.k.estimate(_embed(folder, backbone).vectors, n_bootstrap=1)
+    # the estimate the Automatic clustering bases its K on: one answer to "how many groups" across pages
+    return kit.cluster.estimate_k(_embed(folder, backbone).vectors, random_state=0)
 
 
 def k_result(folder: str, backbone: str):
     """``kit.k.estimate``'s ``KResult`` (consensus, verdict, table of methods, their curves)."""
-    forecast = kit.costs.estimate("k_estimate", "bootstrap1", len(_embed(folder, backbone).paths))
+    forecast = kit.costs.estimate("k_estimate", "bootstrap2", len(_embed(folder, backbone).paths))
     eta = f" ({forecast.text} unless it was done before)" if forecast is not None else ""
     with st.spinner(f"Estimating K with every method, the gap statistic among them{eta}..."):
         return _k_result(fingerprint(folder, backbone), folder, backbone)

@@ -24,8 +24,10 @@ def k_range(images: kit.ImageSet) -> tuple[int, int]:
 
 
 def default_k(images: kit.ImageSet) -> int:
+    """The number of true labels (8 without labels), at most half the photos: a default K never makes every photo
+    a cluster of its own."""
     lo, hi = k_range(images)
-    return int(np.clip(len(set(images.labels)) if images.labels else 8, lo, hi))
+    return int(np.clip(len(set(images.labels)) if images.labels else 8, lo, max(lo, min(hi, len(images) // 2))))
 
 
 def current_k(images: kit.ImageSet) -> int:
@@ -58,14 +60,15 @@ def clustering(images: kit.ImageSet) -> Clustering:
     return Clustering(method, params, json.dumps(params, sort_keys=True))
 
 
-def images_or_explain(folder) -> kit.ImageSet | None:
-    """The images of the folder when an analysis can run on them; otherwise say why on the page and return None."""
+def images_or_explain(folder, need: int = settings.MIN_PHOTOS, why: str = "") -> kit.ImageSet | None:
+    """The images of the folder when an analysis can run on them (at least ``need`` readable photos; ``why``
+    says what needs them); otherwise say why on the page and return None."""
     if folder is None:
         st.info("Choose images in the sidebar: the built-in photos, a folder, or a zip.")
         return None
     images = calls.load_images(folder)
-    if len(images) < settings.MIN_PHOTOS:
-        st.warning(f"This page needs at least {settings.MIN_PHOTOS} readable photos; {found_text(images)} "
+    if len(images) < need:
+        st.warning(f"This page needs at least {need} readable photos{why}; {found_text(images)} "
                    "Choose another folder in the sidebar, or see the Data page for what was found.",
                    icon=":material/photo_library:")
         return None
@@ -85,12 +88,36 @@ def found_text(images: kit.ImageSet) -> str:
 
 @dataclass
 class Result:
+    folder: str
     images: kit.ImageSet
     backbone: str
     clustering: Clustering
     embeddings: kit.Embeddings
     labels: np.ndarray
     edited: bool = False  # hand edits (Curate page) replace the algorithm's labels
+    n_edits: int = 0
+
+    @property
+    def scores(self) -> dict:
+        """The scores of the labels shown (hand edits included): what every page and every export reports."""
+        if self.edited:
+            return calls.label_scores(self.folder, self.backbone, self.labels)
+        return calls.scores(self.folder, self.backbone, self.clustering.method, self.clustering.params_json)
+
+    @property
+    def undefined(self) -> str | None:
+        """Why the external scores mean nothing for the labels shown, or None."""
+        if not self.edited:
+            return calls.undefined_reason(self.folder, self.backbone, self.clustering.method,
+                                          self.clustering.params_json)
+        if self.embeddings.labels is None:
+            return None
+        return kit.metrics.external_undefined(self.embeddings.labels, self.labels)
+
+    @property
+    def algorithm_scores(self) -> dict:
+        """The scores of the algorithm's own labels, before any hand edit."""
+        return calls.scores(self.folder, self.backbone, self.clustering.method, self.clustering.params_json)
 
 
 def current_result(folder) -> Result | None:
@@ -106,9 +133,10 @@ def current_result(folder) -> Result | None:
                    f"{settings.MIN_PHOTOS} are needed. The Data page lists the files that could not be read.")
         return None
     c = clustering(images)
-    result = Result(images, bb, c, emb, calls.cluster_labels(folder, bb, c.method, c.params_json))
+    result = Result(folder, images, bb, c, emb, calls.cluster_labels(folder, bb, c.method, c.params_json))
     edited = edits.edits(result)
     if edited is not None and len(edited.labels) == len(result.labels):
         result.labels = edited.labels
         result.edited = True
+        result.n_edits = len(edited.history)
     return result

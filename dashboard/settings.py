@@ -7,6 +7,8 @@ callback). The clustering methods and their settings come from ``kit.cluster.MET
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from kit.cluster import AUTO_MIN_ROWS, NEEDS_K  # noqa: F401  (the registry, without scikit-learn)
@@ -25,6 +27,22 @@ MIN_PHOTOS = 2
 # Every setting and its default; the method settings come from the registry.
 DEFAULTS = {"source": "clothing", "folder": "", "upload": "", "backbones": [DEFAULT_BACKBONE], "method": "auto",
             "k": None, **{key: s.default for key, s in METHOD_SETTINGS.items()}}
+# The view: what each page shows, kept in the URL too so that a reload shows the same view. Name -> (default,
+# the values it can take, or its type).
+VIEW = {
+    "projection": ("tsne", ("tsne", "umap", "pca")),
+    "colour_by": ("cluster", ("cluster", "true label")),
+    "hover_photos": (False, (False, True)),
+    "gallery_cluster": (None, int),
+    "gallery_sort": ("representative", ("representative", "outliers")),
+    "gallery_z": (3.0, (1.5, 2.0, 2.5, 3.0, 3.5, 4.0)),
+    "gallery_limit": (48, (24, 48, 96, 192)),
+    "thumbs_per_label": (6, tuple(range(1, 13))),
+    "inspect_image": (None, int),
+    "inspect_rank": (1, tuple(range(1, 6))),
+}
+_SELECTED_SEP = "|"  # the lasso selection in the URL: paths relative to the folder, joined
+
 # Settings that belong to one data source: reset when the data changes (K=5 for one folder must not score
 # another; the photo chosen on Inspect does not exist in the next folder).
 PER_DATA = ("k", "eps", "min_cluster_size", "selected", "gallery_cluster", "inspect_image", "inspect_rank")
@@ -88,6 +106,17 @@ def bind_auto(name: str, fallback) -> dict:
 
 def _parse(name: str, raw: str):
     """A URL value as the setting's type; ValueError when it is not one of its values."""
+    if name in VIEW:
+        default, values = VIEW[name]
+        if values is int:
+            return int(raw)
+        kind = type(values[0])
+        value = (raw.lower() in ("1", "true")) if kind is bool else kind(raw)
+        if value not in values:
+            raise ValueError(raw)
+        return value
+    if name == "selected":
+        return [p for p in raw.split(_SELECTED_SEP) if p]  # relative; made absolute once the folder is known
     if name == "backbones":
         return [b for b in raw.split(",") if b]
     if name == "k":
@@ -109,14 +138,22 @@ def _read_url(s: dict) -> list:
     """Apply the query parameters to the settings; return the ones that could not be used."""
     q = st.query_params
     problems = []
-    for name in DEFAULTS:
+    for name in (*DEFAULTS, *VIEW, "selected"):
         if name not in q:
             continue
         try:
-            s[name] = _parse(name, q[name])
+            s["selected_in_url" if name == "selected" else name] = _parse(name, q[name])
         except ValueError:
             problems.append(f"{name}={q[name]}")
     return problems
+
+
+def restore_selection(folder: str | None) -> None:
+    """The lasso selection read from the URL (relative paths) made absolute in ``folder``, once it is known."""
+    s = settings()
+    relative = s.pop("selected_in_url", None)
+    if relative and folder:
+        s["selected"] = [str(Path(folder) / p) for p in relative]
 
 
 def write_url(s: dict) -> None:
@@ -129,6 +166,16 @@ def write_url(s: dict) -> None:
     for name in method_settings(s["method"]):
         if s[name] is not None:
             wanted[name] = str(s[name])
+    for name, (default, _) in VIEW.items():
+        value = s.get(name)
+        if value is not None and value != default:
+            wanted[name] = str(int(value)) if isinstance(value, bool) else str(value)
+    folder = st.session_state.get("folder_in_use")
+    if s.get("selected") and folder:
+        root = Path(folder)
+        inside = [str(Path(p).relative_to(root)) for p in s["selected"] if Path(p).is_relative_to(root)]
+        if inside:
+            wanted["selected"] = _SELECTED_SEP.join(inside)
     if dict(st.query_params) != wanted:
         st.query_params.from_dict(wanted)
 

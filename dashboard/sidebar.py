@@ -11,6 +11,7 @@ import kit
 import kit.datasets
 
 import calls
+import current
 import settings
 
 
@@ -93,16 +94,28 @@ def sidebar() -> str | None:
     if not s["backbones"]:
         sb.warning("Choose at least one backbone.")
     st.session_state["folder_in_use"] = folder
+    settings.restore_selection(folder)
     return folder
 
 
 def sidebar_footer() -> None:
-    """Drawn after the page ran, so it shows the clustering the page may just have changed; then the URL."""
+    """Drawn after the page ran, so it shows the clustering the page may just have changed (with K and the
+    parameters resolved for the photos in use); then the URL."""
     s = settings.settings()
-    shown = {name: s[name] for name in settings.method_settings(s["method"]) if s[name] is not None}
-    auto = [name for name in settings.method_settings(s["method"]) if s[name] is None]
-    text = f"Clustering: **{settings.METHODS[s['method']]}** {settings.params_text(shown)}"
-    if auto:
-        text += " (" + ", ".join(f"{a} automatic" for a in auto) + ")"
+    folder = st.session_state.get("folder_in_use")
+    images = calls.load_images(folder) if folder is not None else None
+    if images is not None and len(images) >= settings.MIN_PHOTOS:
+        c = current.clustering(images)
+        text = f"Clustering: **{settings.METHODS.get(c.method, c.method)}**"
+        automatic = [spec.label for spec in settings.REGISTRY[c.method].settings
+                     if spec.auto is not None and s.get(spec.key) is None]
+        if c.method == "auto":
+            text += ", method and K chosen from the photos"
+        elif c.params:
+            text += ", " + settings.params_text({k: v for k, v in c.params.items() if v != "auto"})
+        if automatic:
+            text += " (" + ", ".join(f"{a} automatic" for a in automatic) + ")"
+    else:
+        text = f"Clustering: **{settings.METHODS[s['method']]}**"
     st.sidebar.caption(text + ". Change it on the Cluster page.")
     settings.write_url(s)

@@ -12,6 +12,16 @@ import kit
 import settings
 
 
+def scores_table(scores: dict):
+    """One row of scores for display: rounded to 3 decimals (a score of -2e-15 shows as 0.0), counts as ints."""
+    import pandas as pd
+
+    counts = {"n_clusters", "min_size", "median_size", "max_size", "singletons"}
+    row = {k: (int(v) if k in counts and v == v else round(float(v), 3) + 0.0 if v is not None else None)
+           for k, v in scores.items()}
+    return pd.DataFrame([row])
+
+
 def method_controls(method: str, n_rows: int, fallbacks: dict | None = None) -> None:
     """Widgets for every setting of ``method`` (``kit.cluster.METHODS[method].settings``), each bound to its
     setting: numbers as sliders, choices as a select box (or a select slider when they are numbers), and a

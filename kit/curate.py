@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from pathlib import Path
@@ -316,14 +317,6 @@ class ClusterEdits:
         return pd.DataFrame({"path": list(map(str, paths)), "cluster": self.labels,
                              "name": [self.names.get(int(c), "") for c in self.labels]})
 
-    def save(self, path, paths) -> Path:
-        """Write :meth:`table` of ``paths`` as a CSV at ``path``, atomically (a crash never leaves half a file)."""
-        from ._utils.files import atomic_write
-
-        path = Path(path)
-        atomic_write(path, self.table(paths).to_csv(index=False).encode("utf-8"))
-        return path
-
     @classmethod
     def from_table(cls, table: pd.DataFrame, paths) -> "ClusterEdits":
         """Edits saved with :meth:`table` (e.g. read back with ``pd.read_csv``), in the order of ``paths``; a
@@ -332,6 +325,161 @@ class ClusterEdits:
         names = {int(c): str(n) for c, n in zip(table["cluster"], table.get("name", pd.Series(dtype=str)))
                  if isinstance(n, str) and n}
         return cls(np.asarray([by_path.get(str(p), -1) for p in paths], dtype=np.int64), names)
+
+
+# ----------------------------------------------------------------------------------------- edits on disk
+class EditConflict(RuntimeError):
+    """Saved edits changed since they were loaded (another tab or process saved first). Nothing is lost: the
+    other save stays in effect and these edits are kept beside it, at ``kept``."""
+
+    def __init__(self, message: str, kept: Path, version: int):
+        super().__init__(message)
+        self.kept = kept
+        self.version = version
+
+
+class EditFile:
+    """The hand edits of one clustering on disk, versioned, with an append-only log.
+
+    ``<folder>/<stem>.csv`` holds the labels in effect (``path, cluster, name``); ``<stem>.log.jsonl`` gets one line
+    per save (version, time, operation, details and the whole table after it), so the CSV and every earlier state
+    can be rebuilt from it (:meth:`rebuild`). A save names the version it started from (:meth:`load` gives it):
+    when another save came in between, it raises :class:`EditConflict` and keeps its own table as
+    ``<stem>.conflict-<version>-<n>.csv``, so two tabs never overwrite each other silently. Saves are serialised by a
+    file lock and written atomically.
+
+    Examples
+    --------
+    >>> f = EditFile(tmp, "clothing-lite0-kmeans")                                     # doctest: +SKIP
+    >>> e, version = f.load(paths) or (ClusterEdits(labels), 0)                        # doctest: +SKIP
+    >>> version = f.save(e.merge(0, 1), paths, version)                                # doctest: +SKIP
+    """
+
+    def __init__(self, folder, stem: str):
+        self.folder = Path(folder)
+        self.stem = str(stem)
+
+    @property
+    def csv(self) -> Path:
+        return self.folder / f"{self.stem}.csv"
+
+    @property
+    def log_path(self) -> Path:
+        return self.folder / f"{self.stem}.log.jsonl"
+
+    def _lock(self):
+        from filelock import FileLock
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.folder / f".{self.stem}.lock"), timeout=30)
+
+    def _entries(self) -> list:
+        """The log's complete lines (a line cut by a crash is ignored: the save it began never finished)."""
+        import json
+
+        if not self.log_path.is_file():
+            return []
+        out = []
+        for line in self.log_path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("version"), int):
+                out.append(entry)
+        return out
+
+    @property
+    def version(self) -> int:
+        """The number of saves so far (0: none); a reset counts as a save."""
+        entries = self._entries()
+        return entries[-1]["version"] if entries else (1 if self.csv.is_file() else 0)
+
+    def load(self, paths):
+        """``(ClusterEdits, version)`` of the saved edits in the order of ``paths``, or None when there are none."""
+        entries = self._entries()
+        if entries:  # the log is the record: a crash between its line and the CSV loses nothing
+            if entries[-1]["table"] is None:
+                return None
+            table = pd.DataFrame(entries[-1]["table"])
+            return ClusterEdits.from_table(table, paths), entries[-1]["version"]
+        if not self.csv.is_file():
+            return None
+        return ClusterEdits.from_table(pd.read_csv(self.csv, keep_default_na=False), paths), self.version
+
+    def saved_paths(self) -> set:
+        """The photos the saved edits cover (photos added to the folder later are not among them)."""
+        loaded = self._entries()
+        if loaded:
+            return set() if loaded[-1]["table"] is None else set(map(str, loaded[-1]["table"]["path"]))
+        return set(pd.read_csv(self.csv, keep_default_na=False)["path"].astype(str)) if self.csv.is_file() else set()
+
+    def save(self, edits: "ClusterEdits", paths, expected_version: int, operation: str = "",
+             details: str = "") -> int:
+        """Write ``edits`` (labels of ``paths``) if the saved version is still ``expected_version``; return the new
+        version. Otherwise keep them beside the other save and raise :class:`EditConflict`."""
+        return self._write(edits.table(paths), expected_version, operation or (edits.log[-1]["operation"]
+                                                                                if edits.log else "save"),
+                           details or (edits.log[-1]["details"] if edits.log else ""))
+
+    def reset(self, expected_version: int) -> int:
+        """Back to the algorithm's clusters: the CSV goes, the log keeps every earlier state (a ``reset`` line)."""
+        return self._write(None, expected_version, "reset", "back to the algorithm's clusters")
+
+    def _write(self, table, expected_version: int, operation: str, details: str) -> int:
+        import datetime
+        import json
+
+        from ._utils.files import atomic_write
+
+        with self._lock():
+            current = self.version
+            if current != int(expected_version):
+                if table is None:
+                    raise EditConflict(f"the edits were saved again (version {current}, not {expected_version}) "
+                                       f"since they were loaded; nothing was reset: reload to see them", self.csv,
+                                       current)
+                n = 1
+                while (kept := self.folder / f"{self.stem}.conflict-{current}-{n}.csv").exists():
+                    n += 1
+                atomic_write(kept, table.to_csv(index=False).encode("utf-8"))
+                raise EditConflict(f"another session saved edits of this clustering (version {current}) after these "
+                                   f"were loaded (version {expected_version}); theirs stay in effect and these are "
+                                   f"kept in {kept}", kept, current)
+            version = current + 1
+            entry = {"version": version, "time": datetime.datetime.now().isoformat(timespec="seconds"),
+                     "operation": operation, "details": details,
+                     "table": None if table is None else {c: table[c].tolist() for c in ("path", "cluster", "name")}}
+            if not self.log_path.is_file() and self.csv.is_file():  # edits saved before the log existed
+                old = pd.read_csv(self.csv, keep_default_na=False)
+                first = {"version": 1, "time": "", "operation": "save", "details": "saved before the log",
+                         "table": {c: old[c].tolist() for c in ("path", "cluster", "name") if c in old}}
+                with open(self.log_path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(first) + "\n")
+            with open(self.log_path, "a", encoding="utf-8") as f:  # appended first: the CSV can be rebuilt from it
+                f.write(json.dumps(entry, default=int) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            if table is None:
+                self.csv.unlink(missing_ok=True)
+            else:
+                atomic_write(self.csv, table.to_csv(index=False).encode("utf-8"))
+            return version
+
+    def rebuild(self) -> Path | None:
+        """Write the CSV again from the log's last line (after a crash between the two writes); None after a
+        reset."""
+        from ._utils.files import atomic_write
+
+        entries = self._entries()
+        if not entries:
+            return self.csv if self.csv.is_file() else None
+        table = entries[-1]["table"]
+        if table is None:
+            self.csv.unlink(missing_ok=True)
+            return None
+        atomic_write(self.csv, pd.DataFrame(table).to_csv(index=False).encode("utf-8"))
+        return self.csv
 
 
 # ----------------------------------------------------------------------------------------- new photos

@@ -135,8 +135,25 @@ def walk_images(root: Path, recursive: bool):
                 yield Path(entry.path)
 
 
+# The bytes that end a complete file of these formats (JPEG's end-of-image marker cannot occur inside its
+# entropy-coded data, where 0xFF is always followed by 0x00 or a restart marker).
+_END_MARKERS = {"JPEG": b"\xff\xd9", "MPO": b"\xff\xd9", "PNG": b"IEND"}
+_TAIL_BYTES = 1024
+
+
+def _ends_complete(path: Path, marker: bytes) -> bool:
+    """Whether ``marker`` is in the last ``_TAIL_BYTES`` of the file (a complete file; trailing data after it is
+    allowed)."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - _TAIL_BYTES))
+        return marker in f.read()
+
+
 def _probe(path: Path, max_pixels: int) -> str | None:
-    """Cheap check that a file is an image we can decode: header only. Returns a reason or None."""
+    """Cheap check that a file is an image we can decode: the header, and for JPEG and PNG the end of the file (a
+    file cut short, such as a half-copied photo, is decoded in full to confirm). Returns a reason or None; the
+    reason of a file that cannot be decoded is the one :func:`read_image` gives."""
     try:
         if path.stat().st_size == 0:
             return "empty file (0 bytes)"
@@ -144,13 +161,19 @@ def _probe(path: Path, max_pixels: int) -> str | None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 w, h = im.size
+                if w * h > max_pixels:
+                    return (f"image is {w}x{h} = {w * h / 1e6:.0f} Mpx, above max_pixels={max_pixels}; "
+                            f"pass a larger max_pixels to read it")
+                marker = _END_MARKERS.get(im.format)
+                if marker is not None and not _ends_complete(path, marker):
+                    try:
+                        im.load()  # no end marker: decode it all (a file with a long trailer is still good)
+                    except Exception as exc:  # noqa: BLE001 - the reason read_image would give
+                        return f"cannot decode: {type(exc).__name__}: {exc}"
     except Image.DecompressionBombError as exc:
         return f"too large to decode safely, above max_pixels={max_pixels} ({exc})"
     except Exception as exc:  # noqa: BLE001 - any decoder error means "unreadable", reported with its text
         return f"not a readable image: {type(exc).__name__}: {exc}"
-    if w * h > max_pixels:
-        return (f"image is {w}x{h} = {w * h / 1e6:.0f} Mpx, above max_pixels={max_pixels}; "
-                f"pass a larger max_pixels to read it")
     return None
 
 

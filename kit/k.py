@@ -338,7 +338,19 @@ FAST_METHODS = ("elbow", "silhouette", "calinski_harabasz", "davies_bouldin", "e
                 "dendrogram_ratio", "hdbscan", "prediction_strength", "probe_count")
 
 
+# Rows a method needs (K between 2 and N-1 needs 3): the eigengap's graph, HDBSCAN's min_samples=5, prediction
+# strength's halves. With fewer, the method is skipped and its row says so.
+_MIN_ROWS = {"eigengap": 4, "hdbscan": 6, "prediction_strength": 6}
+
+
+def _skipped(method, n) -> KEstimate:
+    need = _MIN_ROWS.get(method, 3)
+    return KEstimate(method, None, detail={"skipped": f"needs at least {need} photos, {n} here"})
+
+
 def _run(method, X, k_range, random_state, sweep=None):
+    if len(X) < _MIN_ROWS.get(method, 3):
+        return _skipped(method, len(X))
     if method in ("elbow", "silhouette", "calinski_harabasz", "davies_bouldin"):
         return globals()[method](X, k_range, random_state, sweep=sweep)
     if method == "gap":
@@ -443,6 +455,8 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
         raise InvalidParameterError(f"methods has {unknown}, not among {METHODS} (pass images=... for the word-vector "
                                     f"estimate)")
     X = check_X(X)
+    if len(X) < 3:
+        raise ValueError(f"X has {len(X)} rows; estimating K needs at least 3 (K between 2 and N-1): add photos")
     methods = list(methods or FAST_METHODS)
     ks = _k_values(k_range, len(X))
     with _one_thread():
@@ -450,7 +464,8 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
 
         def run_all(data, seed, names):
             need_sweep = any(m in names for m in ("elbow", "silhouette", "calinski_harabasz", "davies_bouldin"))
-            sweep = _kmeans_sweep(data, _k_values(k_range, len(data)), seed) if need_sweep else None
+            sweep = (_kmeans_sweep(data, _k_values(k_range, len(data)), seed) if need_sweep and len(data) >= 3
+                     else None)
             return {m: _run(m, data, k_range, seed, sweep) for m in names}
 
         main = run_all(Xr, random_state, methods)
@@ -463,8 +478,9 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
             for m, est in run_all(Xr[idx], random_state + b + 1, voters).items():
                 boot[m].append(est.k)
         strength = main.get("prediction_strength")
-        if strength is None or "max_strength" not in strength.detail:
-            strength = prediction_strength(Xr, k_range, random_state=random_state)
+        if strength is None or not ("max_strength" in strength.detail or "skipped" in strength.detail):
+            strength = (prediction_strength(Xr, k_range, random_state=random_state)
+                        if len(Xr) >= _MIN_ROWS["prediction_strength"] else _skipped("prediction_strength", len(Xr)))
 
     rows = []
     all_estimates = list(main.values()) + list(estimates or [])
@@ -489,7 +505,9 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
             note = f"noise {est.detail['noise_fraction']:.0%}"
         if "max_strength" in est.detail:
             note = f"strength at most {est.detail['max_strength']:.2f} (k={est.detail['k_at_max']})"
-        if est.method == "probe_count":
+        if "skipped" in est.detail:
+            note = f"skipped: {est.detail['skipped']}"
+        elif est.method == "probe_count":
             note = "baseline: measures neighbourhood size"
         elif gate:
             note = f"the gate, not a vote: {note}"
@@ -505,9 +523,13 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
     table["weight"] = np.where(table["at_boundary"] | no_vote | table["k"].isna(), 0.0, table["stability"])
     usable = table[table["weight"] > 0]
     structure = strength.k is not None
-    no_structure = (f"; prediction strength stays below {strength.detail['threshold']:.1f} for every k (at most "
-                    f"{strength.detail['max_strength']:.2f}, at k={strength.detail['k_at_max']}): "
-                    f"this data has no clear K")
+    if "skipped" in strength.detail:
+        no_structure = (f"; too few photos to test for structure (prediction strength "
+                        f"{strength.detail['skipped']}): this data has no clear K")
+    else:
+        no_structure = (f"; prediction strength stays below {strength.detail['threshold']:.1f} for every k (at most "
+                        f"{strength.detail['max_strength']:.2f}, at k={strength.detail['k_at_max']}): "
+                        f"this data has no clear K")
     if len(usable):
         ks_u = usable["k"].to_numpy(float)
         w = usable["weight"].to_numpy(float)

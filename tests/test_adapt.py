@@ -14,6 +14,7 @@ import pytest
 import kit
 from kit import adapt
 from kit import backbones as bb
+from kit.adapt import _adapt
 
 
 def _photo_folder(root: Path, per_class: dict) -> Path:
@@ -225,5 +226,5 @@ def test_frozen_part_and_trained_part_compose_to_the_whole_network(tiny):
     model = bb.keras_model(result.name)
     x = np.stack([kit.read_image(p, size=224) for p in kit.load_folder(folder).paths[:2]]).astype(np.float32) / 255
     for blocks in (0, 1, 4):
-        prefix, tail = adapt._split_model(model, "efficientnet_lite0", blocks)
+        prefix, tail = _adapt._split_model(model, "efficientnet_lite0", blocks)
         np.testing.assert_allclose(np.asarray(tail(prefix(x))), np.asarray(model(x)[0]), atol=1e-5)

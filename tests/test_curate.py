@@ -3,6 +3,7 @@
 Near-copies are generated from the built-in clothing photos (half size, JPEG quality 30, 90% crop) and mixed with
 all 500 of them; precision and recall at the default threshold are printed and checked."""
 import io
+import json
 import random
 import shutil
 from pathlib import Path
@@ -206,3 +207,46 @@ def test_projection_and_k_forecasts_come_from_measured_runs(tmp_path, monkeypatc
             times.append(time.perf_counter() - t)
         real = float(np.median(times))
         assert forecast is not None and real / 2 <= forecast.seconds <= 2 * real, (step, forecast, times)
+
+
+# ------------------------------------------------------------------ hand edits on disk, versioned (issue 27.3)
+def test_two_sessions_never_overwrite_each_others_edits(tmp_path):
+    from kit.curate import ClusterEdits, EditConflict, EditFile
+
+    paths = [f"/photos/{i}.jpg" for i in range(6)]
+    f = EditFile(tmp_path, "clustering")
+    assert f.load(paths) is None and f.version == 0
+    a, a_version = ClusterEdits([0, 0, 1, 1, 2, 2]), f.version  # two tabs open the same clustering
+    b, b_version = ClusterEdits([0, 0, 1, 1, 2, 2]), f.version
+    a_version = f.save(a.move([0], 1), paths, a_version)
+    assert a_version == 1
+    with pytest.raises(EditConflict, match="another session saved edits") as conflict:
+        f.save(b.merge(0, 2), paths, b_version)
+    kept = pd.read_csv(conflict.value.kept)
+    assert kept["cluster"].tolist() == b.labels.tolist()  # B's work is kept...
+    loaded, version = f.load(paths)
+    assert loaded.labels.tolist() == a.labels.tolist() and version == 1  # ...and A's stays in effect
+    a_version = f.save(a.rename(1, "shirts"), paths, a_version)
+    assert f.load(paths)[0].names == {1: "shirts"} and a_version == 2
+    # the log is append-only: it rebuilds the CSV, and a reset keeps every earlier state
+    f.csv.unlink()
+    assert pd.read_csv(f.rebuild(), keep_default_na=False)["name"].tolist().count("shirts") == 3
+    assert f.reset(a_version) == 3 and f.load(paths) is None and not f.csv.exists()
+    lines = [json.loads(line) for line in f.log_path.read_text().splitlines()]
+    assert [x["operation"] for x in lines] == ["move", "rename", "reset"] and lines[0]["table"]["cluster"][0] == 1
+    with pytest.raises(EditConflict):
+        f.reset(1)
+
+
+def test_a_save_cut_by_a_crash_loses_nothing(tmp_path):
+    from kit.curate import ClusterEdits, EditFile
+
+    paths = ["a.jpg", "b.jpg", "c.jpg"]
+    f = EditFile(tmp_path, "c")
+    v = f.save(ClusterEdits([0, 0, 1]).move([2], 0), paths, 0)
+    f.csv.write_text("path,cluster,name\na.jpg,5,\n")  # the CSV behind the log (a crash between the two writes)
+    with open(f.log_path, "a") as log:
+        log.write('{"version": 2, "time": "", "operation": "mo')  # a line cut by a crash
+    e, version = f.load(paths)
+    assert e.labels.tolist() == [0, 0, 0] and version == v == 1
+    assert pd.read_csv(f.rebuild())["cluster"].tolist() == [0, 0, 0]

@@ -55,6 +55,53 @@ def _ok(at):
     return at
 
 
+@pytest.fixture(scope="module")
+def awkward_folders(tmp_path_factory):
+    """Folders of 1, 2 and 5 built-in photos, and 6 good photos beside a JPEG cut in half, an empty file and a PNG
+    header with nothing after it."""
+    import shutil
+
+    import kit.datasets
+
+    photos = sorted(kit.datasets.clothing().rglob("*.jpg"))
+    root = tmp_path_factory.mktemp("awkward")
+    out = {}
+    for n in (1, 2, 5):
+        for p in photos[::50][:n]:
+            (root / f"n{n}" / p.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(p, root / f"n{n}" / p.parent.name / p.name)
+        out[f"n{n}"] = root / f"n{n}"
+    damaged = root / "damaged" / "photos"
+    damaged.mkdir(parents=True)
+    for p in photos[:6]:
+        shutil.copy(p, damaged / p.name)
+    data = photos[7].read_bytes()
+    (damaged / "cut.jpg").write_bytes(data[: len(data) // 2])
+    (damaged / "empty.jpg").write_bytes(b"")
+    (damaged / "header_only.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    out["damaged"] = root / "damaged"
+    return out
+
+
+@pytest.mark.parametrize("folder", ["n1", "n2", "n5", "damaged"])
+def test_every_page_runs_on_tiny_and_damaged_folders(folder, awkward_folders):
+    """Issue 27.1-2: a damaged photo never takes a page down, and every page works (or says what it needs) from 1
+    photo up; the damaged files are listed with their reasons."""
+    path = str(awkward_folders[folder])
+    for page in PAGES:
+        at = open_page(page, {"source": "folder", "folder": path})
+        assert not at.exception, (folder, page, [e.value for e in at.exception])
+        if page == "inspect":  # one photo is enough for its labels and maps (issue 27.14)
+            assert any(list(d.value.columns[:2]) == ["rank", "name"] and len(d.value) == 5 for d in at.dataframe), folder
+    if folder == "damaged":
+        at = open_page("data", {"source": "folder", "folder": path})
+        table = next(d.value for d in at.dataframe if list(d.value.columns) == ["path", "reason"])
+        reasons = dict(zip(table["path"].map(lambda p: Path(p).name), table["reason"]))
+        assert sorted(reasons) == ["cut.jpg", "empty.jpg", "header_only.png"]
+        assert "truncated" in reasons["cut.jpg"]
+        assert {m.label: m.value for m in at.metric}["Images"] == "6"
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_runs(page):
     at = open_page(page)
@@ -223,6 +270,72 @@ def test_a_url_restores_the_view_and_follows_changes():
     assert any("method=nonsense" in w.value for w in bad.sidebar.warning)
 
 
+def test_a_reload_keeps_the_whole_view():
+    """Issue 27.7: projection, colour-by, lasso selection, Gallery threshold, order and page size come back from
+    the URL, and changing them updates it; Gallery captions show the label first and the page follows the order
+    (27.10)."""
+    import kit.datasets
+
+    demo = kit.datasets.sample_folder()
+    picked = sorted(str(p.relative_to(demo)) for p in demo.rglob("*.jpg"))[:3]
+    query = {"source": "demo", "method": "kmeans", "projection": "pca", "colour_by": "true label",
+             "gallery_z": "2.0", "gallery_limit": "24", "gallery_sort": "outliers", "selected": "|".join(picked)}
+    at = open_page("backbones", query=query)
+    _ok(at)
+    assert at.radio(key="w_projection").value == "pca" and at.radio(key="w_colour_by").value == "true label"
+    assert any(h.value == f"Selected: {len(picked)} photos" for h in at.subheader)
+    go(at, "gallery")
+    assert at.select_slider(key="w_gallery_z").value == 2.0
+    assert at.select_slider(key="w_gallery_limit").value == 24
+    assert at.radio(key="w_gallery_sort").value == "outliers"
+    assert any(c.value.startswith("Outliers first") for c in at.caption)
+    at.select_slider(key="w_gallery_z").set_value(3.5).run()
+    at.radio(key="w_gallery_sort").set_value("representative").run()
+    assert at.query_params["gallery_z"] == "3.5" and "gallery_sort" not in at.query_params  # the default is left out
+    assert at.query_params["selected"] == "|".join(picked) and at.query_params["projection"] == "pca"
+    assert any(c.value.startswith("Representative first") for c in at.caption)
+    labels = {p.parent.name for p in demo.rglob("*.jpg")}
+    captions = [c for m in at.markdown for c in re.findall(r"<figcaption[^>]*>([^<]*)</figcaption>", m.value) if c]
+    assert captions and all(c.lstrip("⚠ ").split(" · ")[0] in labels for c in captions), captions[:3]
+
+
+def test_defaults_that_find_nothing_say_so_and_scores_are_rounded():
+    """Issue 27.8: DBSCAN at its default eps puts the built-in photos in one cluster: the page says so and what to
+    try; scores show rounded (an AMI of -2e-15 is 0.0)."""
+    at = open_page("cluster", query={"method": "dbscan"})
+    _ok(at)
+    if _metrics(at)["Clusters"] in ("0", "1"):
+        assert any("found nothing to compare" in w.value and "eps" in w.value for w in at.warning)
+    table = next(d.value for d in at.dataframe if "ami" in d.value.columns)
+    values = table.iloc[0].drop(labels=["n_clusters"]).dropna().astype(float)
+    assert ((values == values.round(3)) & ~((values.abs() < 1e-9) & (values != 0))).all()
+
+
+def test_small_folders_get_a_usable_default_k_and_plain_words(awkward_folders):
+    """Issue 27.9 and 27.13: 5 photos are not 5 clusters by default; the sidebar names the K in use, not 'k
+    automatic'; counts read '1 photo'."""
+    at = open_page("cluster", query={"source": "folder", "folder": str(awkward_folders["n5"]), "method": "kmeans"})
+    _ok(at)
+    k = at.slider(key="w_k").value
+    assert k <= 2 and _metrics(at)["Clusters"] == str(k)
+    footer = at.sidebar.caption[-1].value
+    assert f"n_clusters={k}" in footer and "automatic" not in footer
+    one = open_page("data", query={"source": "folder", "folder": str(awkward_folders["n1"])})
+    assert any(s.value == "The image file could be read." for s in one.success)
+
+
+def test_a_zip_that_is_not_one_is_refused_in_plain_words(tmp_path):
+    import io
+
+    import kit.datasets
+
+    with pytest.raises(ValueError) as refused:
+        kit.datasets.extract_zip(io.BytesIO(b"not a zip at all"), tmp_path / "out")
+    assert "BytesIO" not in str(refused.value) and "not a readable zip archive" in str(refused.value)
+    with pytest.raises(ValueError, match=r"the 3 bytes given is not a readable zip"):
+        kit.datasets.extract_zip(b"abc", tmp_path / "out2")
+
+
 def test_classical_baselines_are_offered_and_scored_beside_the_cnn():
     """Issue 13: colour histograms, HOG and raw pixels are backbones like any other in the dashboard."""
     at = open_page("backbones", query={"backbones": "efficientnet_lite0,hog,color_hist"})
@@ -250,6 +363,95 @@ def test_the_data_page_finds_near_duplicates_on_request():
 
 def _metrics(at):
     return {m.label: m.value for m in at.metric}
+
+
+def test_every_page_and_export_report_the_hand_edited_clustering(tmp_path):
+    """Issue 27.4: after a hand edit, the Cluster page, the written CSV and the run log all hold the edited labels
+    and the scores of those labels (the run log once kept the algorithm's)."""
+    import json
+    import shutil
+
+    import pandas as pd
+
+    from kit import metrics
+
+    folder = tmp_path / "photos"
+    for cls in ("dress", "shoes", "hat"):
+        (folder / cls).mkdir(parents=True)
+        for p in sorted((ROOT / "assets" / "clothing" / "images" / cls).glob("*.jpg"))[:10]:
+            shutil.copy(p, folder / cls / p.name)
+    at = _use_folder(open_page("data", query={"method": "kmeans"}), folder)
+    go(at, "curate")
+    before = _metrics(at)
+    at.selectbox(key="merge_a").set_value(0).run()
+    at.button(key="btn_merge").click().run()
+    edited = _metrics(_ok(at))
+    assert edited["NMI"] != before["NMI"]
+    go(at, "cluster")
+    assert _metrics(at)["NMI"] == edited["NMI"] and _metrics(at)["Clusters"] == edited["Clusters"]
+    go(at, "export")
+    out = tmp_path / "out"
+    at.text_input(key="out_dir").set_value(str(out)).run()
+    at.button(key="btn_csv").click().run()
+    at.button(key="btn_log").click().run()
+    _ok(at)
+    table = pd.read_csv(out / "clusters.csv")
+    run = json.loads((out / "runs.jsonl").read_text().splitlines()[-1])
+    nmi = metrics.nmi(table["true_label"], table["cluster"])
+    assert f"{nmi:.3f}" == edited["NMI"] == f"{run['scores']['nmi']:.3f}"
+    assert run["scores"]["n_clusters"] == table["cluster"].nunique() == int(edited["Clusters"])
+    assert run["params"]["hand_edits"] == 1
+
+
+def test_how_many_groups_gives_the_answer_the_clustering_used():
+    """Issue 27.5-6: the K page's verdict is the one the Automatic clustering states, and its dendrogram is cut at
+    the number of clusters shown on the Cluster page."""
+    at = open_page("cluster")  # the default clustering: Automatic (label-free)
+    clusters = _metrics(at)["Clusters"]
+    reason = next(i.value for i in at.info if " with K=" in i.value)
+    go(at, "k")
+    consensus = _metrics(at)["Consensus K"]
+    if "No clear structure" in reason:
+        assert consensus == "no clear K" and any("no clear K" in w.value for w in at.warning)
+    else:
+        assert consensus != "no clear K"
+    assert any(f"cuts the tree into K = {clusters} groups" in c.value for c in at.caption), clusters
+
+
+def test_two_tabs_curating_one_clustering_never_lose_an_edit(tmp_path):
+    """Issue 27.3: tab A moves photos, tab B (opened before) merges two clusters. B's save is refused with a
+    message, A's move stays in effect, B's edits are kept on disk, and a reload shows A's move."""
+    import shutil
+
+    import pandas as pd
+
+    folder = tmp_path / "photos"
+    for cls in ("dress", "shoes", "hat"):
+        (folder / cls).mkdir(parents=True)
+        for p in sorted((ROOT / "assets" / "clothing" / "images" / cls).glob("*.jpg"))[:8]:
+            shutil.copy(p, folder / cls / p.name)
+    tab_a = go(_use_folder(open_page("data", query={"method": "kmeans"}), folder), "curate")
+    tab_b = go(_use_folder(open_page("data", query={"method": "kmeans"}), folder), "curate")
+    tab_a.selectbox(key="move_from").set_value(0).run()
+    first = tab_a.multiselect(key="move_pick").options[:2]
+    tab_a.multiselect(key="move_pick").set_value(first).run()
+    tab_a.selectbox(key="move_to").set_value(-1).run()  # to noise
+    tab_a.button(key="btn_move").click().run()
+    _ok(tab_a)
+    assert any("1 edit in effect" in c.value for c in tab_a.caption)
+    tab_b.selectbox(key="merge_a").set_value(0).run()
+    tab_b.button(key="btn_merge").click().run()
+    _ok(tab_b)
+    assert any("another session saved edits" in w.value for w in tab_b.warning)
+    edits_dir = Path(os.environ["KIT_HOME"]) / "dashboard" / "edits"
+    ours = {p: pd.read_csv(p) for p in edits_dir.glob("*.csv")}
+    ours = {p: t for p, t in ours.items() if t["path"].astype(str).str.startswith(str(folder)).all()}
+    kept = [t for p, t in ours.items() if ".conflict-" in p.name]
+    in_effect = [t for p, t in ours.items() if ".conflict-" not in p.name]
+    assert len(kept) == 1 and (kept[0]["cluster"] >= 0).all()  # B's merge (no noise): kept
+    assert len(in_effect) == 1 and (in_effect[0]["cluster"] < 0).sum() == 2  # A's move: in effect
+    reloaded = go(_use_folder(open_page("data", query={"method": "kmeans"}), folder), "curate")
+    assert _metrics(reloaded)["Clusters"] == _metrics(tab_a)["Clusters"]
 
 
 def test_hand_edits_rescore_persist_and_feed_the_gallery(tmp_path):

@@ -15,6 +15,7 @@ from PIL import Image
 
 import kit
 from kit import datasets
+from kit.datasets import _archives
 from kit.datasets import DatasetUnavailableError, PublicDataset, download, extract_zip, sample_folder
 
 
@@ -256,7 +257,7 @@ def test_extract_zip_guards_while_streaming(tmp_path):
     with zipfile.ZipFile(io.BytesIO(data)) as zf:  # the central directory passed; the real bytes do not
         todo = [(i, i.filename) for i in zf.infolist()]
         with pytest.raises(ValueError, match="while extracting"):
-            datasets.archives._stream_zip(zf, todo, tmp_path, max_bytes=50_000)
+            _archives._stream_zip(zf, todo, tmp_path, max_bytes=50_000)
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
 
 

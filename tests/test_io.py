@@ -88,12 +88,38 @@ def test_load_folder_reports_every_bad_file(awkward_folder):
     assert "not a readable image" in reasons["text.jpg"]
     assert "not a readable image" in reasons["corrupt.jpg"]
     assert "max_pixels" in reasons["huge.png"]
+    # a JPEG cut short has a valid header: the end of the file tells, and its reason is the decoder's own
+    with pytest.raises(ValueError) as decoding:
+        read_image(awkward_folder / "bad" / "truncated.jpg")
+    assert reasons["truncated.jpg"] == str(decoding.value) and "truncated" in reasons["truncated.jpg"]
     # the symlink loop is followed once: every image appears once
-    assert len(images.paths) == len({Path(p).name for p in images.paths}) == 12
+    assert len(images.paths) == len({Path(p).name for p in images.paths}) == 11
     assert any(p.endswith("notes.txt") for p in images.ignored)
-    # labels are the first sub-folder; the truncated JPEG's header is fine, so it is found (and fails at decode)
+    # labels are the first sub-folder
     assert dict(zip([Path(p).name for p in images.paths], images.labels))["a.jpg"] == "good"
-    assert dict(zip([Path(p).name for p in images.paths], images.labels))["truncated.jpg"] == "bad"
+
+
+def test_complete_files_with_trailers_are_read_and_cut_ones_listed(tmp_path, photo):
+    """Only the end of a JPEG or PNG is read to find a cut file; a trailer after the end marker (camera data,
+    appended notes) keeps a good photo good, however long."""
+    jpeg = io.BytesIO()
+    Image.fromarray(photo).save(jpeg, format="JPEG", quality=90)
+    good = jpeg.getvalue()
+    (tmp_path / "trailer.jpg").write_bytes(good + os.urandom(5000).replace(b"\xff", b"\x00"))
+    png = io.BytesIO()
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(png, format="PNG")
+    (tmp_path / "whole.png").write_bytes(png.getvalue())
+    (tmp_path / "cut.png").write_bytes(png.getvalue()[:-30])
+    (tmp_path / "cut.jpg").write_bytes(good[:-200])
+    images = kit.load_folder(tmp_path)
+    assert sorted(Path(p).name for p in images.paths) == ["trailer.jpg", "whole.png"]
+    reasons = dict(zip(images.unreadable["path"].map(lambda p: Path(p).name), images.unreadable["reason"]))
+    assert sorted(reasons) == ["cut.jpg", "cut.png"]
+    for name, reason in reasons.items():
+        with pytest.raises(ValueError) as decoding:
+            read_image(tmp_path / name)
+        assert reason == str(decoding.value), name
+    assert read_image(tmp_path / "trailer.jpg").shape[2] == 3
 
 
 def test_duplicates_are_reported(awkward_folder):

@@ -63,6 +63,9 @@ elif images is not None:
         formats["n_clusters"] = st.column_config.NumberColumn("clusters", format="%d")
         table_slot.dataframe(table[cols], hide_index=True, column_config=formats)
         colour = labels if colour_by == "cluster" else emb.labels
+        if len(emb.vectors) < 3:
+            col.info(f"{bb}: a map needs at least 3 photos; the scores above are computed.")
+            continue
         coords = calls.projection(folder, bb, proj, where=col)
         if hover_photos and not too_many:
             other = {"cluster": ("true label", emb.labels), "true label": ("cluster", labels)}[colour_by]
@@ -89,7 +92,7 @@ elif images is not None:
     if not hover_photos or too_many:
         picked = [p for p in images.paths if p in selected]
         if picked:
-            st.subheader(f"Selected: {len(picked)} photos")
+            st.subheader(f"Selected: {len(picked)} photo{'s' if len(picked) != 1 else ''}")
             st.caption(("Highlighted in every plot. " if len(chosen) > 1 else "") +
                        (f"Showing the first {SHOWN_MAX} of {len(picked)}." if len(picked) > SHOWN_MAX else
                         f"All {len(picked)} shown."))

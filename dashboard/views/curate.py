@@ -16,6 +16,9 @@ st.caption("Fix the groups by hand: move photos, merge, split or rename clusters
            "edit; the edits are saved (a labels CSV and the run log in the kit's home) and come back on the next "
            "visit, and the Gallery and Export pages use them.")
 folder = sidebar.folder()
+if "edit_conflict" in st.session_state:
+    st.warning(f"Not saved: {st.session_state.pop('edit_conflict')}. This page now shows the edits in effect.",
+               icon=":material/sync_problem:")
 result = current.current_result(folder)
 if result is not None:
     emb, paths = result.embeddings, result.embeddings.paths
@@ -24,25 +27,39 @@ if result is not None:
         e = edits.start_edits(result)
     labels = e.labels
     names = {int(c): e.names.get(int(c), "") for c in np.unique(labels)}
+    described = kit.inspect.cluster_names(labels, truth=emb.labels).set_index("cluster")
 
     def label_of(c):
+        """Cluster id, then the name given by hand or the majority true label, then its size."""
         c = int(c)
         if c < 0:
-            return "noise"
-        return f"{c}: {names[c]}" if names.get(c) else str(c)
+            return f"noise ({int((labels < 0).sum())} photos)"
+        row = described.loc[c] if c in described.index else None
+        size = int((labels == c).sum())
+        if names.get(c):
+            what = f" · {names[c]}"
+        elif row is not None and row["source"] != "id":
+            what = f" · {row['name']} {row['share']:.0%}"
+        else:
+            what = ""
+        return f"{c}{what} ({size} photo{'s' if size != 1 else ''})"
 
     # ---- scores, before and after the edits
-    s_now = kit.metrics.score(emb.labels, labels, X=emb.vectors)
-    s_alg = calls.scores(folder, result.backbone, result.clustering.method, result.clustering.params_json)
+    s_now = calls.label_scores(folder, result.backbone, labels)
+    s_alg = result.algorithm_scores
     cols = st.columns(4)
     cols[0].metric("Clusters", int(len(set(labels.tolist()) - {-1})))
     keys = [k for k in ("nmi", "ari", "silhouette") if k in s_now and s_now[k] is not None]
     for col, k in zip(cols[1:], keys):
         now, before = s_now[k], s_alg.get(k)
-        delta = None if before is None or np.isnan(before) or np.isnan(now) else f"{now - before:+.3f} vs the algorithm"
+        changed = before is not None and np.isfinite(before) and np.isfinite(now) and round(now - before, 3) != 0
+        delta = f"{now - before:+.3f} vs the algorithm" if changed else None  # no green "+0.000" for no change
         col.metric(k.upper() if k != "silhouette" else "Silhouette", "undefined" if np.isnan(now) else f"{now:.3f}",
                    delta)
-    st.caption(f"{result.backbone}, {result.clustering.text}. {len(e.log)} edits so far.")
+    in_effect = len(e.history)  # an undo takes an edit back: it is not one more
+    st.caption(f"{result.backbone}, {result.clustering.text}. {in_effect} edit{'s' if in_effect != 1 else ''} in "
+               "effect" + (" (and the edits saved on an earlier visit)" if getattr(e, "from_disk", False) else "")
+               + ".")
 
     # ---- new photos since the edits were saved
     new = [i for i, p in enumerate(paths) if p not in getattr(e, "saved_paths", set(paths))]
@@ -78,8 +95,12 @@ if result is not None:
         if source == "from a cluster":
             c_from = st.selectbox("Cluster", ids, format_func=label_of, key="move_from")
             members = [paths[i] for i in np.flatnonzero(labels == c_from)]
-            picked = st.multiselect("Photos to move", members, format_func=lambda p: p.split("/")[-1],
-                                    key="move_pick")
+            widgets.photo_grid(members[:60], size=72,
+                               captions=[(f"{emb.labels[paths.index(p)]} · " if emb.labels else "") + p.split("/")[-1]
+                                         for p in members[:60]])
+            picked = st.multiselect("Photos to move", members, key="move_pick",
+                                    format_func=lambda p: (f"{emb.labels[paths.index(p)]} · " if emb.labels else "")
+                                    + p.split("/")[-1])
         else:
             picked = selected
         targets = [*clusters, int(max(ids) + 1), -1]
@@ -120,6 +141,8 @@ if result is not None:
     if u1.button("Undo", key="btn_undo", disabled=not e.history):
         e.undo()
         edits.save_edits(result, e)
+        for key in [k for k in st.session_state if str(k).startswith("rename_text_")]:
+            del st.session_state[key]  # the Name boxes show the names in effect, not an undone one
         st.rerun()
     if u2.button("Back to the algorithm's clusters", key="btn_reset", disabled=not e.log):
         edits.drop_edits(result)

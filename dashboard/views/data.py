@@ -44,7 +44,8 @@ else:
         st.caption("Files with an image extension that could not be decoded; they are left out of every analysis.")
         st.dataframe(images.unreadable, hide_index=True, key="unreadable")
     elif len(images):
-        st.success(f"Every one of the {len(images)} image files could be read.")
+        st.success("The image file could be read." if len(images) == 1 else
+                   f"Every one of the {len(images)} image files could be read.")
     else:
         st.caption("No image files were found, so none could be read.")
     if images.ignored:

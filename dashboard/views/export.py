@@ -6,7 +6,6 @@ import streamlit as st
 
 import kit
 
-import calls
 import current
 import settings
 import sidebar
@@ -16,7 +15,7 @@ folder = sidebar.folder()
 result = current.current_result(folder)
 if result is not None:
     bb, c, emb, labels = result.backbone, result.clustering, result.embeddings, result.labels
-    s = calls.scores(folder, bb, c.method, c.params_json)
+    s = result.scores  # of the labels exported: hand edits included
     meta = {"backbone": bb, "method": c.method, "params": c.params}
     st.caption(f"Current result: **{c.text}** on **{bb}**, {int(s['n_clusters'])} clusters, {len(emb.paths)} photos.")
 
@@ -35,7 +34,7 @@ if result is not None:
                        file_name="clusters.zip", mime="application/zip", key="download_zip",
                        icon=":material/download:", on_click="ignore",
                        help="clusters/cluster_XXX/<photo>: every photo once, and clusters.csv")
-    run = {"folder": folder, "backbone": bb, "method": c.method, **c.params}
+    run = {"folder": folder, "backbone": bb, "method": c.method, **c.params, "hand_edits": result.n_edits}
     log_line = json.dumps({"params": run, "scores": s}, default=str) + "\n"
     d4.download_button("Run log line (JSON)", log_line, file_name="run.jsonl", key="download_log",
                        icon=":material/download:", help="This run's parameters and scores, one JSON line")

@@ -11,6 +11,10 @@ import widgets
 
 OVERVIEW_PHOTOS = 6
 
+
+def _photos(n) -> str:
+    return f"{int(n)} photo{'s' if int(n) != 1 else ''}"
+
 st.title("Gallery")
 folder = sidebar.folder()
 result = current.current_result(folder)
@@ -28,13 +32,14 @@ if result is not None:
     def title(c) -> str:
         row = names.loc[c]
         if c < 0:
-            return f"noise ({row['size']} photos)"
+            return f"noise ({_photos(row['size'])})"
         named = f" · {row['name']} {row['share']:.0%}" if row["source"] != "id" else ""
-        return f"cluster {c}{named} ({row['size']} photos)"
+        return f"cluster {c}{named} ({_photos(row['size'])})"
 
-    st.caption(f"{result.clustering.text} on **{bb}**. Names: the majority "
-               + ("true label" if emb.labels else "top ImageNet label" if top is not None else "id")
-               + " of each cluster and its share.")
+    st.caption(f"{result.clustering.text} on **{bb}**. "
+               + ("Names: the majority true label of each cluster and its share." if emb.labels else
+                  "Names: the majority top ImageNet label of each cluster and its share." if top is not None else
+                  "Clusters are numbered by size (no true labels to name them)."))
     with st.expander(f"Overview: all {int((names.index >= 0).sum())} clusters, "
                      f"{OVERVIEW_PHOTOS} most representative photos each", expanded=True):
         cells = st.columns(2)
@@ -67,14 +72,18 @@ if result is not None:
     if chosen < 0:
         st.caption("Noise: photos no cluster took, the ones closest to a cluster's centre first.")
     else:
-        st.caption(f"Representative first (closest to the cluster's centre). Red frame and ⚠: the {n_out} "
-                   f"outlier{'s' if n_out != 1 else ''} at z = {z:g} (far from their neighbours or from the centre), "
-                   "marked wherever they are. Hover a photo for its file.")
+        first = ("Representative first (closest to the cluster's centre)" if sort == "representative" else
+                 "Outliers first, then the least typical")
+        st.caption(f"{first}. Red frame and ⚠: the {n_out} outlier{'s' if n_out != 1 else ''} at z = {z:g} (far "
+                   "from their neighbours or from the centre), marked wherever they are. Hover a photo for its file.")
     per_page = st.select_slider("Photos per page", [24, 48, 96, 192], **settings.bind("gallery_limit", default=48))
     pages = max(1, -(-len(members) // per_page))
-    page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="gallery_page") if pages > 1 else 1
+    # a new cluster, order or page size starts at page 1 (the widget's key changes with them)
+    page = (st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"gallery_page_{chosen}_{sort}_{per_page}")
+            if pages > 1 else 1)
     shown = members.iloc[(page - 1) * per_page: page * per_page]
-    captions = [("⚠ " if o else "") + emb.paths[i].split("/")[-1] + (f" · {emb.labels[i]}" if emb.labels else "")
+    # the label first: a long file name is cut at the end of the caption, never the label
+    captions = [("⚠ " if o else "") + (f"{emb.labels[i]} · " if emb.labels else "") + emb.paths[i].split("/")[-1]
                 for i, o in zip(shown["index"], shown["outlier"])]
     widgets.photo_grid([emb.paths[i] for i in shown["index"]], captions=captions,
                      marked=np.flatnonzero(shown["outlier"].to_numpy()))

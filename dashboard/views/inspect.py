@@ -9,7 +9,7 @@ import sidebar
 
 st.title("Inspect an image")
 folder = sidebar.folder()
-images = current.images_or_explain(folder)
+images = current.images_or_explain(folder, need=1)
 if images is not None:
     bb = settings.primary_backbone()
     if not kit.backbones.get(bb).can_classify:
@@ -22,7 +22,11 @@ if images is not None:
                        **settings.bind("inspect_image"))
     path = images.paths[idx]
     left, right = st.columns([1, 1])
-    left.image(kit.read_image(path), caption=names[idx], width=420)
+    try:
+        left.image(kit.read_image(path), caption=names[idx], width=420)
+    except ValueError as exc:  # changed or damaged since the folder was read: say why, never a traceback
+        st.error(f"{names[idx]} cannot be read: {exc}. Choose another photo.", icon=":material/broken_image:")
+        st.stop()
     table = calls.top5(path, bb)
     right.subheader("Top-5 ImageNet labels")
     right.dataframe(table[["rank", "name", "probability", "synset"]], hide_index=True, key="top5",

@@ -20,13 +20,16 @@ def _apply(k: int, source: str) -> None:
 
 st.title("How many groups?")
 folder = sidebar.folder()
-images = current.images_or_explain(folder)
+images = current.images_or_explain(folder, need=3, why=" (K is estimated between 2 and N - 1)")
 if images is not None:
     bb = settings.primary_backbone()
     shown = current.clustering(images)
     st.caption(f"Estimated on the **{bb}** embeddings. True number of labels: "
                f"{len(set(images.labels)) if images.labels else 'unknown'}. Current clustering: {shown.text}.")
-    result = calls.k_result(folder, bb)
+    if shown.method == "auto":  # the estimate the Automatic clustering used: the same answer on both pages
+        result = calls.auto_result(folder, bb, shown.params_json).estimate
+    else:
+        result = calls.k_result(folder, bb)
     lo, hi = current.k_range(images)
     left, right = st.columns([1, 2])
     left.metric("Consensus K", result.k if result.clear else "no clear K")
@@ -55,8 +58,12 @@ if images is not None:
     est = result.estimates.get("dendrogram_gap")
     if est is not None:
         st.subheader("Image dendrogram (Ward)")
-        k_now = current.current_k(images)
-        st.caption(f"The dashed line cuts the tree into K = {k_now} groups (the clustering's K).")
+        shown_result = current.current_result(folder)
+        k_now = (int(len(set(shown_result.labels.tolist()) - {-1})) if shown_result is not None
+                 else current.current_k(images))
+        k_now = max(2, min(k_now, len(images) - 1))
+        st.caption(f"The dashed line cuts the tree into K = {k_now} groups, the number of clusters of the current "
+                   f"clustering ({shown.text}).")
         st.plotly_chart(kit.plot.dendrogram(est.detail["linkage"], p=40, cut=k_now), key="image_dendrogram")
     st.subheader("Word-vector dendrogram")
     st.caption("Each photo's top ImageNet label becomes a GloVe vector; labels are grouped by meaning.")

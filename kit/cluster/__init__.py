@@ -29,7 +29,7 @@ _WHERE = {
         "Infomap", "Ensemble", "k_distance", "reduce", "rerank_distance", "co_association", "PLUSPLUS_MAX_NK",
         "LINKAGES", "AGGLOMERATIVE_METRICS", "DEFAULT_N_CLUSTERS", "DBSCAN_METRICS", "RERANK_MAX_N")},
     **{name: "._scan" for name in ("SCAN", "scan")},
-    **{name: "._auto" for name in ("Auto", "AutoResult", "auto", "AUTO_METHODS")},
+    **{name: "._auto" for name in ("Auto", "AutoResult", "auto", "estimate_k", "AUTO_METHODS")},
 }
 __getattr__, __dir__, _LAZY = attach(__name__, _WHERE)
 __all__ = ["AUTO_MIN_ROWS", "METHODS", "NEEDS_K", "Method", "Setting", "make", *_LAZY]

@@ -54,7 +54,9 @@ class AutoResult:
     ``labels``: (N,) cluster of every row; ``k``: the number of clusters found; ``method``, ``representation``:
     the winner's names; ``clear``: whether ``kit.k.estimate`` found a clear K (False: no clear structure, the
     labels are a partition of convenience); ``table``: one row per candidate (a plain DataFrame:
-    ``representation, method, k, stability, silhouette, score, seconds, chosen``); ``reason``: the choice in words.
+    ``representation, method, k, stability, silhouette, score, seconds, chosen``); ``reason``: the choice in words;
+    ``estimate``: the ``kit.k.estimate`` result on the chosen representation (its K, verdict and evidence), so that
+    a report of "how many groups" shows the same answer as the clustering.
     """
 
     labels: np.ndarray
@@ -64,6 +66,7 @@ class AutoResult:
     clear: bool
     table: pd.DataFrame
     reason: str
+    estimate: object = None
 
     def __str__(self) -> str:
         return self.reason
@@ -153,6 +156,22 @@ def _score_candidate(Xr, method, k, halves, seed, scan_params):
     return float(np.mean(stabilities)), float(np.mean(silhouettes)), int(round(np.median(ks)))
 
 
+def _estimate_normalized(Xn, k_range, seed):
+    from ..k import estimate
+
+    return estimate(Xn, k_range=k_range, random_state=seed, n_bootstrap=2)
+
+
+def estimate_k(X, k_range=(2, 20), random_state=0):
+    """The K estimate :func:`auto` bases its K and its verdict on: ``kit.k.estimate`` on the L2-normalised rows,
+    with 2 bootstrap runs. A report of "how many groups" that calls this gives the same answer as ``auto`` on the
+    same rows (``AutoResult.estimate``).
+
+    >>> estimate_k(X).k, estimate_k(X).clear          # doctest: +SKIP
+    """
+    return _estimate_normalized(l2_normalize(check_X(X)), k_range, as_seed(random_state))
+
+
 def auto(X, *, methods=AUTO_METHODS, k_range=(2, 20), n_splits=2, scan_params=None, random_state=0,
          progress=None) -> AutoResult:
     """Cluster without labels: choose the representation, the method and K from internal criteria.
@@ -188,7 +207,6 @@ def auto(X, *, methods=AUTO_METHODS, k_range=(2, 20), n_splits=2, scan_params=No
     if unknown or not methods:
         raise InvalidParameterError(f"The 'methods' parameter of auto must list names among {AUTO_METHODS}; "
                                     f"got {list(methods)!r}")
-    from ..k import estimate
 
     reps = _representations(X)
     n = len(next(iter(reps.values())))
@@ -208,7 +226,7 @@ def auto(X, *, methods=AUTO_METHODS, k_range=(2, 20), n_splits=2, scan_params=No
     ks = {}
     for name, Xr in reps.items():
         report(progress, done, total, f"estimating K on {name}")
-        estimates[name] = est = estimate(Xr, k_range=k_range, random_state=seed, n_bootstrap=2)
+        estimates[name] = est = _estimate_normalized(Xr, k_range, seed)
         ks[name] = int(est.k if est.k is not None else est.strength.detail["k_at_max"])
         done += 1
     k = sorted(ks.values())[(len(ks) - 1) // 2]
@@ -264,7 +282,7 @@ def auto(X, *, methods=AUTO_METHODS, k_range=(2, 20), n_splits=2, scan_params=No
         reason += ". No clear structure: prediction strength or the K estimators do not support any K, so treat " \
                   "these clusters as an arbitrary partition"
     return AutoResult(labels=labels, k=k_found, method=method, representation=best_rep, clear=bool(est.clear),
-                      table=table, reason=reason)
+                      table=table, reason=reason, estimate=est)
 
 
 class Auto(BaseClusterer):

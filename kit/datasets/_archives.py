@@ -142,13 +142,18 @@ def extract_zip(source, dest, max_bytes: int = 500_000_000, max_files: int = 200
     >>> images = kit.load_folder(report.folder)  # doctest: +SKIP
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
+        shown = f"the {len(source):,} bytes given"
         source = io.BytesIO(bytes(source))
-    elif hasattr(source, "read") and not (hasattr(source, "seekable") and source.seekable()):
-        source = io.BytesIO(source.read())
+    elif hasattr(source, "read"):
+        shown = f"the file {getattr(source, 'name', 'given')!r}" if hasattr(source, "name") else "the file given"
+        if not (hasattr(source, "seekable") and source.seekable()):
+            source = io.BytesIO(source.read())
+    else:
+        shown = f"source={str(source)!r}"
     try:
         zf = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise ValueError(f"source={source!r} is not a readable zip archive ({exc}); pass a .zip file") from exc
+        raise ValueError(f"{shown} is not a readable zip archive ({exc}); pass a .zip file") from exc
     dest = Path(dest)
     with zf:
         infos = zf.infolist()
