@@ -24,12 +24,12 @@ from .._utils.lazy import attach
 from ._registry import AUTO_MIN_ROWS, METHODS, NEEDS_K, Method, Setting, make
 
 _WHERE = {
+    **{m.estimator: f".{m.module}" for m in METHODS.values()},  # every method's estimator, from the registry
     **{name: "._estimators" for name in (
-        "KMeans", "MiniBatchKMeans", "Agglomerative", "DBSCAN", "HDBSCAN", "Spectral", "ChineseWhispers", "Leiden",
-        "Infomap", "Ensemble", "k_distance", "reduce", "rerank_distance", "co_association", "PLUSPLUS_MAX_NK",
-        "LINKAGES", "AGGLOMERATIVE_METRICS", "DEFAULT_N_CLUSTERS", "DBSCAN_METRICS", "RERANK_MAX_N")},
-    **{name: "._scan" for name in ("SCAN", "scan")},
-    **{name: "._auto" for name in ("Auto", "AutoResult", "auto", "estimate_k", "AUTO_METHODS")},
+        "Ensemble", "k_distance", "reduce", "rerank_distance", "co_association", "PLUSPLUS_MAX_NK", "LINKAGES",
+        "AGGLOMERATIVE_METRICS", "DEFAULT_N_CLUSTERS", "DBSCAN_METRICS", "RERANK_MAX_N")},
+    "scan": "._scan",
+    **{name: "._auto" for name in ("AutoResult", "auto", "estimate_k", "AUTO_METHODS")},
 }
 __getattr__, __dir__, _LAZY = attach(__name__, _WHERE)
 __all__ = ["AUTO_MIN_ROWS", "METHODS", "NEEDS_K", "Method", "Setting", "make", *_LAZY]
