@@ -62,7 +62,8 @@ def test_near_duplicates_find_generated_copies(with_copies):
     recall = found / len(pairs)
     print(f"near-duplicates at {curate.NEAR_DUPLICATE_THRESHOLD}: {table.group.nunique()} groups, "
           f"precision {precision:.3f} recall {recall:.3f}")
-    assert precision >= 0.85 and recall >= 0.85
+    # precision first (issue 27.12): a suggested drop must be a real near-copy; the default trades recall for it
+    assert precision >= 0.98 and recall >= 0.75
     # the original is kept over a smaller or cropped copy
     keep = dict(zip(table.path, table.keep))
     kept = [keep[a] for a, b, how in pairs if how in ("resize", "crop") and group_of.get(a, -1) == group_of.get(b)]
