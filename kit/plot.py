@@ -192,7 +192,7 @@ def scatter(coords, color=None, hover=None, title=None, color_title="cluster", m
     fig = go.Figure()
     layers = [(None, np.ones(n, bool))] if marked is None else [("faded", ~marked), ("highlighted", marked)]
     for layer, in_layer in layers:  # the highlighted points come last: on top
-        for v, name, colour in _colours(color):
+        for rank, (v, name, colour) in enumerate(_colours(color)):
             m = (color == v) & in_layer
             if layer is not None and not m.any():
                 continue
@@ -204,6 +204,7 @@ def scatter(coords, color=None, hover=None, title=None, color_title="cluster", m
                 style.update(size=marker_size * 1.8, opacity=1.0, line=dict(color="black", width=2.5))
             trace = dict(mode="markers", name=name, marker=style, text=hover[m], customdata=custom[m],
                          hovertemplate="%{text}<extra>" + name + "</extra>", legendgroup=name,
+                         legendrank=1000 + rank,  # the legend keeps the categories' order, whatever is highlighted
                          showlegend=layer != "highlighted" or not (color == v)[~marked].any())
             if coords.shape[1] == 3:
                 fig.add_trace(go.Scatter3d(x=coords[m, 0], y=coords[m, 1], z=coords[m, 2], **trace))

@@ -219,6 +219,11 @@ def test_scatter_highlight_draws_the_chosen_points_on_top():
     colours = {t.name: t.marker.color for t in plain.data}
     assert all(t.marker.color == colours[t.name] for t in fig.data)
     assert sorted(t.name for t in fig.data if t.showlegend is not False) == ["0", "1", "noise"]
+    # a lasso that takes every photo of one value leaves the legend in the values' order (issue 27.15)
+    everything_of_1 = kit.plot.scatter(coords, color=colour, highlight=[2, 3, 6])
+    shown = sorted((t.legendrank, t.name) for t in everything_of_1.data if t.showlegend is not False)
+    assert [name for _, name in shown] == [t.name for t in plain.data if t.showlegend is not False]
+    assert sorted(name for _, name in shown) == ["0", "1", "noise"]
     # x, y stay with their point
     for trace in fig.data:
         np.testing.assert_array_equal(np.asarray(trace.x), coords[np.asarray(trace.customdata), 0])
