@@ -141,7 +141,15 @@ def auto_result(folder: str, backbone: str, params_json: str):
 
 
 def cluster_labels(folder: str, backbone: str, method: str, params_json: str) -> np.ndarray:
-    return _cluster_labels(fingerprint(folder, backbone), folder, backbone, method, params_json)
+    fp = fingerprint(folder, backbone)
+    labels = _cluster_labels(fp, folder, backbone, method, params_json)
+    _memo()[("clustered", fp, method, params_json)] = True
+    return labels
+
+
+def is_clustered(folder: str, backbone: str, method: str, params_json: str) -> bool:
+    """Whether this server process already has the clustering (else it may take a while: draw what exists)."""
+    return ("clustered", fingerprint(folder, backbone), method, params_json) in _memo()
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -44,16 +44,18 @@ def _vectors_and_paths(embeddings):
 def _image_stats(path: str) -> tuple:
     """(width, height, sharpness): size from the header; sharpness = variance of the Laplacian of the grey photo
     at most 256 px (NaN when it cannot be decoded)."""
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
+
+    from .io import open_image
 
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             w, h = ImageOps.exif_transpose(im).size if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else im.size
             im.draft("L", (256, 256))
             grey = im.convert("L")
             grey.thumbnail((256, 256))
             g = np.asarray(grey, dtype=np.float32)
-    except Exception:  # noqa: BLE001 - any decoder error: unknown size and sharpness, still listed
+    except (ValueError, OSError):  # cannot be decoded (open_image's reason): unknown size and sharpness, listed
         return 0, 0, float("nan")
     if min(g.shape) < 3:
         return w, h, 0.0

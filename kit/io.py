@@ -6,6 +6,7 @@ caller gets a reason string instead. Nothing here ever writes into the user's fo
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import warnings
@@ -153,27 +154,19 @@ def _ends_complete(path: Path, marker: bytes) -> bool:
 def _probe(path: Path, max_pixels: int) -> str | None:
     """Cheap check that a file is an image we can decode: the header, and for JPEG and PNG the end of the file (a
     file cut short, such as a half-copied photo, is decoded in full to confirm). Returns a reason or None; the
-    reason of a file that cannot be decoded is the one :func:`read_image` gives."""
+    reason is the one every reader of the photo gives (:func:`open_image`)."""
     try:
         if path.stat().st_size == 0:
             return "empty file (0 bytes)"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                w, h = im.size
-                if w * h > max_pixels:
-                    return (f"image is {w}x{h} = {w * h / 1e6:.0f} Mpx, above max_pixels={max_pixels}; "
-                            f"pass a larger max_pixels to read it")
-                marker = _END_MARKERS.get(im.format)
-                if marker is not None and not _ends_complete(path, marker):
-                    try:
-                        im.load()  # no end marker: decode it all (a file with a long trailer is still good)
-                    except Exception as exc:  # noqa: BLE001 - the reason read_image would give
-                        return f"cannot decode: {type(exc).__name__}: {exc}"
-    except Image.DecompressionBombError as exc:
-        return f"too large to decode safely, above max_pixels={max_pixels} ({exc})"
-    except Exception as exc:  # noqa: BLE001 - any decoder error means "unreadable", reported with its text
-        return f"not a readable image: {type(exc).__name__}: {exc}"
+        with open_image(path, max_pixels) as im:
+            marker = _END_MARKERS.get(im.format)
+            if marker is not None and not _ends_complete(path, marker):
+                im.load()  # no end marker: decode it all (a file with a long trailer is still good)
+    except ValueError as exc:
+        text = str(exc)
+        return text + "; pass a larger max_pixels to read it" if "above max_pixels" in text else text
+    except OSError as exc:  # the file itself (permissions, a folder named like a photo)
+        return f"cannot read file: {exc}"
     return None
 
 
@@ -347,6 +340,38 @@ def read_image(path, size: int | None = None, resize: str = "center_crop",
                     {"size": size, "resize": resize, "max_pixels": max_pixels}, "read_image")
     if size is not None:
         size = int(size)
+    with open_image(path, max_pixels) as im:
+        w, h = im.size
+        if size is not None and im.format == "JPEG":
+            # draft keeps both sides >= the requested size; the EXIF turn does not matter
+            # because the target is square.
+            short = min(w, h)
+            im.draft("RGB", (max(1, w * size // short), max(1, h * size // short)))
+        im.seek(0)
+        im.load()
+        orientation = im.getexif().get(_ORIENTATION, 1)
+        if size is None:
+            if orientation != 1:
+                im = ImageOps.exif_transpose(im)
+            return np.asarray(_to_rgb(im), dtype=np.uint8)
+        # The output is square and centred, so turning it after resizing gives the same pixels
+        # as turning the full image first, at a fraction of the cost.
+        im = resize_image(_to_rgb(im), size, resize)
+        if orientation in _TRANSPOSE:
+            im = im.transpose(_TRANSPOSE[orientation])
+        return np.asarray(im, dtype=np.uint8)
+
+
+@contextlib.contextmanager
+def open_image(path, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """The one way the kit opens a photo (embedding, thumbnails, Inspect, CAM, curation, export, face crops,
+    generated corpora): a PIL image whose size was checked against ``max_pixels`` and Pillow's decompression-bomb
+    limit. Any failure to decode it, while opening or inside the ``with`` block, becomes a ``ValueError`` whose text
+    is the reason (``"cannot decode: ..."``, ``"too large to decode safely..."``), the same on every path.
+
+    >>> with open_image("photo.jpg") as im:       # doctest: +SKIP
+    ...     im.size
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -354,31 +379,12 @@ def read_image(path, size: int | None = None, resize: str = "center_crop",
                 w, h = im.size
                 if w * h > max_pixels:
                     raise ValueError(f"image is {w}x{h} = {w * h / 1e6:.0f} Mpx, above max_pixels={max_pixels}")
-                if size is not None and im.format == "JPEG":
-                    # draft keeps both sides >= the requested size; the EXIF turn does not matter
-                    # because the target is square.
-                    short = min(w, h)
-                    im.draft("RGB", (max(1, w * size // short), max(1, h * size // short)))
-                im.seek(0)
-                im.load()
-                orientation = im.getexif().get(_ORIENTATION, 1)
-                if size is None:
-                    if orientation != 1:
-                        im = ImageOps.exif_transpose(im)
-                    return np.asarray(_to_rgb(im), dtype=np.uint8)
-                # The output is square and centred, so turning it after resizing gives the same pixels
-                # as turning the full image first, at a fraction of the cost.
-                im = resize_image(_to_rgb(im), size, resize)
-                if orientation in _TRANSPOSE:
-                    im = im.transpose(_TRANSPOSE[orientation])
-                return np.asarray(im, dtype=np.uint8)
+                yield im
     except ValueError:
         raise
     except Image.DecompressionBombError as exc:
         raise ValueError(f"too large to decode safely, above max_pixels={max_pixels} ({exc})") from None
-    except (OSError, SyntaxError, Image.UnidentifiedImageError, EOFError) as exc:
-        raise ValueError(f"cannot decode: {type(exc).__name__}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - third-party decoders raise many kinds; keep the run alive
+    except Exception as exc:  # noqa: BLE001 - decoders raise many kinds (OSError, SyntaxError, EOFError...)
         raise ValueError(f"cannot decode: {type(exc).__name__}: {exc}") from None
 
 

@@ -85,8 +85,10 @@ def test_load_folder_reports_every_bad_file(awkward_folder):
             "palette_transparent.png", "rotated.jpg", "png_named.jpg"} <= names
     reasons = dict(zip(images.unreadable["path"].map(lambda p: Path(p).name), images.unreadable["reason"]))
     assert "empty" in reasons["empty.png"]
-    assert "not a readable image" in reasons["text.jpg"]
-    assert "not a readable image" in reasons["corrupt.jpg"]
+    for name in ("text.jpg", "corrupt.jpg"):  # the reason every reader gives (one safe decode path)
+        with pytest.raises(ValueError) as decoding:
+            read_image(awkward_folder / "bad" / name)
+        assert reasons[name] == str(decoding.value) and reasons[name].startswith("cannot decode"), name
     assert "max_pixels" in reasons["huge.png"]
     # a JPEG cut short has a valid header: the end of the file tells, and its reason is the decoder's own
     with pytest.raises(ValueError) as decoding:
@@ -193,3 +195,33 @@ def test_labels_from_csv_and_errors(tmp_path, photo):
     pd.DataFrame({"file_name": ["x.jpg"], "what": ["cat"]}).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(ValueError, match="path column"):
         kit.load_folder(tmp_path, labels=tmp_path / "bad.csv")
+
+
+def test_every_photo_is_opened_through_the_one_safe_decode_path():
+    """Issue 32: the only decoder call in the kit is in ``kit.io.open_image``; every reader of a photo (embedding,
+    thumbnails and plots, Inspect and CAM, export, face crops and detection, curation, generated corpora) goes
+    through it or through ``read_image``, so a bad file gives the same reason everywhere and never a traceback."""
+    import ast
+
+    root = Path(kit.__file__).parent
+    decoders = ("Image.open", "imread", "load_rgb_image", "decode_jpeg", "decode_png", "decode_image")
+    found, readers = [], set()
+    for path in sorted(root.rglob("*.py")):
+        module = ".".join(("kit", *path.relative_to(root).with_suffix("").parts)).removesuffix(".__init__")
+        def visit(node, where):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                where = node.name
+            if isinstance(node, ast.Call):
+                name = ast.unparse(node.func)
+                if name.endswith(decoders):
+                    found.append((module, where, name))
+                if name.split(".")[-1] in ("read_image", "open_image"):
+                    readers.add(module)
+            for child in ast.iter_child_nodes(node):
+                visit(child, where)
+
+        visit(ast.parse(path.read_text()), "<module>")
+    assert {(m, f) for m, f, _ in found} == {("kit.io", "open_image")}, found
+    assert {"kit.io", "kit.backbones._base", "kit.plot", "kit.inspect", "kit.export", "kit.curate",
+            "kit.faces._crops", "kit.faces._detection", "kit.datasets._samples", "kit.embedding._views",
+            "kit.adapt._adapt"} <= readers, readers

@@ -48,13 +48,28 @@ elif images is not None:
     selected = set(settings.get("selected"))
     rows, undefined = [], None
     plots = st.columns(len(chosen))
+    primary = settings.primary_backbone()
     for col, bb in zip(plots, chosen):  # each plot appears as soon as its backbone's embeddings exist
         emb = calls.embeddings(folder, bb, where=col)
         if len(emb.vectors) < settings.MIN_PHOTOS:
             col.warning(f"{bb}: fewer than {settings.MIN_PHOTOS} photos could be embedded.")
             continue
+        mappable = len(emb.vectors) >= 3
+        coords = calls.projection(folder, bb, proj, where=col) if mappable else None
+        chart_slot = col.empty()
+        if mappable and not (hover_photos and not too_many) and not calls.is_clustered(folder, bb, c.method,
+                                                                                      c.params_json):
+            # the map first, coloured by the true labels (when known), while the clustering is computed
+            chart_slot.plotly_chart(kit.plot.scatter(coords, color=emb.labels, title=f"{bb} (clustering...)",
+                                                     color_title="true label" if emb.labels else None),
+                                    key=f"first_scatter_{bb}")
         labels = calls.cluster_labels(folder, bb, c.method, c.params_json)
-        rows.append({"backbone": bb, **calls.scores(folder, bb, c.method, c.params_json)})
+        bb_scores = calls.scores(folder, bb, c.method, c.params_json)
+        if bb == primary:  # hand edits (Curate page) are of the primary backbone's clustering: shown here too
+            result = current.current_result(folder)
+            if result is not None and result.edited:
+                labels, bb_scores = result.labels, result.scores
+        rows.append({"backbone": bb, **bb_scores})
         undefined = undefined or calls.undefined_reason(folder, bb, c.method, c.params_json)
         table = pd.DataFrame(rows)
         cols = [k for k in ["backbone", "n_clusters", "nmi", "ari", "bcubed_f", "pairwise_f", "silhouette",
@@ -63,10 +78,9 @@ elif images is not None:
         formats["n_clusters"] = st.column_config.NumberColumn("clusters", format="%d")
         table_slot.dataframe(table[cols], hide_index=True, column_config=formats)
         colour = labels if colour_by == "cluster" else emb.labels
-        if len(emb.vectors) < 3:
+        if not mappable:
             col.info(f"{bb}: a map needs at least 3 photos; the scores above are computed.")
             continue
-        coords = calls.projection(folder, bb, proj, where=col)
         if hover_photos and not too_many:
             other = {"cluster": ("true label", emb.labels), "true label": ("cluster", labels)}[colour_by]
             fields = {"file": [p.split("/")[-1] for p in emb.paths]}
@@ -74,7 +88,7 @@ elif images is not None:
                 fields[other[0]] = other[1]
             chart = kit.plot.thumbnail_scatter(coords, calls.thumbnail_uris(tuple(emb.paths)), color=colour,
                                                fields=fields, title=bb, color_title=colour_by)
-            col.altair_chart(chart, key=f"thumbs_{bb}", width="stretch")
+            chart_slot.altair_chart(chart, key=f"thumbs_{bb}", width="stretch")
             col.caption("Rest the pointer on a point to see its photo.")
             continue
         hover = [f"{p.split('/')[-1]}<br>label: {emb.labels[i] if emb.labels else '-'}<br>cluster: {labels[i]}"
@@ -82,8 +96,8 @@ elif images is not None:
         highlight = [i for i, p in enumerate(emb.paths) if p in selected] if selected else None
         fig = kit.plot.scatter(coords, color=colour, hover=hover, title=bb, color_title=colour_by,
                                highlight=highlight)
-        col.plotly_chart(fig, key=f"scatter_{bb}", on_select=partial(_selected, f"scatter_{bb}", emb.paths),
-                         selection_mode=("points", "lasso"))
+        chart_slot.plotly_chart(fig, key=f"scatter_{bb}", on_select=partial(_selected, f"scatter_{bb}", emb.paths),
+                                selection_mode=("points", "lasso"))
     if undefined:
         note_slot.warning(f"External scores (NMI, ARI, BCubed...) are undefined here: {undefined}",
                           icon=":material/help:")

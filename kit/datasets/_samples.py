@@ -174,7 +174,7 @@ def augmented_corpus(n: int, folder, random_state: int = 0, sources=None) -> lis
     list of str
         The paths written, in order.
     """
-    from ..io import load_folder
+    from ..io import load_folder, open_image
 
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n={n!r} must be a positive number of photos")
@@ -200,7 +200,7 @@ def augmented_corpus(n: int, folder, random_state: int = 0, sources=None) -> lis
     for i in range(int(n)):
         rng = np.random.default_rng([int(random_state), i])
         src = Path(paths[i % len(paths)])
-        with Image.open(src) as im:
+        with open_image(src) as im:
             im = im.convert("RGB")
         w, h = im.size
         area = w * h * rng.uniform(0.3, 1.0)
@@ -229,11 +229,13 @@ def _face_sources():
     import matplotlib
     from skimage import data as skdata
 
+    from ..io import read_image
+
     hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     lfw = np.uint8(np.round(skdata.lfw_subset()[18] * 255))
     return {
         "eileen_collins": ("skimage.data.astronaut()", skdata.astronaut(), False),
-        "grace_hopper": ("matplotlib sample_data/grace_hopper.jpg", np.asarray(Image.open(hopper).convert("RGB")),
+        "grace_hopper": ("matplotlib sample_data/grace_hopper.jpg", read_image(hopper),
                          False),
         "cameraman": ("skimage.data.camera() (grey)", np.stack([skdata.camera()] * 3, axis=-1), False),
         "lfw_018": ("skimage.data.lfw_subset()[18] (25 px, grey, upscaled)",
