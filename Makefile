@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dashboard test setup bench clean
+.PHONY: dashboard test setup bench fuzz clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed (set PYTHON=/path/to/python3.11)"; exit 1; }
@@ -21,6 +21,9 @@ dashboard: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -ra tests
+
+fuzz: $(STAMP)
+	KIT_FUZZ_EXAMPLES=$${KIT_FUZZ_EXAMPLES:-5000} $(PY) -m pytest -q -x tests/test_fuzz.py
 
 bench: $(STAMP)
 	for script in embed cluster inspection dashboard faces adapt curate plot quality; do $(PY) bench/$$script.py || exit 1; done
