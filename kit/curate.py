@@ -460,8 +460,12 @@ class EditFile:
                          "table": {c: old[c].tolist() for c in ("path", "cluster", "name") if c in old}}
                 with open(self.log_path, "a", encoding="utf-8") as f:
                     f.write(json.dumps(first) + "\n")
-            with open(self.log_path, "a", encoding="utf-8") as f:  # appended first: the CSV can be rebuilt from it
-                f.write(json.dumps(entry, default=int) + "\n")
+            with open(self.log_path, "a+b") as f:  # appended first: the CSV can be rebuilt from it
+                if f.tell():
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":  # a line cut by a crash: end it, so that it stays apart (and is skipped)
+                        f.write(b"\n")
+                f.write((json.dumps(entry, default=int) + "\n").encode("utf-8"))
                 f.flush()
                 os.fsync(f.fileno())
             if table is None:

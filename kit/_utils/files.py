@@ -210,12 +210,15 @@ def read_schema(path):
 
 # ------------------------------------------------------------------ the one atomic write
 @contextlib.contextmanager
-def atomic_file(path, mode: str = "wb", *, prefix: str = ".tmp-", suffix: str = "", chmod: int | None = None):
+def atomic_file(path, mode: str = "wb", *, prefix: str = ".tmp-", suffix: str = "", chmod: int | None = None,
+                durable: bool = True):
     """A file object to write ``path`` through: a temporary file of ``path``'s folder, flushed, ``fsync``-ed and
     renamed onto ``path`` when the block ends without an error, removed (and nothing else) when it raises.
 
     ``mode`` is ``"wb"`` or ``"w"`` (UTF-8 text); ``chmod`` sets the permissions (``mkstemp`` makes ``0o600``).
-    ``path`` may be a :class:`RemotePath`: the file is written under a hidden name, then moved into place."""
+    ``durable=False`` skips the ``fsync`` (many small files a reader checks anyway, such as cache entries: the
+    rename stays atomic, only a power cut can lose the newest). ``path`` may be a :class:`RemotePath`: the file is
+    written under a hidden name, then moved into place."""
     if isinstance(path, RemotePath):
         tmp = path.parent / f"{prefix}{secrets.token_hex(16)}{suffix}"
         try:
@@ -234,7 +237,8 @@ def atomic_file(path, mode: str = "wb", *, prefix: str = ".tmp-", suffix: str = 
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         if chmod is not None:
             os.chmod(tmp, chmod)
         os.replace(tmp, path)

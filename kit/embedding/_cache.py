@@ -129,9 +129,12 @@ class EmbeddingCache:
         for key in keys:
             try:
                 with open(self._entry(key), "rb") as f:
-                    out[key] = np.frombuffer(f.read(), dtype="<f4")
+                    data = f.read()
             except FileNotFoundError:
                 continue
+            if len(data) % 4:
+                continue  # not whole float32s (torn by a power cut, or not ours): computed again and rewritten
+            out[key] = np.frombuffer(data, dtype="<f4")
         return out
 
     def put(self, keys, vectors: np.ndarray) -> None:
@@ -151,7 +154,7 @@ class EmbeddingCache:
                 "dim": int(vectors.shape[1]) if vectors.ndim == 2 else None,
             }, indent=1).encode())
         for path, vec in zip(paths, vectors):
-            atomic_write(path, vec.tobytes())
+            atomic_write(path, vec.tobytes(), durable=False)  # an atomic rename; get() skips a torn entry
 
 
 def info(cache_dir=None) -> pd.DataFrame:
