@@ -927,3 +927,99 @@ def test_two_browser_tabs_curating_one_clustering_lose_nothing(served_app):
         browser.close()
     kept = list((Path(os.environ["KIT_HOME"]) / "dashboard" / "edits").glob("*.conflict-*.csv"))
     assert kept  # the refused merge is kept on disk
+
+
+_SHOWN_METRICS = """() => Object.fromEntries([...document.querySelectorAll('[data-testid=stMetric]')].map(m => [
+    m.querySelector('[data-testid=stMetricLabel]').innerText.trim(),
+    m.querySelector('[data-testid=stMetricValue]').innerText.trim()]))"""
+
+
+@pytest.mark.browser
+def test_a_walk_through_every_page_with_hand_edits_shows_one_clustering(served_app):
+    """Issue 27 (done when): with a hand edit in effect, every page that shows the clustering and every download
+    of the Export page give the same K, labels and scores; downloads clicked one right after another all arrive
+    (27.15: a download's click once re-ran the page and the next button's file was gone)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium; .ci/run does it)")
+    import io
+    import json
+    import zipfile
+
+    import pandas as pd
+
+    from kit import metrics
+    from playwright.sync_api import sync_playwright
+
+    def nav(page, name, slug):
+        page.get_by_role("link", name=name, exact=True).click()
+        page.wait_for_url(re.compile(f"/{slug}(\\?|$)"), timeout=120_000)
+        page.locator("h1").first.wait_for(timeout=120_000)
+        _wait_idle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0, name
+
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
+        page.goto(f"{served_app}/curate?method=kmeans&k=7", timeout=120_000)
+        page.get_by_role("tab", name="Merge").wait_for(timeout=600_000)
+        _wait_idle(page)
+        page.get_by_role("tab", name="Merge").click()
+        page.get_by_role("button", name="Merge", exact=True).click()
+        page.get_by_text("1 edit in effect").first.wait_for(timeout=120_000)
+        _wait_idle(page)
+        clusters_metric = page.locator('[data-testid="stMetric"]').filter(has_text="Clusters").first
+        clusters_metric.wait_for(timeout=120_000)
+        curate = page.evaluate(_SHOWN_METRICS)
+        k, nmi = int(curate["Clusters"]), curate["NMI"]
+        assert k == 6 and re.fullmatch(r"0\.\d{3}", nmi)
+
+        nav(page, "Cluster", "cluster")
+        clusters_metric.wait_for(timeout=300_000)
+        shown = page.evaluate(_SHOWN_METRICS)
+        assert (int(shown["Clusters"]), shown["NMI"]) == (k, nmi)
+
+        nav(page, "Backbones", "backbones")
+        plot = page.locator('[data-testid="stPlotlyChart"]').first
+        plot.locator(".legend .traces").nth(k - 1).wait_for(timeout=300_000)
+        _wait_idle(page)
+        assert plot.locator(".legend .traces").count() == k  # coloured by the edited clusters
+
+        nav(page, "How many groups?", "k")
+        page.get_by_text(f"cuts the tree into K = {k} groups").first.wait_for(timeout=300_000)
+
+        nav(page, "Gallery", "gallery")
+        page.get_by_text(f"Overview: all {k} clusters").first.wait_for(timeout=120_000)
+
+        nav(page, "Export", "export")
+        page.get_by_text(f"{k} clusters, 500 photos").first.wait_for(timeout=120_000)
+        names = ["CSV", "Excel", "Run log line (JSON)", "Cluster folders (zip)", "Outlier scores (CSV)"]
+        arrived = []
+        page.on("download", lambda d: arrived.append(d))
+        for name in names:  # one click right after another: no wait for a download or for the page between them
+            page.get_by_role("button", name=name, exact=True).first.click()
+        deadline = time.time() + 300
+        while len(arrived) < len(names) and time.time() < deadline:
+            page.wait_for_timeout(500)
+        assert sorted(d.suggested_filename for d in arrived) == sorted(
+            ["clusters.csv", "clusters.xlsx", "run.jsonl", "clusters.zip", "outliers.csv"])
+        got = {name: Path(d.path()).read_bytes() for name, d in zip(names, sorted(
+            arrived, key=lambda d: ["clusters.csv", "clusters.xlsx", "run.jsonl", "clusters.zip",
+                                    "outliers.csv"].index(d.suggested_filename)))}
+        assert page.locator('[data-testid="stException"]').count() == 0
+        browser.close()
+
+    table = pd.read_csv(io.BytesIO(got["CSV"]))
+    assert table["cluster"].nunique() == k and len(table) == 500
+    assert f"{metrics.nmi(table['true_label'], table['cluster']):.3f}" == nmi
+    run = json.loads(got["Run log line (JSON)"].decode().splitlines()[-1])
+    assert run["scores"]["n_clusters"] == k and f"{run['scores']['nmi']:.3f}" == nmi
+    assert run["params"]["hand_edits"] == 1
+    sheets = pd.read_excel(io.BytesIO(got["Excel"]), sheet_name=None)
+    assert sorted(len(t) for n, t in sheets.items() if n.startswith("cluster_")) == sorted(
+        table["cluster"].value_counts().tolist())  # one sheet per cluster, beside the summary and the run
+    with zipfile.ZipFile(io.BytesIO(got["Cluster folders (zip)"])) as zf:
+        photos = [m for m in zf.namelist() if m.startswith("clusters/") and not m.endswith("/")]
+        by_folder = pd.Series([m.split("/")[1] for m in photos]).value_counts()
+    assert len(photos) == 500 and len(by_folder) == k
+    assert sorted(by_folder.tolist()) == sorted(table["cluster"].value_counts().tolist())
+    assert len(pd.read_csv(io.BytesIO(got["Outlier scores (CSV)"]))) == 500

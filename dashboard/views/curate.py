@@ -149,7 +149,7 @@ if result is not None:
         st.session_state.pop("far_new", None)
         st.rerun()
     u3.download_button("Labels CSV", e.table(paths).to_csv(index=False), file_name="labels.csv",
-                       key="download_labels")
+                       key="download_labels", on_click="ignore")
 
     # ---- clusters and their odd ones out
     st.subheader("Clusters")

@@ -23,7 +23,7 @@ if result is not None:
     d1, d2, d3, d4 = st.columns(4)
     d1.download_button("CSV", kit.export.assignments(emb.paths, labels, truth=emb.labels, **meta).to_csv(index=False),
                        file_name="clusters.csv", mime="text/csv", key="download_csv", icon=":material/download:",
-                       help="path, cluster, true label (when known), backbone, method, parameters")
+                       on_click="ignore", help="path, cluster, true label (when known), backbone, method, parameters")
     d2.download_button("Excel", lambda: kit.export.to_excel(emb.paths, labels, io.BytesIO(), truth=emb.labels,
                                                             meta=meta).getvalue(),
                        file_name="clusters.xlsx", key="download_excel", icon=":material/download:", on_click="ignore",
@@ -37,7 +37,8 @@ if result is not None:
     run = {"folder": folder, "backbone": bb, "method": c.method, **c.params, "hand_edits": result.n_edits}
     log_line = json.dumps({"params": run, "scores": s}, default=str) + "\n"
     d4.download_button("Run log line (JSON)", log_line, file_name="run.jsonl", key="download_log",
-                       icon=":material/download:", help="This run's parameters and scores, one JSON line")
+                       icon=":material/download:", on_click="ignore",
+                       help="This run's parameters and scores, one JSON line")
 
     st.download_button("Outlier scores (CSV)",
                        lambda: kit.curate.outlier_scores(emb.vectors, labels).assign(path=emb.paths)
@@ -88,4 +89,4 @@ if result is not None:
         st.subheader("Run log")
         st.dataframe(kit.export.read_run_log(log), hide_index=True, key="run_log")
         st.download_button("Download the run log", log.read_bytes(), file_name="runs.jsonl", key="download_runs",
-                           icon=":material/download:")
+                           icon=":material/download:", on_click="ignore")
