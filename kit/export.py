@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ._utils.config import __version__
-from ._utils.files import atomic_path, atomic_write
+from ._utils.files import atomic_path, atomic_write, make_dirs, raise_write_error
 
 
 def _meta_value(name: str, value):
@@ -174,7 +174,7 @@ def _write_file(out: Path, by: str, write) -> Path:
     """Write ``out`` through ``write(temporary path)`` and an atomic rename, after checking that no file the kit
     did not write is replaced; record it in the folder's ``.kit-export.json``."""
     folder = out.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder)
     manifest = _load_manifest(folder)
     _check_replaceable(out, manifest)
     with atomic_path(out, suffix=out.suffix) as tmp:
@@ -237,7 +237,10 @@ def _new_file(folder: Path, name: str, used: set, create) -> Path:
 def _cluster_folder(out_dir: Path, c, manifest: dict) -> Path:
     folder = out_dir / _cluster_name(c)
     if not folder.exists():
-        folder.mkdir(parents=True)
+        try:
+            folder.mkdir(parents=True)
+        except OSError as exc:
+            raise_write_error(exc, folder)
         manifest["folders"].append(folder.relative_to(out_dir).as_posix())
     return folder
 
@@ -378,7 +381,7 @@ def to_folders(paths, labels, out_dir, mode: str = "copy", source_root=None) -> 
     table = assignments(paths, labels)
     out_dir = Path(out_dir).absolute()
     check_outside(out_dir, table["path"], source_root)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir)
     manifest = _load_manifest(out_dir)
     removed = _remove_previous_export(out_dir, manifest)
     written = []
@@ -389,9 +392,15 @@ def to_folders(paths, labels, out_dir, mode: str = "copy", source_root=None) -> 
             src = Path(p)
             if mode == "copy":
                 def create(target, src=src):
-                    with open(src, "rb") as fin, open(target, "xb") as fout:  # "x": never replaces a file
-                        shutil.copyfileobj(fin, fout)
-                    shutil.copystat(src, target)
+                    with open(src, "rb") as fin:
+                        fout = open(target, "xb")  # "x": never replaces a file
+                        try:
+                            with fout:
+                                shutil.copyfileobj(fin, fout)
+                            shutil.copystat(src, target)
+                        except BaseException as exc:  # a full disk: no half-copied photo is left behind
+                            target.unlink(missing_ok=True)
+                            raise_write_error(exc, target)
                 target = _new_file(folder, src.name, used, create)
                 _record(manifest, out_dir, target, "folders")
             else:
@@ -457,7 +466,7 @@ def crops_to_folders(groups: dict, out_dir, source_paths=(), source_root=None) -
             if Path(name).suffix.lower() not in formats or Path(name).name != name:
                 raise ValueError(f"file name {name!r} in groups must be a plain name with an image extension, "
                                  f"e.g. 'photo_face0.jpg'")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir)
     manifest = _load_manifest(out_dir)
     _remove_previous_export(out_dir, manifest)
     rows, used = [], set()
@@ -501,9 +510,12 @@ def append_run_log(log_path, params: dict, scores: dict | None = None, **extra) 
     entry = {"time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "kit_version": __version__,
              "params": _jsonable(dict(params)), "scores": _jsonable(dict(scores or {})), **_jsonable(extra)}
     log_path = Path(log_path)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a", encoding="utf8") as f:
-        f.write(json.dumps(entry, sort_keys=True) + "\n")
+    make_dirs(log_path.parent)
+    try:
+        with open(log_path, "a", encoding="utf8") as f:
+            f.write(json.dumps(entry, sort_keys=True) + "\n")
+    except OSError as exc:
+        raise_write_error(exc, log_path)
     return entry
 
 

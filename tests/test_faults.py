@@ -1,5 +1,6 @@
 """Faults (issue 32): runs killed with SIGKILL at many points while they embed into the cache and while they save
 hand edits. The next run completes, reuses what was finished, and nothing it reads is corrupt."""
+import re
 import signal
 import subprocess
 import sys
@@ -76,3 +77,170 @@ def test_hand_edit_saves_killed_at_any_point_leave_one_consistent_version(tmp_pa
         assert e.labels.tolist() == table["cluster"].tolist()  # the edits in effect are the last complete save
         rebuilt = pd.read_csv(f.rebuild())
         assert rebuilt["cluster"].tolist() == e.labels.tolist()
+
+
+# ---------------------------------------------------------------------------------------- full disks, read-only
+_FULL_DISK = '''
+import json, resource, signal, sys, warnings
+from pathlib import Path
+import numpy as np
+import kit
+photos, cache, out, limit = json.loads(sys.argv[1])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+found = {}
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    emb = kit.embed(photos, backbone="color_hist", cache_dir=cache)
+found["embedded"] = len(emb.paths)
+found["vectors"] = emb.vectors.tolist()
+found["warnings"] = [str(w.message) for w in caught if type(w.message).__name__ == "CacheNotWrittenWarning"]
+for name, call in [("csv", lambda: kit.export.to_csv(emb.paths, np.arange(len(emb.paths)) % 3, Path(out) / "c.csv")),
+                   ("folders", lambda: kit.export.to_folders(emb.paths, np.arange(len(emb.paths)) % 3,
+                                                             Path(out) / "folders")),
+                   ("store", lambda: kit.scale.EmbeddingStore(Path(out) / "store").write(emb))]:
+    try:
+        call()
+        found[name] = "written"
+    except OSError as exc:
+        found[name] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(found))
+'''
+
+
+def _photos(tmp_path, n=30) -> list[str]:
+    import shutil
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for p in sorted(kit.datasets.clothing().rglob("*.jpg"))[:n]:
+        shutil.copy(p, folder / p.name)
+    return sorted(str(p) for p in folder.iterdir())
+
+
+def _digests(paths) -> dict:
+    import hashlib
+
+    return {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths}
+
+
+def test_a_full_disk_gives_a_clear_message_and_leaves_nothing_half_written(tmp_path):
+    """Issue 32: writes fail as on a full disk (RLIMIT_FSIZE: no file may grow past 400 bytes). Embedding still
+    returns the right vectors and says the cache cannot be written, and where; each export fails with the path
+    and what to do; no half-written file is left under a real name; the photos are untouched."""
+    import json
+
+    photos = _photos(tmp_path)
+    before = _digests(photos)
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", _FULL_DISK, json.dumps([photos, str(cache), str(out), 400])],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    clean = kit.embed(photos, backbone="color_hist", use_cache=False)
+    np.testing.assert_array_equal(np.asarray(found["vectors"], np.float32), clean.vectors)
+    assert len(found["warnings"]) == 1 and str(cache) in found["warnings"][0]  # said once, with the path
+    assert "computed again next time" in found["warnings"][0]
+    for name, where in [("csv", out / "c.csv"), ("folders", out / "folders"), ("store", out / "store")]:
+        assert found[name].startswith("OSError: [Errno 27]") and "free space" in found[name], found[name]
+        assert str(where) in found[name], found[name]  # the message names the file or folder
+    assert not (out / "c.csv").exists()
+    by_name = {Path(p).name: d for p, d in before.items()}
+    copied = [p for p in (out / "folders").rglob("*") if p.is_file() and not p.name.startswith(".kit-")]
+    for p in copied:  # a photo copied before the disk filled up is whole; none is half-copied
+        assert _digests([p])[str(p)] == by_name[p.name], p
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and (".tmp-" in p.name or p.suffix == ".parquet")]
+    assert _digests(photos) == before
+    again = kit.embed(photos, backbone="color_hist", cache_dir=cache)  # space again: the cache fills
+    np.testing.assert_array_equal(again.vectors, clean.vectors)
+
+
+def _read_only(folder: Path):
+    """Make ``folder`` read-only for this process, root included (chmod, then ``chattr +i``); None when this
+    machine cannot (a root user on a file system without the immutable attribute). Returns the undo."""
+    folder.chmod(0o555)
+    undo = lambda: folder.chmod(0o755)  # noqa: E731
+    probe = folder / "probe"
+    try:
+        probe.touch()
+    except OSError:
+        return undo
+    probe.unlink()
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        undo()
+        return None
+    try:
+        probe.touch()
+    except OSError:
+        return lambda: (subprocess.run(["chattr", "-i", str(folder)], check=True), folder.chmod(0o755))
+    subprocess.run(["chattr", "-i", str(folder)], check=True)
+    undo()
+    return None
+
+
+def test_a_read_only_kit_home_still_embeds_and_exports_say_where(tmp_path, monkeypatch):
+    """Issue 32: a read-only KIT_HOME: the embeddings are computed (the cache says it cannot be written, naming
+    the folder), the exports into it fail with the path and what to do, the photos are untouched."""
+    import pytest
+
+    photos = _photos(tmp_path)
+    before = _digests(photos)
+    home = tmp_path / "home"
+    home.mkdir()
+    undo = _read_only(home)
+    if undo is None:
+        pytest.skip("cannot make a folder read-only here (root, and no chattr +i on this file system)")
+    try:
+        monkeypatch.setenv("KIT_HOME", str(home))
+        with pytest.warns(kit.embedding.CacheNotWrittenWarning, match=re.escape(str(home))):
+            emb = kit.embed(photos, backbone="color_hist")
+        np.testing.assert_array_equal(emb.vectors, kit.embed(photos, backbone="color_hist", use_cache=False).vectors)
+        with pytest.raises(PermissionError, match="not writable.*KIT_HOME") as info:
+            kit.export.to_csv(emb.paths, np.zeros(len(emb.paths), int), home / "exports" / "c.csv")
+        assert str(home / "exports") in str(info.value)
+        assert list(home.iterdir()) == []  # nothing was written
+    finally:
+        undo()
+    assert _digests(photos) == before
+
+
+# ---------------------------------------------------------------------------------------- concurrent writers
+_WRITER = '''
+import json, sys
+import kit
+from kit.embedding import EmbeddingCache
+photos, cache, store = json.loads(sys.argv[1])
+puts = []
+original = EmbeddingCache.put
+EmbeddingCache.put = lambda self, keys, vectors: (puts.extend(keys), original(self, keys, vectors))[1]
+emb = kit.embed(photos, backbone="color_hist", cache_dir=cache, batch_size=4, num_workers=1)
+written = kit.scale.EmbeddingStore(store).write(emb, partition_rows=7)
+print(json.dumps({"puts": puts, "rows": written, "vectors": emb.vectors.tolist()}))
+'''
+
+
+def test_two_processes_embedding_one_folder_into_one_cache_and_store_write_each_entry_once(tmp_path):
+    """Issue 32: two processes embed the same photos into the same cache, then add them to the same store, at
+    the same time. Both finish with the vectors of one clean run; each cache entry and each store row is written
+    once (the second process waits for the first and reuses its work)."""
+    import json
+
+    photos = _photos(tmp_path, n=60)
+    cache, store = tmp_path / "cache", tmp_path / "store"
+    arg = json.dumps([photos, str(cache), str(store)])
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, arg], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    clean = kit.embed(photos, backbone="color_hist", use_cache=False)
+    for r in results:
+        np.testing.assert_array_equal(np.asarray(r["vectors"], np.float32), clean.vectors)
+    puts = [h for r in results for h in r["puts"]]
+    assert sorted(puts) == sorted(set(clean.hashes))  # every entry written, none twice
+    assert sorted(r["rows"] for r in results) == [0, len(photos)]
+    table = kit.scale.EmbeddingStore(store).table()
+    assert len(table) == len(photos) and not table.duplicated(["path", "hash"]).any()
+    np.testing.assert_array_equal(kit.scale.EmbeddingStore(store).read(paths=photos).vectors, clean.vectors)

@@ -23,6 +23,7 @@ temporary file, then move it into place" stays safe there: a reader never takes 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -209,6 +210,33 @@ def read_schema(path):
 
 
 # ------------------------------------------------------------------ the one atomic write
+_FULL = "free space, or choose a folder on another disk"
+_READ_ONLY = "choose a folder you can write to (for the kit's own files: set KIT_HOME)"
+_WRITE_HINTS = {errno.ENOSPC: f"the disk is full: {_FULL}", errno.EDQUOT: f"the disk quota is used up: {_FULL}",
+                errno.EFBIG: f"larger than this system lets a file be (a file-size limit, or a full disk): {_FULL}",
+                errno.EACCES: f"this folder is not writable: {_READ_ONLY}",
+                errno.EPERM: f"this folder is not writable: {_READ_ONLY}",
+                errno.EROFS: f"this disk is read-only: {_READ_ONLY}"}
+
+
+def write_error(exc: BaseException, path) -> BaseException:
+    """The error to raise when writing ``path`` failed with ``exc``: a full disk, a file-size limit or a read-only
+    folder becomes the same ``OSError`` subclass and ``errno`` with the path and what to do in its message; any
+    other exception is returned as it is. Nothing half-written is left: the caller removed its temporary file."""
+    if not isinstance(exc, OSError) or exc.errno not in _WRITE_HINTS or _WRITE_HINTS[exc.errno] in str(exc):
+        return exc
+    strerror = f"{exc.strerror or os.strerror(exc.errno)} ({_WRITE_HINTS[exc.errno]})"
+    return type(exc)(exc.errno, strerror, str(exc.filename or path))
+
+
+def raise_write_error(exc: BaseException, path):
+    """Raise :func:`write_error` of ``exc`` (``exc`` itself when it is not a full disk or a read-only folder)."""
+    err = write_error(exc, path)
+    if err is exc:
+        raise exc
+    raise err from exc
+
+
 @contextlib.contextmanager
 def atomic_file(path, mode: str = "wb", *, prefix: str = ".tmp-", suffix: str = "", chmod: int | None = None,
                 durable: bool = True):
@@ -231,8 +259,11 @@ def atomic_file(path, mode: str = "wb", *, prefix: str = ".tmp-", suffix: str = 
             raise
         return
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)  # ours alone
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)  # ours alone
+    except OSError as exc:
+        raise_write_error(exc, path)
     try:
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as f:
             yield f
@@ -242,10 +273,10 @@ def atomic_file(path, mode: str = "wb", *, prefix: str = ".tmp-", suffix: str = 
         if chmod is not None:
             os.chmod(tmp, chmod)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise
+        raise_write_error(exc, path)
 
 
 def atomic_path(path, *, prefix: str = ".tmp-", suffix: str = ""):
@@ -259,8 +290,11 @@ class _AtomicPath:
         self.path, self.prefix, self.suffix = path, prefix, suffix
 
     def __enter__(self) -> str:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.prefix, suffix=self.suffix)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.prefix, suffix=self.suffix)
+        except OSError as exc:
+            raise_write_error(exc, self.path)
         os.close(fd)
         return self.tmp
 
@@ -271,13 +305,23 @@ class _AtomicPath:
                     os.fsync(f.fileno())
                 os.replace(self.tmp, self.path)
                 return False
-            except BaseException:
+            except BaseException as err:
                 with contextlib.suppress(OSError):
                     os.unlink(self.tmp)
-                raise
+                raise_write_error(err, self.path)
         with contextlib.suppress(OSError):
             os.unlink(self.tmp)
+        if write_error(exc, self.path) is not exc:
+            raise_write_error(exc, self.path)
         return False
+
+
+def make_dirs(folder) -> None:
+    """``folder.mkdir(parents=True, exist_ok=True)``; a full disk or a read-only parent raises :func:`write_error`."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise_write_error(exc, folder)
 
 
 def atomic_write(path, data: bytes, **kwargs) -> None:

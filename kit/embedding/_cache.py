@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +31,21 @@ import pandas as pd
 
 from .._utils import config as _config
 from .._utils.config import __version__, kit_home
-from .._utils.files import atomic_write, claim, is_plain_dir, is_plain_file, require_marker
+from .._utils.files import atomic_write, claim, is_plain_dir, is_plain_file, require_marker, write_error
 
 CACHE_FORMAT = 1
 KIND = "embeddings"
 _NAMESPACE = re.compile(r"[0-9a-f]{24}")
 _SHARD = re.compile(r"[0-9a-f]{2}")
 _KEY = re.compile(r"[0-9a-f]{2,128}")
+LOCKS = ".locks"  # work_lock's lock files: removed by clear()
+_LOCK = re.compile(r"[0-9a-f]{24}-[0-9a-f]{24}\.lock")
 _TMP = re.compile(r"\.tmp-[a-z0-9_]{8}")  # what atomic_write's mkstemp leaves behind after a crash
+
+
+class CacheNotWrittenWarning(UserWarning):
+    """The embedding cache could not be written (a full disk, a read-only folder): the embeddings were computed
+    and returned, and will be computed again next time."""
 
 
 def default_cache_dir() -> Path:
@@ -115,6 +123,7 @@ class EmbeddingCache:
         self.namespace = hashlib.blake2b(ident.encode(), digest_size=12).hexdigest()
         self.folder = self.cache_dir / self.namespace
         self._claimed = False
+        self.unwritable_ = None  # why the cache could not be written (full disk, read-only folder), once it failed
 
     def _entry(self, key: str) -> Path:
         if not isinstance(key, str) or not _KEY.fullmatch(key):
@@ -137,24 +146,51 @@ class EmbeddingCache:
             out[key] = np.frombuffer(data, dtype="<f4")
         return out
 
+    def work_lock(self, keys):
+        """A lock held while computing the entries ``keys``: a second process (or thread) about to compute the
+        same set waits, then finds them in the cache instead of computing and writing them again. Different sets
+        (other photos) run side by side. An inter-process file lock (``filelock``, released by the operating
+        system when a process dies) in ``cache_dir/.locks/``; a cache that cannot be written gives no lock."""
+        import contextlib
+
+        from filelock import FileLock
+
+        digest = hashlib.blake2b("\n".join(sorted(keys)).encode(), digest_size=12).hexdigest()
+        locks = self.cache_dir / LOCKS
+        try:
+            if not self._claimed:
+                claim(self.cache_dir, KIND, CACHE_FORMAT, "cache_dir", lambda p: _read_meta(p) is not None)
+                self._claimed = True
+            locks.mkdir(exist_ok=True)
+        except OSError:
+            return contextlib.nullcontext()  # put() says why the cache cannot be written
+        return FileLock(str(locks / f"{self.namespace}-{digest}.lock"))
+
     def put(self, keys, vectors: np.ndarray) -> None:
         """Store one vector per key (atomically, one file each)."""
         vectors = np.asarray(vectors, dtype="<f4")
         if len(keys) != len(vectors):
             raise ValueError(f"put() got {len(keys)} keys and {len(vectors)} vectors; they must match")
         paths = [self._entry(key) for key in keys]
-        if not self._claimed:
-            claim(self.cache_dir, KIND, CACHE_FORMAT, "cache_dir", lambda p: _read_meta(p) is not None)
-            self._claimed = True
-        meta = self.folder / "meta.json"
-        if not meta.exists():
-            atomic_write(meta, json.dumps({
-                "backbone": self.backbone_key, "preprocessing": self.preprocessing, "format": CACHE_FORMAT,
-                "preprocessing_version": self.preprocessing_version, "kit_version": __version__,
-                "dim": int(vectors.shape[1]) if vectors.ndim == 2 else None,
-            }, indent=1).encode())
-        for path, vec in zip(paths, vectors):
-            atomic_write(path, vec.tobytes(), durable=False)  # an atomic rename; get() skips a torn entry
+        if self.unwritable_ is not None:
+            return
+        try:
+            if not self._claimed:
+                claim(self.cache_dir, KIND, CACHE_FORMAT, "cache_dir", lambda p: _read_meta(p) is not None)
+                self._claimed = True
+            meta = self.folder / "meta.json"
+            if not meta.exists():
+                atomic_write(meta, json.dumps({
+                    "backbone": self.backbone_key, "preprocessing": self.preprocessing, "format": CACHE_FORMAT,
+                    "preprocessing_version": self.preprocessing_version, "kit_version": __version__,
+                    "dim": int(vectors.shape[1]) if vectors.ndim == 2 else None,
+                }, indent=1).encode())
+            for path, vec in zip(paths, vectors):
+                atomic_write(path, vec.tobytes(), durable=False)  # an atomic rename; get() skips a torn entry
+        except OSError as exc:  # a full disk or a read-only folder: the vectors are still returned, not cached
+            self.unwritable_ = str(write_error(exc, self.folder))
+            warnings.warn(f"The embedding cache cannot be written, so these embeddings will be computed again next "
+                          f"time: {self.unwritable_}", CacheNotWrittenWarning, stacklevel=2)
 
 
 def info(cache_dir=None) -> pd.DataFrame:
@@ -215,6 +251,12 @@ def clear(cache_dir=None, backbone: str | None = None) -> int:
             if _TMP.fullmatch(f.name) and is_plain_file(f):
                 f.unlink(missing_ok=True)
         _rmdir_if_empty(ns)
+    locks = root / LOCKS
+    if backbone is None and is_plain_dir(locks):
+        for f in locks.iterdir():
+            if _LOCK.fullmatch(f.name) and is_plain_file(f):
+                f.unlink(missing_ok=True)
+        _rmdir_if_empty(locks)
     return removed
 
 

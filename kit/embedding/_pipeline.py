@@ -7,6 +7,7 @@ unreadable files with their reason, report progress. Nothing here depends on the
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -98,6 +99,23 @@ def _record_cost(spec: BackboneSpec, count: int, t_start: float, first: list) ->
     costs.record("embed", spec.name, count, per_item * count, startup)
 
 
+def _compute(kind, spec, todo, paths, hashes, options, sub_progress, stats, records, bad, cache, first) -> None:
+    """Embed the photos ``todo`` (indices), filling ``records`` (and the cache) and ``bad`` (hash -> reason)."""
+    if not todo:
+        return
+    t_compute = time.perf_counter()
+    for j, record, reason in kind.compute(spec, [paths[i] for i in todo], options, sub_progress, stats):
+        h = hashes[todo[j]]
+        if record is None:
+            bad[h] = reason
+            continue
+        record = np.asarray(record, dtype=np.float32).ravel()
+        records[h] = record
+        if cache is not None:
+            cache.put([h], record.reshape(1, -1))
+    _record_cost(spec, len(todo), t_compute, first)
+
+
 def run(imageset: ImageSet, spec: BackboneSpec, kind: Kind, options: EmbedOptions, cache_dir=None,
         use_cache: bool = True, progress=None) -> Embeddings:
     """Embed ``imageset`` with ``spec`` (of ``kind``): see the module docstring. The same for every kind."""
@@ -127,19 +145,14 @@ def run(imageset: ImageSet, spec: BackboneSpec, kind: Kind, options: EmbedOption
 
     bad: dict = {}
     stats: dict = {}
-    if todo:
-        t_compute = time.perf_counter()
-        for j, record, reason in kind.compute(spec, [paths[i] for i in todo], options, sub_progress, stats):
-            h = hashes[todo[j]]
-            if record is None:
-                bad[h] = reason
-                continue
-            record = np.asarray(record, dtype=np.float32).ravel()
-            records[h] = record
-            if cache is not None:
-                cache.put([h], record.reshape(1, -1))
-
-        _record_cost(spec, len(todo), t_compute, first)
+    lock = cache.work_lock([hashes[i] for i in todo]) if todo and cache is not None else contextlib.nullcontext()
+    with lock:
+        if todo and cache is not None and not isinstance(lock, contextlib.nullcontext):
+            done = cache.get([hashes[i] for i in todo])  # another process may have computed them meanwhile
+            if done:
+                records.update(done)
+                todo = [i for i in todo if hashes[i] not in done]
+        _compute(kind, spec, todo, paths, hashes, options, sub_progress, stats, records, bad, cache, first)
 
     rows, row_paths, labels, row_hashes, table, unreadable = [], [], [], [], [], []
     empty = 0

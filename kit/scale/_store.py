@@ -55,6 +55,7 @@ __all__ = ["EmbeddingStore", "Namespace", "STORE_FORMAT"]
 STORE_FORMAT = 1
 MARKER = ".kit-store"
 MANIFEST = "_kit_manifest.json"
+LOCK = ".kit-store.lock"
 KIND = "embedding-store"
 DTYPES = ("float32", "float16")
 COLUMNS = ("path", "hash", "backbone_key", "label", "size", "mtime_ns", "vector")
@@ -203,6 +204,20 @@ class EmbeddingStore:
         raise ValueError(f"store={str(self.root)!r} is not a kit embedding store (no {MARKER} marker); pass the "
                          f"folder a kit.embed(..., store=...) run wrote, or a new folder")
 
+    def _lock(self):
+        """The store's writer lock (``filelock`` on ``<root>/.kit-store.lock``, released by the operating system
+        if a process dies): two processes adding the same photos write each row once. One instance per store
+        object (it is re-entrant); none on a URL, where object stores offer no lock (one writer at a time)."""
+        import contextlib
+
+        if isinstance(self.root, RemotePath):
+            return contextlib.nullcontext()
+        if getattr(self, "_file_lock", None) is None:
+            from filelock import FileLock
+
+            self._file_lock = FileLock(str(self.root / LOCK))
+        return self._file_lock
+
     def _claim(self) -> None:
         """Make ``root`` a store before the first write: a new or empty folder is marked; a folder holding
         anything else (photos, a kit cache) is refused and left as it is."""
@@ -336,7 +351,8 @@ class EmbeddingStore:
     def refresh_manifest(self) -> None:
         """Rewrite the manifest from the partition files (after a run, or to repair it)."""
         if self._require_store():
-            self._write_manifest()
+            with self._lock():
+                self._write_manifest()
 
     # -------------------------------------------------------------- writing
     def write_rows(self, ns: Namespace, paths, hashes, vectors, labels=None, sizes=None, mtimes=None,
@@ -401,6 +417,11 @@ class EmbeddingStore:
 
         ns = Namespace.of(spec.name, kind_of(spec).cache_key(spec), embeddings.preprocessing,
                           embeddings.vectors.shape[1], self.dtype or "float32")
+        self._claim()
+        with self._lock():  # what is there, then what is new, then the writes: one writer at a time
+            return self._write_new(embeddings, ns, partition_rows)
+
+    def _write_new(self, embeddings: Embeddings, ns: Namespace, partition_rows: int) -> int:
         existing = self._namespaces().get(ns.name) if self.is_store() else None
         if existing is not None and self.dtype is None:
             ns = existing
