@@ -159,6 +159,26 @@ def _unchanged(folder: Path, rel: str, rec: dict) -> bool:
                                                                                          rec.get("mtime_ns"))
 
 
+def _half_made(path: Path, rec: dict) -> bool:
+    """True when ``path``, planned by an export that was killed before it recorded the file as written, is what
+    that export made: a link to the planned target, or a copy whose bytes begin the source's (a cut copy)."""
+    try:
+        if rec.get("mode") == "link":
+            return path.is_symlink() and os.readlink(path) == rec["pending"]
+        if path.is_symlink() or not path.is_file():
+            return False
+        size = path.stat().st_size
+        with open(path, "rb") as made, open(rec["pending"], "rb") as source:
+            while size > 0:
+                chunk = made.read(1 << 20)
+                if not chunk or source.read(len(chunk)) != chunk:
+                    return False
+                size -= len(chunk)
+        return True
+    except (OSError, KeyError, TypeError):
+        return False
+
+
 def _check_replaceable(out: Path, manifest: dict) -> None:
     """Raise unless ``out`` is free, or is a file the kit wrote there and nobody changed since."""
     if not (out.exists() or out.is_symlink()):
@@ -194,7 +214,7 @@ def _remove_previous_export(out_dir: Path, manifest: dict) -> int:
         if rel.startswith("/") or ".." in rel.split("/"):  # not a path the kit records: never followed
             del manifest["files"][rel]
             continue
-        if _unchanged(out_dir, rel, rec):
+        if _unchanged(out_dir, rel, rec) if "pending" not in rec else _half_made(out_dir / rel, rec):
             (out_dir / rel).unlink()
             removed += 1
         del manifest["files"][rel]  # either removed, or no longer the kit's to touch
@@ -387,8 +407,20 @@ def to_folders(paths, labels, out_dir, mode: str = "copy", source_root=None) -> 
     written = []
     used = set()
     try:
+        planned = []  # each file's name, recorded before it is made: a run killed half-way is undone next time
         for p, c in zip(table["path"], table["cluster"]):
             folder = _cluster_folder(out_dir, c, manifest)
+            target = next(folder / n for n in _candidate_names(Path(p).name)
+                          if folder / n not in used and not (folder / n).exists() and not (folder / n).is_symlink())
+            used.add(target)
+            planned.append(target)
+            manifest["files"][target.relative_to(out_dir).as_posix()] = {
+                "by": "folders", "pending": str(Path(p).resolve()) if mode == "link" else str(p), "mode": mode}
+        _save_manifest(out_dir, manifest)
+        used = set(planned)  # a name taken meanwhile falls back to a name no other photo's plan holds
+        for p, planned_target in zip(table["path"], planned):
+            folder = planned_target.parent
+            used.discard(planned_target)
             src = Path(p)
             if mode == "copy":
                 def create(target, src=src):
@@ -401,12 +433,14 @@ def to_folders(paths, labels, out_dir, mode: str = "copy", source_root=None) -> 
                         except BaseException as exc:  # a full disk: no half-copied photo is left behind
                             target.unlink(missing_ok=True)
                             raise_write_error(exc, target)
-                target = _new_file(folder, src.name, used, create)
+                target = _new_file(folder, planned_target.name, used, create)
                 _record(manifest, out_dir, target, "folders")
             else:
                 link = str(src.resolve())
-                target = _new_file(folder, src.name, used, lambda t, link=link: os.symlink(link, t))
+                target = _new_file(folder, planned_target.name, used, lambda t, link=link: os.symlink(link, t))
                 _record(manifest, out_dir, target, "folders", link=link)
+            if target != planned_target:  # the planned name was taken meanwhile (by someone else): not ours
+                manifest["files"].pop(planned_target.relative_to(out_dir).as_posix(), None)
             written.append(str(target))
     finally:
         _save_manifest(out_dir, manifest)

@@ -244,3 +244,40 @@ def test_two_processes_embedding_one_folder_into_one_cache_and_store_write_each_
     table = kit.scale.EmbeddingStore(store).table()
     assert len(table) == len(photos) and not table.duplicated(["path", "hash"]).any()
     np.testing.assert_array_equal(kit.scale.EmbeddingStore(store).read(paths=photos).vectors, clean.vectors)
+
+
+# ---------------------------------------------------------------------------------------- kills while writing
+def test_a_store_write_killed_at_any_point_is_finished_by_the_next_run(tmp_path):
+    photos = sorted(str(p) for p in kit.datasets.clothing().rglob("*.jpg"))[:200]
+    cache, store = tmp_path / "cache", tmp_path / "store"
+    clean = kit.embed(photos, backbone="color_hist", cache_dir=cache)  # the runs below read it from the cache
+    code = (f"import kit; emb = kit.embed({photos!r}, backbone='color_hist', cache_dir={str(cache)!r}); "
+            f"kit.scale.EmbeddingStore({str(store)!r}).write(emb, partition_rows=2)")
+    started = lambda: store.is_dir() and any(store.rglob("*.parquet"))  # noqa: E731
+    codes = [_kill_while(code, started, extra) for extra in (0.0, 0.05, 0.2, 0.5)]
+    assert any(c == -signal.SIGKILL for c in codes), codes
+    s = kit.scale.EmbeddingStore(store)
+    s.write(clean, partition_rows=2)
+    table = s.table()
+    assert len(table) == len(photos) and not table.duplicated(["path", "hash"]).any()
+    np.testing.assert_array_equal(s.read(paths=photos).vectors, clean.vectors)
+    s.clean(older_than=0)  # what killed runs left (hidden temporary files) goes
+    assert not [p for p in store.rglob(".tmp-*")]
+
+
+def test_an_export_killed_at_any_point_is_redone_by_the_next_export(tmp_path):
+    """A copy into cluster folders killed half-way (SIGKILL: no clean-up ran) leaves files that the kit's
+    record does not list as written. The next export removes them too: every photo appears once, whole."""
+    photos = sorted(str(p) for p in kit.datasets.clothing().rglob("*.jpg"))[:300]
+    labels = np.arange(len(photos)) % 5
+    out = tmp_path / "out"
+    code = f"import kit; kit.export.to_folders({photos!r}, {labels.tolist()!r}, {str(out)!r})"
+    started = lambda: out.is_dir() and any(p.is_dir() for p in out.iterdir())  # noqa: E731
+    codes = [_kill_while(code, started, extra) for extra in (0.0, 0.01, 0.03, 0.1)]
+    assert any(c == -signal.SIGKILL for c in codes), codes
+    done = kit.export.to_folders(photos, labels, out)
+    files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != ".kit-export.json")
+    assert len(files) == len(photos) == len(done.table)
+    assert sorted(p.name for p in files) == sorted(Path(p).name for p in photos)  # no "name_1" second copies
+    sources = _digests(photos)
+    assert sorted(_digests(files).values()) == sorted(sources.values())  # each one whole
