@@ -5,7 +5,12 @@ format's header, zeroed runs, junk appended) and embedded in folders of 20 files
 be embedded or listed unreadable with a reason, within 10 s a file. One line: files fuzzed, embedded, listed
 unreadable, and the count of anything lost, unexplained (an exception) or too slow (target 0 each).
 
-Usage: python bench/reliability.py [--files 2000] [--seed 0]
+Then the faults (``tests/test_faults.py`` and the property tests, with ``--kill-points`` more kill points per
+scenario than the suite's short pass): runs killed with SIGKILL while embedding, writing a store, exporting and
+saving hand edits, a full disk, a read-only kit home, two concurrent writers. One line: runs and kills per scenario,
+and the checks that failed (anything lost, corrupt or unexplained; target 0).
+
+Usage: python bench/reliability.py [--files 2000] [--seed 0] [--kill-points 20]
 """
 import argparse
 import os
@@ -49,7 +54,34 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--kill-points", type=int, default=20)
     args = ap.parse_args()
+    fuzz(args)
+    faults(args)
+
+
+def faults(args):
+    import json
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "faults.jsonl"
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               "tests/test_faults.py", "tests/test_properties.py"], cwd=root, capture_output=True,
+                              text=True, env={**os.environ, "KIT_FAULT_POINTS": str(args.kill_points),
+                                              "KIT_FAULT_LOG": str(log)})
+        lines = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+    tail = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-300:]
+    failed = sum(int(n) for n in __import__("re").findall(r"(\d+) failed", tail))
+    runs = ", ".join(f"{x['scenario']} {x['runs']} runs ({x['killed']} killed)" for x in lines)
+    print(f"reliability, faults: {runs}; full disk, read-only kit home, 2 concurrent writers to one cache and one "
+          f"store, score and undo properties: {tail}; failed checks {failed} (target 0); "
+          f"{time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def fuzz(args):
     rng = np.random.default_rng(args.seed)
     done = embedded = unreadable = lost = unexplained = slow = 0
     t_start = time.perf_counter()

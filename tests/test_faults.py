@@ -1,5 +1,7 @@
 """Faults (issue 32): runs killed with SIGKILL at many points while they embed into the cache and while they save
 hand edits. The next run completes, reuses what was finished, and nothing it reads is corrupt."""
+import json
+import os
 import re
 import signal
 import subprocess
@@ -14,6 +16,21 @@ import kit
 import kit.datasets
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _points(*base: float) -> tuple:
+    """The kill points (seconds after the work began): ``base``, plus ``KIT_FAULT_POINTS`` more drawn with a fixed
+    seed between 0 and the largest (``bench/reliability.py`` sets it for a longer campaign)."""
+    more = int(os.environ.get("KIT_FAULT_POINTS", "0"))
+    return base + tuple(np.random.default_rng(len(base)).uniform(0, max(base), more).round(3))
+
+
+def _log(scenario: str, codes) -> None:
+    """Append what was tried to ``KIT_FAULT_LOG`` (a JSON line; the benchmark counts them)."""
+    if os.environ.get("KIT_FAULT_LOG"):
+        with open(os.environ["KIT_FAULT_LOG"], "a") as f:
+            f.write(json.dumps({"scenario": scenario, "runs": len(codes),
+                                "killed": sum(c == -signal.SIGKILL for c in codes)}) + "\n")
 
 
 def _kill_while(code: str, started, extra: float) -> int:
@@ -38,7 +55,8 @@ def test_an_embedding_killed_at_any_point_is_finished_by_the_next_run(tmp_path):
     code = (f"import kit; kit.embed({photos!r}, backbone='color_hist', cache_dir={str(cache)!r}, batch_size=8, "
             f"num_workers=1)")
     started = lambda: cache.is_dir() and any(cache.rglob("*.f32"))  # noqa: E731
-    codes = [_kill_while(code, started, extra) for extra in (0.0, 0.05, 0.2, 0.4, 0.8)]
+    codes = [_kill_while(code, started, extra) for extra in _points(0.0, 0.05, 0.2, 0.4, 0.8)]
+    _log("embedding", codes)
     assert any(c == -signal.SIGKILL for c in codes), codes  # some runs were really cut
     again = kit.embed(photos, backbone="color_hist", cache_dir=cache)
     clean = kit.embed(photos, backbone="color_hist", use_cache=False)
@@ -65,8 +83,9 @@ def test_hand_edit_saves_killed_at_any_point_leave_one_consistent_version(tmp_pa
     from kit.curate import EditFile
 
     log = tmp_path / "clustering.log.jsonl"
-    for extra in (0.0, 0.01, 0.1, 0.3, 0.5):
-        _kill_while(code, log.is_file, extra)
+    codes = []
+    for extra in _points(0.0, 0.01, 0.1, 0.3, 0.5):
+        codes.append(_kill_while(code, log.is_file, extra))
 
         f = EditFile(tmp_path, "clustering")
         e, version = f.load(paths)
@@ -77,6 +96,7 @@ def test_hand_edit_saves_killed_at_any_point_leave_one_consistent_version(tmp_pa
         assert e.labels.tolist() == table["cluster"].tolist()  # the edits in effect are the last complete save
         rebuilt = pd.read_csv(f.rebuild())
         assert rebuilt["cluster"].tolist() == e.labels.tolist()
+    _log("hand-edit save", codes)
 
 
 # ---------------------------------------------------------------------------------------- full disks, read-only
@@ -128,8 +148,6 @@ def test_a_full_disk_gives_a_clear_message_and_leaves_nothing_half_written(tmp_p
     """Issue 32: writes fail as on a full disk (RLIMIT_FSIZE: no file may grow past 400 bytes). Embedding still
     returns the right vectors and says the cache cannot be written, and where; each export fails with the path
     and what to do; no half-written file is left under a real name; the photos are untouched."""
-    import json
-
     photos = _photos(tmp_path)
     before = _digests(photos)
     cache, out = tmp_path / "cache", tmp_path / "out"
@@ -223,8 +241,6 @@ def test_two_processes_embedding_one_folder_into_one_cache_and_store_write_each_
     """Issue 32: two processes embed the same photos into the same cache, then add them to the same store, at
     the same time. Both finish with the vectors of one clean run; each cache entry and each store row is written
     once (the second process waits for the first and reuses its work)."""
-    import json
-
     photos = _photos(tmp_path, n=60)
     cache, store = tmp_path / "cache", tmp_path / "store"
     arg = json.dumps([photos, str(cache), str(store)])
@@ -254,7 +270,8 @@ def test_a_store_write_killed_at_any_point_is_finished_by_the_next_run(tmp_path)
     code = (f"import kit; emb = kit.embed({photos!r}, backbone='color_hist', cache_dir={str(cache)!r}); "
             f"kit.scale.EmbeddingStore({str(store)!r}).write(emb, partition_rows=2)")
     started = lambda: store.is_dir() and any(store.rglob("*.parquet"))  # noqa: E731
-    codes = [_kill_while(code, started, extra) for extra in (0.0, 0.05, 0.2, 0.5)]
+    codes = [_kill_while(code, started, extra) for extra in _points(0.0, 0.05, 0.2, 0.5)]
+    _log("store write", codes)
     assert any(c == -signal.SIGKILL for c in codes), codes
     s = kit.scale.EmbeddingStore(store)
     s.write(clean, partition_rows=2)
@@ -273,7 +290,8 @@ def test_an_export_killed_at_any_point_is_redone_by_the_next_export(tmp_path):
     out = tmp_path / "out"
     code = f"import kit; kit.export.to_folders({photos!r}, {labels.tolist()!r}, {str(out)!r})"
     started = lambda: out.is_dir() and any(p.is_dir() for p in out.iterdir())  # noqa: E731
-    codes = [_kill_while(code, started, extra) for extra in (0.0, 0.01, 0.03, 0.1)]
+    codes = [_kill_while(code, started, extra) for extra in _points(0.0, 0.01, 0.03, 0.1)]
+    _log("export", codes)
     assert any(c == -signal.SIGKILL for c in codes), codes
     done = kit.export.to_folders(photos, labels, out)
     files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != ".kit-export.json")
