@@ -1,0 +1,317 @@
+"""Corrupt files (issue 32, part): every structured file the kit reads back is damaged on purpose (emptied, cut at
+fixed offsets, bytes flipped at fixed positions, replaced by seeded garbage, wrong shapes or types) and the kit
+either refuses it with a ValueError naming the file and what to do, or rebuilds or recomputes from what is intact.
+A wrong result read as good, or an exception leaking from numpy, pandas, pyarrow, json or zipfile, fails the test.
+
+Not detectable, so not asserted: a labels or .meta file cut inside its last value (``dog`` -> ``do`` is a valid
+label too) and a headerless ``.bin`` cut at a whole row (its row count is simply smaller; compare it with the
+``.meta``)."""
+import io
+import json
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import kit
+from kit import formats
+from kit.curate import ClusterEdits, EditFile
+
+SEED = 32
+KINDS = ["empty", "cut-1", "cut-half", "cut-7", "flip-first", "flip-middle", "flip-last", "garbage", "garbage-short"]
+
+
+def corrupt(data: bytes, kind: str) -> bytes:
+    """``data`` damaged in one of the ways of ``KINDS`` (deterministic)."""
+    rng = np.random.default_rng(SEED)
+    n = len(data)
+    if kind == "empty":
+        return b""
+    if kind == "cut-1":
+        return data[:-1]
+    if kind == "cut-half":
+        return data[:n // 2]
+    if kind == "cut-7":
+        return data[:7]
+    if kind.startswith("flip-"):
+        pos = {"first": 0, "middle": n // 2, "last": n - 1}[kind[5:]]
+        out = bytearray(data)
+        out[pos] ^= 0xFF
+        return bytes(out)
+    if kind == "garbage":
+        return rng.bytes(n)
+    if kind == "garbage-short":
+        return rng.bytes(max(1, n // 3))
+    raise AssertionError(kind)
+
+
+def refused_or(fn, *names):
+    """``fn()``'s result, or the ValueError it raised when that names one of ``names`` (a file); any other
+    exception, or a ValueError subclass of a library (JSONDecodeError, UnicodeDecodeError, ArrowInvalid,
+    pandas' ParserError...), fails."""
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - the type is the point of the test
+        assert type(exc) is ValueError, f"{type(exc).__module__}.{type(exc).__name__} leaked: {exc}"
+        assert any(str(n) in str(exc) for n in names), f"the error names none of {names}: {exc}"
+        return exc
+
+
+def _photos(root, n=6):
+    root.mkdir(parents=True, exist_ok=True)
+    truth = {}
+    for i in range(n):
+        name = f"p{i}.png"
+        colour = ((37 * i) % 256, (91 * i + 40) % 256, (53 * i + 90) % 256)
+        Image.new("RGB", (16, 16), colour).save(root / name)
+        truth[name] = "ab"[i % 2]
+    return truth
+
+
+# ------------------------------------------------------------------------------------------------ 1. labels CSV
+@pytest.fixture
+def labelled(tmp_path):
+    root = tmp_path / "photos"
+    truth = _photos(root)
+    text = "path,label\n" + "".join(f"{p},{lab}\n" for p, lab in truth.items())
+    return root, truth, text.encode()
+
+
+def _check_labels(images, truth, root):
+    got = {str(p)[len(str(root)) + 1:]: lab for p, lab in zip(images.paths, images.labels or [None] * len(images))}
+    for name, lab in got.items():
+        assert lab == truth[name], (name, lab)
+    reported = {str(p)[len(str(root)) + 1:] for p in images.unreadable["path"]}
+    assert set(got) | reported == set(truth)  # a photo without a label is reported, never dropped silently
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_labels_csv_corrupt(labelled, tmp_path, kind):
+    root, truth, data = labelled
+    csv = tmp_path / "labels.csv"
+    csv.write_bytes(corrupt(data, kind))
+    out = refused_or(lambda: kit.load_folder(root, labels=str(csv)), csv)
+    if not isinstance(out, Exception):
+        _check_labels(out, truth, root)
+
+
+def test_labels_csv_cut_at_every_offset(labelled, tmp_path):
+    """One-character labels: every cut is either harmless or detectable (a row without its label)."""
+    root, truth, data = labelled
+    csv = tmp_path / "labels.csv"
+    for cut in range(len(data)):
+        csv.write_bytes(data[:cut])
+        out = refused_or(lambda: kit.load_folder(root, labels=str(csv)), csv)
+        if not isinstance(out, Exception):
+            _check_labels(out, truth, root)
+
+
+def test_labels_csv_row_without_label_is_refused(labelled, tmp_path):
+    root, truth, data = labelled
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label\np0.png,a\np1.png,\np2.png\n")
+    with pytest.raises(ValueError, match="no label"):
+        kit.load_folder(root, labels=str(csv))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_image_list_csv_and_parquet_corrupt(labelled, tmp_path, kind):
+    from kit.scale import list_images
+
+    root, truth, data = labelled
+    for name, payload in (("list.csv", data.replace(b"p", b"photos/p")),
+                          ("list.parquet", _parquet_bytes(pd.DataFrame({"path": [f"photos/{p}" for p in truth],
+                                                                        "label": list(truth.values())})))):
+        f = tmp_path / name
+        f.write_bytes(corrupt(payload, kind))
+        out = refused_or(lambda: list_images(f), f)
+        if isinstance(out, Exception) or out.labels is None:
+            continue
+        for p, lab in zip(out.paths, out.labels):
+            name = p.rsplit("/", 1)[-1]
+            if (root / name).is_file() and p == str(root / name):
+                assert lab == truth[name], (p, lab)
+
+
+def _parquet_bytes(table):
+    buf = io.BytesIO()
+    table.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------------------ 2. zip uploads
+def _zip_bytes(members: dict) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def upload(tmp_path):
+    truth = _photos(tmp_path / "src", 3)
+    members = {f"set/{name}": (tmp_path / "src" / name).read_bytes() for name in truth}
+    return members, _zip_bytes(members)
+
+
+def _check_extracted(out, dest, members):
+    written = {p.relative_to(dest).as_posix(): p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+    if isinstance(out, Exception):
+        assert not written, f"a refused zip left {sorted(written)}"
+        return
+    for name, data in written.items():
+        assert members.get(name) == data, f"{name} differs from the zip's member"  # never a damaged photo
+
+
+def test_zip_damaged_at_every_byte(upload, tmp_path):
+    from kit.datasets import extract_zip
+
+    members, data = upload
+    for i in range(0, len(data), 3):
+        for kind in ("flip", "cut"):
+            bad = bytearray(data)
+            if kind == "flip":
+                bad[i] ^= 0xFF
+            else:
+                bad = bad[:i]
+            dest = tmp_path / f"out-{kind}-{i}"
+            out = refused_or(lambda: extract_zip(bytes(bad), dest), "bytes given", "zip", "max_bytes=", "max_files=")
+            _check_extracted(out, dest, members)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_zip_file_corrupt_names_the_file(upload, tmp_path, kind):
+    from kit.datasets import extract_zip
+
+    members, data = upload
+    path = tmp_path / "upload.zip"
+    path.write_bytes(corrupt(data, kind))
+    dest = tmp_path / "out"
+    out = refused_or(lambda: extract_zip(path, dest), path, "zip member")
+    _check_extracted(out, dest, members)
+
+
+@pytest.mark.parametrize("name", ["../x.png", "set/../../x.png", "/tmp/x.png", "C:/x.png", "a/b/../../../x.png"])
+def test_zip_with_path_traversal_writes_nothing(tmp_path, name):
+    from kit.datasets import extract_zip
+
+    png = (tmp_path / "src").mkdir() or _photos(tmp_path / "src", 1) and (tmp_path / "src" / "p0.png").read_bytes()
+    data = _zip_bytes({"ok.png": png, name: png})
+    dest = tmp_path / "deep" / "out"
+    with pytest.raises(ValueError, match="outside the destination"):
+        extract_zip(data, dest)
+    assert not dest.exists() and not (tmp_path / "deep" / "x.png").exists() and not (tmp_path / "x.png").exists()
+
+
+def test_zip_bomb_like_archives_are_refused_before_writing(tmp_path):
+    from kit.datasets import extract_zip
+
+    many = _zip_bytes({f"{i}.png": b"x" for i in range(30)})
+    with pytest.raises(ValueError, match="max_files"):
+        extract_zip(many, tmp_path / "a", max_files=20)
+    big = _zip_bytes({"big.png": b"\0" * 2_000_000})
+    with pytest.raises(ValueError, match="max_bytes"):
+        extract_zip(big, tmp_path / "b", max_bytes=1_000_000)
+    # a central directory that lies about the size: the stream guard stops it and removes what was written
+    lying = bytearray(_zip_bytes({"a.png": b"\0" * 10, "big.png": b"\0" * 2_000_000}))
+    for sig in (b"PK\x01\x02", b"PK\x03\x04"):
+        start = 0
+        while (start := lying.find(sig, start)) >= 0:
+            off = start + (24 if sig == b"PK\x01\x02" else 22)
+            if int.from_bytes(lying[off:off + 4], "little") == 2_000_000:
+                lying[off:off + 4] = (100).to_bytes(4, "little")
+            start += 4
+    out = refused_or(lambda: extract_zip(bytes(lying), tmp_path / "c", max_bytes=1_000_000), "max_bytes", "zip")
+    assert isinstance(out, ValueError)
+    assert not [p for p in (tmp_path / "c").rglob("*") if p.is_file()]
+
+
+# ------------------------------------------------------------------------------------------------ 3. MS1M files
+@pytest.fixture
+def ms1m(tmp_path):
+    rng = np.random.default_rng(SEED)
+    X = rng.standard_normal((10, 8)).astype(np.float32)
+    labels = rng.integers(0, 1000, 10)
+    nbrs = np.stack([rng.permutation(10)[:4] for _ in range(10)])
+    dists = rng.random((10, 4)).astype(np.float32)
+    formats.write_features_bin(tmp_path / "f.bin", X)
+    formats.write_meta(tmp_path / "f.meta", labels)
+    formats.write_knn_npz(tmp_path / "knn.npz", nbrs, dists)
+    return X, labels, nbrs, dists
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_features_bin_corrupt(tmp_path, ms1m, kind):
+    X = ms1m[0]
+    path = tmp_path / "f.bin"
+    path.write_bytes(corrupt(path.read_bytes(), kind))
+    for mmap in (False, True):
+        out = refused_or(lambda: formats.read_features_bin(path, dim=8, mmap=mmap), path)
+        if isinstance(out, Exception):
+            continue
+        assert out.shape[1] == 8 and len(out) <= len(X)
+        if kind.startswith("cut") or kind == "empty":
+            np.testing.assert_array_equal(out, X[:len(out)])  # a cut at a whole row keeps the rows before it
+
+
+@pytest.mark.parametrize("dim", [3, 7, 12, 0, -8, 8.0, "8", True])
+def test_features_bin_wrong_dim(tmp_path, ms1m, dim):
+    path = tmp_path / "f.bin"
+    out = refused_or(lambda: formats.read_features_bin(path, dim=dim), path, "dim=")
+    assert isinstance(out, ValueError)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_meta_corrupt(tmp_path, ms1m, kind):
+    labels = ms1m[1]
+    path = tmp_path / "f.meta"
+    path.write_bytes(corrupt(path.read_bytes(), kind))
+    out = refused_or(lambda: formats.read_meta(path), path)
+    if not isinstance(out, Exception) and kind != "cut-1":  # (cut-1 drops the final newline only)
+        assert len(out) < len(labels) or kind.startswith("flip")
+        n = max(len(out) - 1, 0)  # the last value may be cut inside (undetectable); the ones before are whole
+        np.testing.assert_array_equal(out[:n], labels[:n])
+    elif not isinstance(out, Exception):
+        np.testing.assert_array_equal(out, labels)
+
+
+def test_meta_with_a_blank_line_inside_is_refused(tmp_path):
+    path = tmp_path / "f.meta"
+    path.write_text("1\n2\n\n3\n")
+    with pytest.raises(ValueError, match="line 3"):
+        formats.read_meta(path)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_knn_npz_corrupt(tmp_path, ms1m, kind):
+    _, _, nbrs, dists = ms1m
+    path = tmp_path / "knn.npz"
+    path.write_bytes(corrupt(path.read_bytes(), kind))
+    out = refused_or(lambda: formats.read_knn_npz(path), path)
+    if not isinstance(out, Exception):
+        np.testing.assert_array_equal(out[0], nbrs)
+        np.testing.assert_array_equal(out[1], dists)
+
+
+@pytest.mark.parametrize("arrays", [
+    {}, {"nbrs": np.zeros((3, 2))}, {"data": np.zeros((3, 3, 2))}, {"data": np.zeros((3, 2))},
+    {"nbrs": np.zeros((3, 2)), "dists": np.zeros((3, 3))}, {"nbrs": np.zeros(3), "dists": np.zeros(3)},
+    {"data": np.full((3, 2, 2), np.nan)}, {"data": np.full((3, 2, 2), 7.0)}, {"data": np.full((3, 2, 2), -5.0)},
+    {"data": np.full((3, 2, 2), 0.5)}, {"nbrs": np.array([["a", "b"]] * 3), "dists": np.zeros((3, 2))},
+    {"data": np.zeros((3, 2, 2), dtype=np.complex64)}, {"data": np.zeros((3, 2, 2), dtype=bool)},
+], ids=lambda a: "-".join(f"{k}{np.shape(v)}{np.asarray(v).dtype}" for k, v in a.items()) or "nothing")
+def test_knn_npz_missing_keys_or_wrong_shapes(tmp_path, arrays):
+    path = tmp_path / "knn.npz"
+    np.savez(path, **arrays)
+    out = refused_or(lambda: formats.read_knn_npz(path), path)
+    assert isinstance(out, ValueError)
+
+
+def test_knn_npz_with_pickled_objects_is_refused(tmp_path):
+    path = tmp_path / "knn.npz"
+    np.savez(path, data=np.array([[1, 2], [3]], dtype=object))
+    out = refused_or(lambda: formats.read_knn_npz(path), path)
+    assert isinstance(out, ValueError)
