@@ -315,3 +315,89 @@ def test_knn_npz_with_pickled_objects_is_refused(tmp_path):
     np.savez(path, data=np.array([[1, 2], [3]], dtype=object))
     out = refused_or(lambda: formats.read_knn_npz(path), path)
     assert isinstance(out, ValueError)
+
+
+# ------------------------------------------------------------------------------------------------ 4. embedding store
+@pytest.fixture
+def stored(tmp_path):
+    from kit.scale import EmbeddingStore
+
+    truth = _photos(tmp_path / "photos", 6)
+    emb = kit.embed(kit.load_folder(tmp_path / "photos", labels=None), backbone="color_hist", use_cache=False)
+    store = EmbeddingStore(tmp_path / "store")
+    store.write(emb, partition_rows=2)
+    return store, emb, truth
+
+
+def _vectors_by_path(emb):
+    return {p: v for p, v in zip(emb.paths, emb.vectors)}
+
+
+def _check_read(out, emb):
+    """A read store gives each photo's own vector (a subset of rows at most, never a wrong one)."""
+    want = _vectors_by_path(emb)
+    for p, v in zip(out.paths, out.vectors):
+        np.testing.assert_array_equal(v, want[p])
+
+
+def _manifest_variants(text):
+    good = json.loads(text)
+    (name, info), = good["namespaces"].items()
+    yield from ((k, corrupt(text.encode(), k)) for k in KINDS)
+    for key, value in (("dim", info["dim"] * 2), ("dim", "abc"), ("dim", 0), ("dim", None), ("dtype", "float16"),
+                       ("dtype", 3), ("rows", 10 ** 6), ("partitions", 99), ("backbone_key", None), ("name", "x")):
+        bad = json.loads(text)
+        bad["namespaces"][name][key] = value
+        yield f"{key}={value!r}", json.dumps(bad).encode()
+    for namespaces in ([], "x", None, {name: []}, {name: "x"}, {"other-000000000000": info}):
+        yield f"namespaces={namespaces!r}", json.dumps({**good, "namespaces": namespaces}).encode()
+    yield "a list", b"[1, 2]"
+
+
+def test_store_manifest_corrupt_is_rebuilt_from_the_partitions(stored):
+    store, emb, _ = stored
+    manifest = store.root / "_kit_manifest.json"
+    text = manifest.read_text()
+    clean = store.read()
+    for kind, data in _manifest_variants(text):
+        manifest.write_bytes(data)
+        out = refused_or(store.read, manifest)
+        assert not isinstance(out, Exception), (kind, out)
+        assert out.paths == clean.paths and out.vectors.shape == clean.vectors.shape, kind
+        _check_read(out, emb)
+        assert store.backbones()["rows"].tolist() == [len(clean)], kind
+        store.refresh_manifest()  # repairs it
+        assert json.loads(manifest.read_text())["namespaces"] == json.loads(text)["namespaces"], kind
+
+
+@pytest.mark.parametrize("kind", KINDS + ["flip-data"])
+def test_store_partition_corrupt_is_refused_naming_it(stored, kind):
+    store, emb, _ = stored
+    part = sorted((store.root / store.namespace().name).glob("part-*.parquet"))[1]
+    data = part.read_bytes()
+    if kind == "flip-data":  # inside the vectors' page: only the page checksum tells
+        bad = bytearray(data)
+        bad[200] ^= 0x01
+        part.write_bytes(bytes(bad))
+    else:
+        part.write_bytes(corrupt(data, kind))
+    for call in (store.read, store.table, store.partitions, store.backbones, lambda: store.write(emb)):
+        out = refused_or(call, part.name)
+        if isinstance(out, Exception):
+            assert "embed" in str(out) and "move it away" in str(out)
+        elif call is store.read:
+            _check_read(out, emb)
+
+
+def test_store_partition_missing_reads_the_rest_and_the_next_write_fills_it(stored):
+    store, emb, _ = stored
+    lost = sorted((store.root / store.namespace().name).glob("part-*.parquet"))[0]
+    lost.unlink()  # the manifest still claims its rows
+    out = store.read()
+    assert len(out) == len(emb) - 2
+    _check_read(out, emb)
+    assert store.backbones()["rows"].tolist() == [len(emb) - 2]  # counted from the files, not the manifest
+    assert store.write(emb) == 2
+    out = store.read()
+    assert sorted(out.paths) == sorted(emb.paths)
+    _check_read(out, emb)
