@@ -401,3 +401,68 @@ def test_store_partition_missing_reads_the_rest_and_the_next_write_fills_it(stor
     out = store.read()
     assert sorted(out.paths) == sorted(emb.paths)
     _check_read(out, emb)
+
+
+# ------------------------------------------------------------------------------------------------ 5. embedding cache
+@pytest.fixture
+def cached(tmp_path):
+    _photos(tmp_path / "photos", 6)
+    images = kit.load_folder(tmp_path / "photos", labels=None)
+    clean = kit.embed(images, backbone="color_hist", use_cache=False)
+    cache = tmp_path / "cache"
+    first = kit.embed(images, backbone="color_hist", cache_dir=cache)
+    np.testing.assert_array_equal(first.vectors, clean.vectors)
+    return images, clean, cache
+
+
+ENTRY_DAMAGE = {  # (torn entries, not whole float32s, are tests/test_faults.py's)
+    "empty": lambda d: b"",
+    "one-float-short": lambda d: d[:-4],
+    "half": lambda d: d[:len(d) // 2],
+    "one-float-long": lambda d: d + d[:4],
+    "twice": lambda d: d + d,
+    "nan-first": lambda d: b"\xff\xff\xff\x7f" + d[4:],
+    "inf-last": lambda d: d[:-4] + b"\x00\x00\x80\x7f",
+    "all-ff": lambda d: b"\xff" * len(d),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(ENTRY_DAMAGE))
+def test_cache_entry_damaged_is_computed_again(cached, damage):
+    images, clean, cache = cached
+    entries = sorted(cache.rglob("*.f32"))
+    hurt = entries[::2]
+    for f in hurt:
+        f.write_bytes(ENTRY_DAMAGE[damage](f.read_bytes()))
+    again = kit.embed(images, backbone="color_hist", cache_dir=cache)
+    np.testing.assert_array_equal(again.vectors, clean.vectors)
+    assert again.paths == clean.paths and again.unreadable.empty
+    assert again.stats["computed"] == len(hurt) and again.stats["cached"] == len(entries) - len(hurt)
+    assert all(f.stat().st_size == 4 * clean.vectors.shape[1] for f in entries)  # rewritten whole
+
+
+@pytest.mark.parametrize("kind", KINDS + ["a list", "no keys"])
+def test_cache_meta_json_damaged_is_ignored_and_written_again(cached, kind):
+    images, clean, cache = cached
+    meta, = cache.rglob("meta.json")
+    good = json.loads(meta.read_text())
+    data = {"a list": b"[1]", "no keys": b"{}"}.get(kind) or corrupt(meta.read_bytes(), kind)
+    meta.write_bytes(data)
+    kit.embedding.cache_info(cache)  # lists what it can read, never raises
+    sorted(cache.rglob("*.f32"))[0].unlink()  # one photo to compute: the write repairs meta.json
+    again = kit.embed(images, backbone="color_hist", cache_dir=cache)
+    np.testing.assert_array_equal(again.vectors, clean.vectors)
+    assert again.stats["computed"] == 1
+    assert json.loads(meta.read_text())["backbone"] == good["backbone"]
+    assert kit.embedding.cache_info(cache)["entries"].tolist() == [len(clean)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cache_marker_damaged_is_a_clear_error_or_works(cached, kind):
+    images, clean, cache = cached
+    marker = cache / ".kit-cache"
+    marker.write_bytes(corrupt(marker.read_bytes(), kind))
+    sorted(cache.rglob("*.f32"))[0].unlink()
+    out = refused_or(lambda: kit.embed(images, backbone="color_hist", cache_dir=cache), cache)
+    if not isinstance(out, Exception):
+        np.testing.assert_array_equal(out.vectors, clean.vectors)
