@@ -466,3 +466,86 @@ def test_cache_marker_damaged_is_a_clear_error_or_works(cached, kind):
     out = refused_or(lambda: kit.embed(images, backbone="color_hist", cache_dir=cache), cache)
     if not isinstance(out, Exception):
         np.testing.assert_array_equal(out.vectors, clean.vectors)
+
+
+# ------------------------------------------------------------------------------------------------ 6. hand edits
+PATHS = [f"/photos/{i:02d}.jpg" for i in range(8)]
+
+
+@pytest.fixture
+def edits(tmp_path):
+    """Three saves: the labels after each are in ``states``."""
+    f = EditFile(tmp_path, "clustering")
+    e = ClusterEdits(np.array([0, 0, 1, 1, 2, 2, 3, 3]))
+    states, version = [], 0
+    for op in (lambda e: e.merge(0, 1), lambda e: e.move([7], 2), lambda e: e.rename(2, "shoes")):
+        e = op(e)
+        version = f.save(e, PATHS, version)
+        states.append((e.labels.copy(), dict(e.names)))
+    return f, states
+
+
+def _loaded_is(loaded, state):
+    (e, _), (labels, names) = loaded, state
+    return e.labels.tolist() == labels.tolist() and e.names == names
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_edit_csv_damaged_the_log_gives_the_edits_and_rebuilds_it(edits, kind):
+    f, states = edits
+    f.csv.write_bytes(corrupt(f.csv.read_bytes(), kind))
+    assert _loaded_is(f.load(PATHS), states[-1]) and f.saved_paths() == set(PATHS)
+    f.rebuild()
+    f.log_path.unlink()  # the CSV alone now: as good as the log was
+    assert f.load(PATHS)[0].labels.tolist() == states[-1][0].tolist()
+
+
+@pytest.mark.parametrize("kind", KINDS + ["no cluster column", "clusters not numbers"])
+def test_edit_csv_damaged_without_a_log_is_refused_naming_it(edits, kind):
+    f, states = edits
+    f.log_path.unlink()  # edits saved before the log existed
+    data = {"no cluster column": b"path,name\n/photos/00.jpg,\n",
+            "clusters not numbers": b"path,cluster,name\n/photos/00.jpg,1x,\n"}.get(kind)
+    f.csv.write_bytes(data if data is not None else corrupt(f.csv.read_bytes(), kind))
+    for call in (lambda: f.load(PATHS), f.saved_paths, lambda: f.save(ClusterEdits(np.zeros(8, int)), PATHS, 1)):
+        out = refused_or(call, f.csv)
+        if isinstance(out, tuple):  # read as it is: then what it says is a prefix of the truth
+            e = out[0]
+            known = e.labels != -1
+            assert (e.labels[known] == states[-1][0][known]).all() or kind.startswith("flip")
+
+
+@pytest.mark.parametrize("cut", [1, 10, 0.5, 0.9])
+def test_edit_log_cut_at_the_end_by_a_crash_keeps_the_save_before(edits, cut):
+    f, states = edits
+    lines = f.log_path.read_bytes().splitlines(keepends=True)
+    last = lines[-1]
+    n = int(len(last) * cut) if isinstance(cut, float) else cut
+    f.log_path.write_bytes(b"".join(lines[:-1]) + last[:n])  # a crash while the third line was appended
+    atomic_csv = pd.DataFrame({"path": PATHS, "cluster": states[1][0], "name": [""] * 8})
+    atomic_csv.to_csv(f.csv, index=False)  # (the CSV is written after the line: it still holds the second save)
+    assert _loaded_is(f.load(PATHS), states[1]) and f.version == 2
+    assert f.save(ClusterEdits(states[1][0]).merge(0, 2), PATHS, 2) == 3  # the next save goes on after it
+    assert f.load(PATHS)[0].labels.tolist() == ClusterEdits(states[1][0]).merge(0, 2).labels.tolist()
+
+
+@pytest.mark.parametrize("where", ["last", "middle"])
+@pytest.mark.parametrize("damage", ["flip", "garbage", "valid json, no table", "table of strings", "ragged table"])
+def test_edit_log_with_damaged_lines(edits, where, damage):
+    f, states = edits
+    lines = f.log_path.read_bytes().splitlines(keepends=True)
+    i = len(lines) - 1 if where == "last" else 1
+    entry = json.loads(lines[i])
+    bad = {"flip": lines[i][:20] + bytes([lines[i][20] ^ 0xFF]) + lines[i][21:],
+           "garbage": np.random.default_rng(SEED).bytes(len(lines[i]) - 1) + b"\n",
+           "valid json, no table": json.dumps({"version": entry["version"]}).encode() + b"\n",
+           "table of strings": json.dumps({**entry, "table": "x"}).encode() + b"\n",
+           "ragged table": json.dumps({**entry, "table": {**entry["table"], "path": PATHS[:3]}}).encode() + b"\n",
+           }[damage]
+    f.log_path.write_bytes(b"".join(lines[:i]) + bad + b"".join(lines[i + 1:]))
+    for call in (lambda: f.load(PATHS), f.saved_paths, lambda: f.version, f.rebuild):
+        out = refused_or(call, f.log_path)
+        if isinstance(out, tuple):
+            assert _loaded_is(out, states[-1])  # the CSV and the intact log agree on the newest save
+    if where == "last":
+        assert f.csv.read_text().count("shoes")  # the newest save is never overwritten by an older one
