@@ -392,14 +392,16 @@ class EditFile:
     def _entries(self) -> list:
         """The log's complete lines (a line cut by a crash is ignored: the save it began never finished).
 
-        When the log ends with a damaged line and the CSV is not the table of the last good line, that line was a
-        save that did finish (the CSV is written after it): ValueError, rather than reading an older state."""
+        When the log ends with a whole line (newline included, so not cut by a crash) that is damaged, and the CSV
+        is not the table of the last good line, that line was a save that did finish (the CSV is written after it):
+        ValueError, rather than reading an older state."""
         import json
 
         if not self.log_path.is_file():
             return []
         out, damaged_tail = [], False
-        for line in self.log_path.read_bytes().decode("utf-8", errors="replace").splitlines():
+        text = self.log_path.read_bytes().decode("utf-8", errors="replace")
+        for line in text.splitlines():
             try:
                 entry = json.loads(line)
             except ValueError:
@@ -410,7 +412,7 @@ class EditFile:
                 damaged_tail = False
             elif line.strip():
                 damaged_tail = True
-        if damaged_tail and out and not self._csv_is(out[-1]["table"]):
+        if damaged_tail and text.endswith("\n") and out and not self._csv_is(out[-1]["table"]):
             raise ValueError(f"the last line of {self.log_path} is damaged and {self.csv} is not the save before it, "
                              f"so the newest edits cannot be told: keep the one you trust (move the log away to use "
                              f"the CSV, or delete the CSV and call rebuild() to use the log's last good save)")
