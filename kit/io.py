@@ -185,8 +185,8 @@ def _labels_from_csv(csv_path: Path, root: Path) -> dict:
     if missing.any():
         row = int(missing.to_numpy().argmax())
         raise ValueError(f"labels={str(csv_path)!r}: data row {row + 1} ({table[path_col].iloc[row]!r}) has no path "
-                         f"or no label (a cut or hand-edited file?); give every row a path and a label, or remove the "
-                         f"row")
+                         f"or no label (a cut or hand-edited file?); give every row a path and a label, or remove "
+                         f"the row")
     out = {}
     for p, lab in zip(table[path_col].astype(str), table[label_col]):
         full = Path(p) if os.path.isabs(p) else root / p

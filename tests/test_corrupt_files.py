@@ -549,3 +549,81 @@ def test_edit_log_with_damaged_lines(edits, where, damage):
             assert _loaded_is(out, states[-1])  # the CSV and the intact log agree on the newest save
     if where == "last":
         assert f.csv.read_text().count("shoes")  # the newest save is never overwritten by an older one
+
+
+# ------------------------------------------------------------------------------------------------ 7. runtime.json
+@pytest.fixture
+def runtime_home(tmp_path, monkeypatch):
+    """A KIT_HOME with a stand-in exported Lite0 folder and stand-in runtimes: the record logic without TF."""
+    from kit.backbones import _runtime
+
+    home = tmp_path / "kit"
+    monkeypatch.setenv("KIT_HOME", str(home))
+    monkeypatch.delenv("KIT_RUNTIME", raising=False)
+    folder = home / "models" / f"efficientnet_lite0-kit{kit.__version__}"
+    for sub in ("features", "classifier"):
+        (folder / sub).mkdir(parents=True)
+        (folder / sub / "saved_model.pb").write_bytes(b"stand-in")
+    made = []
+
+    def runner(name, features_dir, runtime, progress=None):
+        made.append(runtime)
+        return _runtime.FeaturesFn(name, runtime, 224, lambda x: np.ones((len(x), 1280), np.float32))
+
+    monkeypatch.setattr(_runtime, "_runner", runner)
+    monkeypatch.setattr(_runtime, "_litert_missing", lambda: None)
+    monkeypatch.setattr(_runtime, "_time_runtimes", lambda runners, x, rounds=3: {"savedmodel": 20.0, "tflite": 10.0})
+    monkeypatch.setattr(_runtime, "PROBE_BATCH", 2)
+    return home, folder, made
+
+
+def _record_variants(good: bytes):
+    yield from ((k, corrupt(good, k)) for k in KINDS)
+    data = json.loads(good)
+    (key, entry), = data["records"].items()
+    for name, value in (("runtime", "gpu"), ("runtime", ["tflite"]), ("img_per_s", 5), ("img_per_s", "ab"),
+                        ("img_per_s", {"tflite": "fast"}), ("cosine", "high"), ("reason", None), ("fingerprint", 3)):
+        yield f"{name}={value!r}", json.dumps({**data, "records": {key: {**entry, name: value}}}).encode()
+    for records in ([], "x", None, {key: "tflite"}, {key: []}, {key: None}):
+        yield f"records={records!r}", json.dumps({**data, "records": records}).encode()
+    yield "format 2", json.dumps({**data, "format": 2}).encode()
+    yield "a list", b"[]"
+
+
+def test_runtime_json_damaged_is_ignored_or_reported_never_a_crash(runtime_home):
+    import warnings
+
+    from kit.backbones import _runtime
+
+    home, folder, made = runtime_home
+    first = _runtime.features_fn("efficientnet_lite0", folder, runtime="auto")
+    assert first.runtime == "savedmodel"
+    record = home / "runtime.json"
+    good = record.read_bytes()
+    for kind, data in _record_variants(good):
+        record.write_bytes(data)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fn = _runtime.features_fn("efficientnet_lite0", folder, runtime="auto")
+        assert fn.runtime in _runtime.RUNTIMES and fn(np.zeros((1, 224, 224, 3), np.float32)).shape == (1, 1280)
+        now = record.read_bytes()
+        if now == data:  # left as it was: it was not readable, and the warning says so naming the file
+            assert any(str(record) in str(w.message) for w in caught), kind
+        else:  # re-measured and recorded again
+            records = json.loads(now)["records"]
+            assert records and all(_runtime._choice_from(e) is not None for e in records.values()), kind
+        record.write_bytes(good)
+
+
+def test_runtime_json_claiming_tflite_without_litert_keeps_the_savedmodel(runtime_home, monkeypatch):
+    from kit.backbones import _runtime
+
+    home, folder, made = runtime_home
+    _runtime.features_fn("efficientnet_lite0", folder, runtime="auto")
+    record = home / "runtime.json"
+    data = json.loads(record.read_text())
+    for entry in data["records"].values():
+        entry["runtime"] = "tflite"
+    record.write_text(json.dumps(data))
+    monkeypatch.setattr(_runtime, "_litert_missing", lambda: "ai_edge_litert cannot be imported (test)")
+    assert _runtime.features_fn("efficientnet_lite0", folder, runtime="auto").runtime == "savedmodel"

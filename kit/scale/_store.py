@@ -256,7 +256,8 @@ class EmbeddingStore:
             except (KeyError, TypeError):
                 return None
             ok = (all(isinstance(getattr(ns, k), str) for k in ("name", "backbone", "backbone_key"))
-                  and isinstance(ns.preprocessing, dict) and type(ns.dim) is int and ns.dim > 0 and ns.dtype in DTYPES)
+                  and isinstance(ns.preprocessing, dict) and type(ns.dim) is int and ns.dim > 0
+                  and ns.dtype in DTYPES)
             return ns if ok else None
 
         known = {}
