@@ -332,6 +332,18 @@ class ClusterEdits:
 
 
 # ----------------------------------------------------------------------------------------- edits on disk
+def _table_ok(table) -> bool:
+    """A log entry's table: None (a reset) or ``path`` and whole-number ``cluster`` lists of one length."""
+    if table is None:
+        return True
+    if not isinstance(table, dict) or not isinstance(table.get("path"), list) or \
+            not isinstance(table.get("cluster"), list) or len(table["path"]) != len(table["cluster"]):
+        return False
+    names = table.get("name", [""] * len(table["path"]))
+    return isinstance(names, list) and len(names) == len(table["path"]) and \
+        all(isinstance(c, int) and not isinstance(c, bool) for c in table["cluster"])
+
+
 class EditConflict(RuntimeError):
     """Saved edits changed since they were loaded (another tab or process saved first). Nothing is lost: the
     other save stays in effect and these edits are kept beside it, at ``kept``."""
@@ -378,20 +390,62 @@ class EditFile:
         return FileLock(str(self.folder / f".{self.stem}.lock"), timeout=30)
 
     def _entries(self) -> list:
-        """The log's complete lines (a line cut by a crash is ignored: the save it began never finished)."""
+        """The log's complete lines (a line cut by a crash is ignored: the save it began never finished).
+
+        When the log ends with a whole line (newline included, so not cut by a crash) that is damaged, and the CSV
+        is not the table of the last good line, that line was a save that did finish (the CSV is written after it):
+        ValueError, rather than reading an older state."""
         import json
 
         if not self.log_path.is_file():
             return []
-        out = []
-        for line in self.log_path.read_text(encoding="utf-8").splitlines():
+        out, damaged_tail = [], False
+        text = self.log_path.read_bytes().decode("utf-8", errors="replace")
+        for line in text.splitlines():
             try:
                 entry = json.loads(line)
             except ValueError:
-                continue
-            if isinstance(entry, dict) and isinstance(entry.get("version"), int):
+                entry = None
+            if isinstance(entry, dict) and isinstance(entry.get("version"), int) and "table" in entry \
+                    and _table_ok(entry["table"]):
                 out.append(entry)
+                damaged_tail = False
+            elif line.strip():
+                damaged_tail = True
+        if damaged_tail and text.endswith("\n") and out and not self._csv_is(out[-1]["table"]):
+            raise ValueError(f"the last line of {self.log_path} is damaged and {self.csv} is not the save before it, "
+                             f"so the newest edits cannot be told: keep the one you trust (move the log away to use "
+                             f"the CSV, or delete the CSV and call rebuild() to use the log's last good save)")
         return out
+
+    def _csv_is(self, table) -> bool:
+        """Whether the CSV holds ``table`` (a log entry's; None: no CSV)."""
+        if not self.csv.is_file():
+            return table is None
+        try:
+            old = self._read_csv()
+        except ValueError:
+            return False
+        return table is not None and len(old) == len(table["path"]) and \
+            old["path"].astype(str).tolist() == list(map(str, table["path"])) and \
+            old["cluster"].tolist() == [int(c) for c in table["cluster"]] and \
+            (old["name"].astype(str).tolist() if "name" in old else [""] * len(old)) == \
+            [str(n) for n in table.get("name", [""] * len(old))]
+
+    def _read_csv(self) -> pd.DataFrame:
+        """The CSV, checked: a ``path`` and an integer ``cluster`` column (ValueError naming it otherwise)."""
+        from ._utils.files import read_csv_table
+
+        table = read_csv_table(self.csv, "edits", keep_default_na=False)
+        ok = {"path", "cluster"} <= set(table.columns)
+        if ok:
+            clusters = pd.to_numeric(table["cluster"], errors="coerce")
+            ok = not clusters.isna().any() and bool((clusters == clusters.round()).all())
+        if not ok:
+            raise ValueError(f"edits={str(self.csv)!r} is damaged or not the kit's (it needs columns path and an "
+                             f"integer cluster; found {list(table.columns)}): call rebuild() to write it again from "
+                             f"{self.log_path.name}, or delete it to go back to the algorithm's clusters")
+        return table.assign(cluster=clusters.astype(np.int64))
 
     @property
     def version(self) -> int:
@@ -409,14 +463,14 @@ class EditFile:
             return ClusterEdits.from_table(table, paths), entries[-1]["version"]
         if not self.csv.is_file():
             return None
-        return ClusterEdits.from_table(pd.read_csv(self.csv, keep_default_na=False), paths), self.version
+        return ClusterEdits.from_table(self._read_csv(), paths), self.version
 
     def saved_paths(self) -> set:
         """The photos the saved edits cover (photos added to the folder later are not among them)."""
         loaded = self._entries()
         if loaded:
             return set() if loaded[-1]["table"] is None else set(map(str, loaded[-1]["table"]["path"]))
-        return set(pd.read_csv(self.csv, keep_default_na=False)["path"].astype(str)) if self.csv.is_file() else set()
+        return set(self._read_csv()["path"].astype(str)) if self.csv.is_file() else set()
 
     def save(self, edits: "ClusterEdits", paths, expected_version: int, operation: str = "",
              details: str = "") -> int:
@@ -455,7 +509,7 @@ class EditFile:
                      "operation": operation, "details": details,
                      "table": None if table is None else {c: table[c].tolist() for c in ("path", "cluster", "name")}}
             if not self.log_path.is_file() and self.csv.is_file():  # edits saved before the log existed
-                old = pd.read_csv(self.csv, keep_default_na=False)
+                old = self._read_csv()
                 first = {"version": 1, "time": "", "operation": "save", "details": "saved before the log",
                          "table": {c: old[c].tolist() for c in ("path", "cluster", "name") if c in old}}
                 with open(self.log_path, "a", encoding="utf-8") as f:

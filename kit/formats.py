@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -95,8 +97,13 @@ def read_meta(path) -> np.ndarray:
     -------
     ndarray of shape (n_samples,), int64
     """
-    with open(path, encoding="ascii") as f:
-        lines = f.read().rstrip("\r\n").splitlines()
+    try:
+        with open(path, encoding="ascii") as f:
+            lines = f.read().rstrip("\r\n").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: byte {exc.start} is not ASCII ({exc.object[exc.start:exc.start + 1]!r}), so this "
+                         "is not a .meta file (one integer label per line) or it is damaged; write it again "
+                         "(write_meta).") from None
     labels = np.empty(len(lines), dtype=np.int64)
     for i, line in enumerate(lines):
         try:
@@ -146,7 +153,15 @@ def read_knn_npz(path) -> tuple:
     neighbours : ndarray of shape (N, k), int64
     distances : ndarray of shape (N, k), float32
     """
-    with np.load(path, allow_pickle=False) as z:
+    damaged = (f"; it may be cut short or damaged: write it again (write_knn_npz), from the features if need be.")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # (a missing file stays an OSError)
+        raise ValueError(f"{path} is not a readable .npz file ({type(exc).__name__}: {exc}){damaged}") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} holds a single array of shape {np.shape(z)}, not an .npz archive with 'data' "
+                         f"(N, 2, k) or 'nbrs' and 'dists'; save it with write_knn_npz.")
+    with z:
         try:
             if "data" in z.files:
                 data = z["data"]
@@ -159,12 +174,25 @@ def read_knn_npz(path) -> tuple:
             else:
                 raise ValueError(f"{path} holds arrays {sorted(z.files)}; expected 'data' (N, 2, k) or 'nbrs' "
                                  "and 'dists' (N, k) each.")
+        except (EOFError, OSError, zipfile.BadZipFile, zlib.error) as exc:
+            raise ValueError(f"{path}: an array cannot be read ({type(exc).__name__}: {exc}){damaged}") from None
         except ValueError as err:
             if "allow_pickle" not in str(err):
-                raise
+                if str(path) in str(err):
+                    raise
+                raise ValueError(f"{path}: an array cannot be read ({err}){damaged}") from None
             raise ValueError(f"{path} stores its kNN lists as pickled objects (ragged rows?), which are not "
                              "loaded for safety; re-save it as a numeric (N, 2, k) array.") from None
     if nbrs.ndim != 2 or nbrs.shape != dists.shape:
         raise ValueError(f"{path}: neighbours and distances must both be (N, k); got {nbrs.shape} and "
                          f"{dists.shape}.")
+    if nbrs.dtype.kind not in "iuf" or dists.dtype.kind not in "iuf":
+        raise ValueError(f"{path}: neighbours and distances must be numbers, got dtypes {nbrs.dtype} and "
+                         f"{dists.dtype}; save them with write_knn_npz.")
+    n = len(nbrs)
+    bad = ~np.isfinite(nbrs) | (nbrs != np.round(nbrs)) | (nbrs < -1) | (nbrs >= n) | np.isnan(dists)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError(f"{path}: row {i}, neighbour {j} is index {nbrs[i, j]!r} with distance {dists[i, j]!r}; "
+                         f"indices are whole numbers in [-1, {n}) (-1: none) and distances are not NaN{damaged}")
     return np.rint(nbrs).astype(np.int64), dists.astype(np.float32)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps
 
+from ._utils.files import read_csv_table
 from ._utils.validation import Interval, StrOptions, validate_params
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -171,7 +172,7 @@ def _probe(path: Path, max_pixels: int) -> str | None:
 
 
 def _labels_from_csv(csv_path: Path, root: Path) -> dict:
-    table = pd.read_csv(csv_path)
+    table = read_csv_table(csv_path, "labels")
     cols = {c.lower(): c for c in table.columns}
     path_col = next((cols[c] for c in ("path", "file", "filename", "image") if c in cols), None)
     label_col = next((cols[c] for c in ("label", "class", "category") if c in cols), None)
@@ -180,6 +181,12 @@ def _labels_from_csv(csv_path: Path, root: Path) -> dict:
             f"labels={str(csv_path)!r}: the CSV needs a path column (path/file/filename/image) and a label "
             f"column (label/class/category); found columns {list(table.columns)}"
         )
+    missing = table[path_col].isna() | table[label_col].isna() | (table[label_col].astype(str).str.strip() == "")
+    if missing.any():
+        row = int(missing.to_numpy().argmax())
+        raise ValueError(f"labels={str(csv_path)!r}: data row {row + 1} ({table[path_col].iloc[row]!r}) has no path "
+                         f"or no label (a cut or hand-edited file?); give every row a path and a label, or remove "
+                         f"the row")
     out = {}
     for p, lab in zip(table[path_col].astype(str), table[label_col]):
         full = Path(p) if os.path.isabs(p) else root / p

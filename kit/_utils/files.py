@@ -180,33 +180,54 @@ def as_location(value):
     return Path(value).expanduser()
 
 
+def _read_parquet(path, read):
+    """``read(path or open file)``; a file cut short, damaged (a page checksum fails) or not Parquet raises a
+    ValueError naming it (a missing file or a permission error stays the OSError it is)."""
+    import pyarrow as pa
+
+    try:
+        if isinstance(path, RemotePath):
+            with path.open("rb") as f:
+                return read(f)
+        return read(path)
+    except (pa.ArrowException, UnicodeDecodeError, OSError) as exc:
+        if isinstance(exc, OSError) and type(exc) is not OSError:
+            raise
+        raise ValueError(f"{path} is not a readable Parquet file ({type(exc).__name__}: {exc}): it was cut short or "
+                         f"damaged; move it away and write it again (a partition of a kit embedding store: the next "
+                         f"kit.embed(..., store=...) embeds its photos again)") from exc
+
+
 def read_table(path, columns=None):
-    """A Parquet file as an Arrow table, from a local path or a :class:`RemotePath`."""
+    """A Parquet file as an Arrow table, from a local path or a :class:`RemotePath` (page checksums verified)."""
     import pyarrow.parquet as pq
 
-    if isinstance(path, RemotePath):
-        with path.open("rb") as f:
-            return pq.read_table(f, columns=None if columns is None else list(columns))
-    return pq.read_table(path, columns=None if columns is None else list(columns))
+    columns = None if columns is None else list(columns)
+    return _read_parquet(path, lambda f: pq.read_table(f, columns=columns, page_checksum_verification=True))
 
 
 def read_metadata(path):
     import pyarrow.parquet as pq
 
-    if isinstance(path, RemotePath):
-        with path.open("rb") as f:
-            return pq.read_metadata(f)
-    return pq.read_metadata(path)
+    return _read_parquet(path, pq.read_metadata)
 
 
 def read_schema(path):
     import pyarrow.parquet as pq
 
-    if isinstance(path, RemotePath):
-        with path.open("rb") as f:
-            return pq.read_schema(f)
-    return pq.read_schema(path)
+    return _read_parquet(path, pq.read_schema)
 
+
+def read_csv_table(path, param: str, **kwargs):
+    """A CSV file as a DataFrame (``pandas.read_csv(path, **kwargs)``); an empty, cut or non-UTF-8 file raises a
+    ValueError naming ``param`` and the path."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{param}={str(path)!r} is not a readable CSV file ({type(exc).__name__}: {exc}); pass a "
+                         f"UTF-8 CSV with a header line, or write the file again") from None
 
 
 # ------------------------------------------------------------------ the one atomic write

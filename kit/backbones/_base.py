@@ -112,6 +112,16 @@ class Kind:
     def compute(self, spec, paths, options: EmbedOptions, progress, stats: dict) -> Iterator:
         raise NotImplementedError
 
+    def record_ok(self, spec, record: np.ndarray) -> bool:
+        """Whether a record read from the cache can be one this kind wrote: finite, of ``record_size`` values
+        (when known). A damaged entry (cut, overwritten) fails and is computed again."""
+        size = self.record_size(spec)
+        return (size is None or record.size == size) and bool(np.isfinite(record).all())
+
+    def record_size(self, spec) -> int | None:
+        """The number of values in one record (None: not fixed)."""
+        return spec.feature_dim
+
     def rows(self, spec, record: np.ndarray):
         """``(vectors (m, D), table rows or None)`` of one cached record."""
         return record.reshape(1, -1), None

@@ -75,6 +75,9 @@ class HogKind(BatchKind):
 class PixelsKind(BatchKind):
     source = "pixels"
 
+    def record_size(self, spec):
+        return 3 * int(spec.input_size) ** 2  # cached before the PCA
+
     def preprocessing(self, spec, options):
         return super().preprocessing(spec, options)  # PCA runs after the cache: not part of its key
 

@@ -58,6 +58,9 @@ class DlibFaceKind(Kind):
     many_rows = True
     stage = "faces"
     empty_reason = NO_FACE
+
+    def record_ok(self, spec, record):
+        return record.size % RECORD_SIZE == 0 and bool(np.isfinite(record).all())
     table_columns = (FACE_COLUMNS[1:], {"face": "int64", "faces_in_photo": "int64", "left": "int64", "top": "int64",
                                         "right": "int64", "bottom": "int64", "score": "float64"})
     stat_names = {"rows": "faces", "empty": "no_face"}

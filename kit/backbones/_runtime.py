@@ -324,6 +324,13 @@ def _write_record(key: str, entry: dict) -> None:
 
 
 def _choice_from(entry: dict) -> RuntimeChoice | None:
+    """The choice a record holds; None when it is not one the kit wrote (wrong keys or types: measured again)."""
+    if not (isinstance(entry, dict)
+            and all(isinstance(entry.get(k), str) for k in ("runtime", "reason", "fingerprint"))
+            and isinstance(entry.get("img_per_s"), dict)
+            and all(isinstance(v, (int, float)) for v in entry["img_per_s"].values())
+            and (entry.get("cosine") is None or isinstance(entry.get("cosine"), (int, float)))):
+        return None
     try:
         choice = RuntimeChoice(runtime=str(entry["runtime"]),
                                img_per_s={str(k): float(v) for k, v in dict(entry["img_per_s"]).items()},
@@ -414,8 +421,8 @@ def probe(name: str, savedmodel_dir, force: bool = False, progress=None) -> Runt
             records = _read_records(_record_path()) or {}
             if key in records:
                 choice = _choice_from(records[key])
-                if choice is not None:
-                    return choice
+                if choice is not None and (choice.runtime != "tflite" or _litert_missing() is None):
+                    return choice  # (a record of tflite on a machine that lost ai-edge-litert: measured again)
         if _kits_model_folder(name, features_dir) is None:
             return RuntimeChoice("savedmodel", {}, None,
                                  f"{str(features_dir)!r} is not a model folder exported by the kit, so no TFLite "

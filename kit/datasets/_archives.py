@@ -60,7 +60,7 @@ def _extract(path: Path, fmt: str, dest: Path) -> None:
         with zipfile.ZipFile(path) as zf:
             todo = [(i, _check_member(i.filename, "zip")) for i in zf.infolist()]
             _stream_zip(zf, [(i, n) for i, n in todo if _zip_skip_reason(i, n) is None], dest, math.inf)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
         raise ValueError(f"archive={fmt!r}: {path.name} is corrupt, unsafe or not a {fmt} file ({exc})") from exc
 
 
@@ -89,7 +89,8 @@ def _stream_zip(zf: zipfile.ZipFile, todo: list, dest: Path, max_bytes: float) -
     except BaseException as exc:
         for p in written:
             p.unlink(missing_ok=True)
-        if isinstance(exc, (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError)):
+        damaged = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError)
+        if isinstance(exc, damaged) and not str(exc).startswith("max_bytes="):  # (a bad offset: ValueError)
             raise ValueError(f"zip member {info.filename!r} is corrupt or unsupported ({exc}); nothing was "
                              f"kept - re-create the archive") from exc
         raise
@@ -152,7 +153,7 @@ def extract_zip(source, dest, max_bytes: int = 500_000_000, max_files: int = 200
         shown = f"source={str(source)!r}"
     try:
         zf = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, NotImplementedError, ValueError, EOFError) as exc:
         raise ValueError(f"{shown} is not a readable zip archive ({exc}); pass a .zip file") from exc
     dest = Path(dest)
     with zf:

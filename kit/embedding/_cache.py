@@ -124,6 +124,7 @@ class EmbeddingCache:
         self.folder = self.cache_dir / self.namespace
         self._claimed = False
         self.unwritable_ = None  # why the cache could not be written (full disk, read-only folder), once it failed
+        self._meta_ok = False
 
     def _entry(self, key: str) -> Path:
         if not isinstance(key, str) or not _KEY.fullmatch(key):
@@ -178,13 +179,14 @@ class EmbeddingCache:
             if not self._claimed:
                 claim(self.cache_dir, KIND, CACHE_FORMAT, "cache_dir", lambda p: _read_meta(p) is not None)
                 self._claimed = True
-            meta = self.folder / "meta.json"
-            if not meta.exists():
-                atomic_write(meta, json.dumps({
-                    "backbone": self.backbone_key, "preprocessing": self.preprocessing, "format": CACHE_FORMAT,
-                    "preprocessing_version": self.preprocessing_version, "kit_version": __version__,
-                    "dim": int(vectors.shape[1]) if vectors.ndim == 2 else None,
-                }, indent=1).encode())
+            if not self._meta_ok:
+                if _read_meta(self.folder) is None:  # absent, or damaged: the kit's own file, written again
+                    atomic_write(self.folder / "meta.json", json.dumps({
+                        "backbone": self.backbone_key, "preprocessing": self.preprocessing, "format": CACHE_FORMAT,
+                        "preprocessing_version": self.preprocessing_version, "kit_version": __version__,
+                        "dim": int(vectors.shape[1]) if vectors.ndim == 2 else None,
+                    }, indent=1).encode())
+                self._meta_ok = True
             for path, vec in zip(paths, vectors):
                 atomic_write(path, vec.tobytes(), durable=False)  # an atomic rename; get() skips a torn entry
         except OSError as exc:  # a full disk or a read-only folder: the vectors are still returned, not cached

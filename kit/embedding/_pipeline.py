@@ -128,6 +128,7 @@ def run(imageset: ImageSet, spec: BackboneSpec, kind: Kind, options: EmbedOption
     paths, hashes = imageset.paths, imageset.hashes
     n = len(paths)
     records = cache.get(set(hashes)) if cache is not None else {}
+    records = {h: r for h, r in records.items() if kind.record_ok(spec, r)}  # a damaged entry is computed again
     first_of_hash: dict = {}
     for i, h in enumerate(hashes):
         if h not in records and h not in first_of_hash:

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .. import backbones as _bb
+from .._utils.files import read_csv_table, read_table
 from .._utils.validation import Interval, StrOptions, validate_params
 from ..backbones import EmbedOptions, Kind, kind_of
 from ..embedding import Embeddings
@@ -66,13 +67,19 @@ class Listing:
 
 
 def _from_table(path: Path) -> Listing:
-    table = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path)
+    parquet = path.suffix.lower() in (".parquet", ".pq")
+    table = read_table(path).to_pandas() if parquet else read_csv_table(path, "images")
     cols = {str(c).lower(): c for c in table.columns}
     path_col = next((cols[c] for c in _PATH_COLUMNS if c in cols), None)
     if path_col is None:
         raise ValueError(f"images={str(path)!r}: the list needs a path column ({'/'.join(_PATH_COLUMNS)}); found "
                          f"columns {list(table.columns)}")
     label_col = next((cols[c] for c in _LABEL_COLUMNS if c in cols), None)
+    missing = table[path_col].isna() | (table[label_col].isna() if label_col is not None else False)
+    if missing.any():
+        row = int(missing.to_numpy().argmax())
+        raise ValueError(f"images={str(path)!r}: data row {row + 1} has no path or no label (a cut or hand-edited "
+                         f"file?); give every row a path (and a label), or remove the row")
     base = path.resolve().parent
     paths = [os.path.abspath(p if os.path.isabs(p) else base / p) for p in table[path_col].astype(str)]
     labels = None if label_col is None else [str(v) for v in table[label_col]]

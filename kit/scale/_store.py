@@ -134,11 +134,11 @@ def _file_stat(path: str):
 def write_parquet_atomic(folder, name: str, table) -> None:
     """Write an Arrow table as ``folder/name`` atomically (``kit._utils.files.atomic_file``): locally through a
     temporary file of its own, ``fsync`` and ``os.replace``; on a URL written under a hidden name, then moved (an
-    object store shows the file only once it is whole)."""
+    object store shows the file only once it is whole). Pages carry CRC checksums, verified on reading."""
     import pyarrow.parquet as pq
 
     with atomic_file(folder / name, suffix=".parquet") as f:
-        pq.write_table(table, f)
+        pq.write_table(table, f, write_page_checksum=True)  # a damaged page is refused on reading, never read
 
 
 def _age(path, now: float) -> float:
@@ -260,26 +260,36 @@ class EmbeddingStore:
         return data if isinstance(data, dict) else {}
 
     def _namespaces(self) -> dict:
-        """``{folder name: Namespace}`` from the manifest, completed from the files' own metadata."""
+        """``{folder name: Namespace}`` from the partition files' own metadata (the record the vectors were written
+        with), completed from the manifest for namespaces without a readable partition yet (a damaged or edited
+        manifest never changes how vectors are read)."""
+
+        def parse(info):
+            try:
+                ns = Namespace(**{k: info[k] for k in ("name", "backbone", "backbone_key", "preprocessing", "dim",
+                                                       "dtype")})
+            except (KeyError, TypeError):
+                return None
+            ok = (all(isinstance(getattr(ns, k), str) for k in ("name", "backbone", "backbone_key"))
+                  and isinstance(ns.preprocessing, dict) and type(ns.dim) is int and ns.dim > 0
+                  and ns.dtype in DTYPES)
+            return ns if ok else None
 
         known = {}
-        for name, info in (self._manifest().get("namespaces") or {}).items():
-            try:
-                known[name] = Namespace(**{k: info[k] for k in ("name", "backbone", "backbone_key",
-                                                                "preprocessing", "dim", "dtype")})
-            except (KeyError, TypeError):
-                continue
         for folder in self._ns_dirs():
-            if folder.name in known:
-                continue
             for f in self._part_files(folder.name):
                 try:
-                    meta = json.loads(read_schema(f).metadata[b"kit"])
-                    known[folder.name] = Namespace(**{k: meta[k] for k in ("name", "backbone", "backbone_key",
-                                                                           "preprocessing", "dim", "dtype")})
-                    break
+                    ns = parse(json.loads(read_schema(f).metadata[b"kit"]))
                 except (OSError, ValueError, KeyError, TypeError):
                     continue
+                if ns is not None and ns.name == folder.name:
+                    known[folder.name] = ns
+                    break
+        listed = self._manifest().get("namespaces")
+        for name, info in (listed if isinstance(listed, dict) else {}).items():
+            ns = parse(info)
+            if name not in known and ns is not None and ns.name == name and _NS.fullmatch(name):
+                known[name] = ns
         return known
 
     def register(self, ns: Namespace) -> Namespace:
@@ -341,7 +351,7 @@ class EmbeddingStore:
             for f in files:
                 try:
                     rows += read_metadata(f).num_rows
-                except OSError:
+                except (OSError, ValueError):  # deleted since, or damaged (reading it says so)
                     continue
             out[name] = {**ns.to_json(), "partitions": len(files), "rows": rows}
         atomic_write(self.root / MANIFEST, json.dumps({
