@@ -5,7 +5,8 @@ format's header, zeroed runs, junk appended) and embedded in folders of 20 files
 be embedded or listed unreadable with a reason, within 10 s a file. One line: files fuzzed, embedded, listed
 unreadable, and the count of anything lost, unexplained (an exception) or too slow (target 0 each).
 
-Then the faults (``tests/test_faults.py`` and the property tests, with ``--kill-points`` more kill points per
+Then the faults (``tests/test_faults.py``, the property tests and the damaged kit files of
+``tests/test_corrupt_files.py``, with ``--kill-points`` more kill points per
 scenario than the suite's short pass): runs killed with SIGKILL while embedding, writing a store, exporting and
 saving hand edits, a full disk, a read-only kit home, two concurrent writers. One line: runs and kills per scenario,
 and the checks that failed (anything lost, corrupt or unexplained; target 0).
@@ -69,7 +70,7 @@ def faults(args):
         log = Path(tmp) / "faults.jsonl"
         t0 = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                               "tests/test_faults.py", "tests/test_properties.py"], cwd=root, capture_output=True,
+                               "tests/test_faults.py", "tests/test_properties.py", "tests/test_corrupt_files.py"], cwd=root, capture_output=True,
                               text=True, env={**os.environ, "KIT_FAULT_POINTS": str(args.kill_points),
                                               "KIT_FAULT_LOG": str(log)})
         lines = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
@@ -77,7 +78,7 @@ def faults(args):
     failed = sum(int(n) for n in __import__("re").findall(r"(\d+) failed", tail))
     runs = ", ".join(f"{x['scenario']} {x['runs']} runs ({x['killed']} killed)" for x in lines)
     print(f"reliability, faults: {runs}; full disk, read-only kit home, 2 concurrent writers to one cache and one "
-          f"store, score and undo properties: {tail}; failed checks {failed} (target 0); "
+          f"store, score and undo properties, damaged caches, stores, edits, CSVs and archives: {tail}; failed checks {failed} (target 0); "
           f"{time.perf_counter() - t0:.0f} s", flush=True)
 
 

@@ -150,6 +150,7 @@ def run(imageset: ImageSet, spec: BackboneSpec, kind: Kind, options: EmbedOption
     with lock:
         if todo and cache is not None and not isinstance(lock, contextlib.nullcontext):
             done = cache.get([hashes[i] for i in todo])  # another process may have computed them meanwhile
+            done = {h: r for h, r in done.items() if kind.record_ok(spec, r)}
             if done:
                 records.update(done)
                 todo = [i for i in todo if hashes[i] not in done]
