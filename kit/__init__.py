@@ -10,6 +10,9 @@ groups), ``metrics`` (scores), ``project`` (PCA, t-SNE, UMAP), ``inspect`` (labe
 (fine-tuning), ``scale`` (embedding stores, Dask, out-of-core methods), ``datasets``, ``formats`` (MS1M files),
 ``costs`` (time forecasts), ``progress`` and ``cli``.
 
+``kit.cluster_photos(folder)`` is the recommended pipeline from photos to clusters without labels (the recommended
+backbones, then ``kit.cluster.auto``); ``kit.compare`` scores backbones and methods side by side.
+
 Importing ``kit`` is cheap: packages load on first use (``kit.cluster.KMeans`` brings in scikit-learn, a network
 brings in TensorFlow), so a dashboard served from the caches starts without them.
 """
@@ -23,7 +26,7 @@ from .io import ImageSet, load_folder, read_image
 _SUBMODULES = ("adapt", "backbones", "cli", "cluster", "costs", "curate", "datasets", "embedding", "export", "faces",
                "formats", "inspect", "io", "k", "metrics", "plot", "progress", "project", "scale")
 
-__all__ = ["__version__", "Embeddings", "ImageSet", "code_digest", "compare", "embed", "kit_home", "load_folder",
+__all__ = ["__version__", "Embeddings", "ImageSet", "cluster_photos", "code_digest", "compare", "embed", "kit_home", "load_folder",
            "read_image", *_SUBMODULES]
 
 
@@ -34,6 +37,10 @@ def __getattr__(name):
         from ._compare import compare
 
         return compare
+    if name == "cluster_photos":
+        from ._photos import cluster_photos
+
+        return cluster_photos
     raise AttributeError(f"module 'kit' has no attribute {name!r}")
 
 

@@ -56,7 +56,9 @@ class AutoResult:
     labels are a partition of convenience); ``table``: one row per candidate (a plain DataFrame:
     ``representation, method, k, stability, silhouette, score, seconds, chosen``); ``reason``: the choice in words;
     ``estimate``: the ``kit.k.estimate`` result on the chosen representation (its K, verdict and evidence), so that
-    a report of "how many groups" shows the same answer as the clustering.
+    a report of "how many groups" shows the same answer as the clustering. From ``kit.cluster_photos`` also
+    ``paths`` (the photo of each row of ``labels``) and ``unreadable`` (a DataFrame ``path, reason`` of the photos
+    that could not be embedded); None from ``auto`` on arrays.
     """
 
     labels: np.ndarray
@@ -67,6 +69,8 @@ class AutoResult:
     table: pd.DataFrame
     reason: str
     estimate: object = None
+    paths: list | None = None
+    unreadable: pd.DataFrame | None = None
 
     def __str__(self) -> str:
         return self.reason

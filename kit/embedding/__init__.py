@@ -19,8 +19,8 @@ from ._cache import CACHE_FORMAT, CacheNotWrittenWarning, EmbeddingCache, defaul
 from ._cache import clear as clear_cache
 from ._cache import info as cache_info
 from ._embed import ENGINES, embed
-from ._pipeline import Embeddings, run
+from ._pipeline import Embeddings, cost_key, run
 from ._views import DEFAULT_VIEWS, VIEWS, ZOOM, embed_views, view_image
 
-__all__ = ["CACHE_FORMAT", "CacheNotWrittenWarning", "DEFAULT_VIEWS", "ENGINES", "VIEWS", "ZOOM", "EmbeddingCache", "Embeddings",
+__all__ = ["CACHE_FORMAT", "CacheNotWrittenWarning", "cost_key", "DEFAULT_VIEWS", "ENGINES", "VIEWS", "ZOOM", "EmbeddingCache", "Embeddings",
            "cache_info", "clear_cache", "default_cache_dir", "embed", "embed_views", "run", "view_image"]

@@ -84,7 +84,12 @@ class Embeddings:
                        backbone=str(z["backbone"]) if "backbone" in z else "unknown", preprocessing={})
 
 
-def _record_cost(spec: BackboneSpec, count: int, t_start: float, first: list) -> None:
+def cost_key(backbone: str, tta: str | None = None) -> str:
+    """The ``kit.costs`` key of embedding with ``backbone`` (test-time augmentation costs more: its own key)."""
+    return backbone if not tta else f"{backbone}+{tta}"
+
+
+def _record_cost(spec: BackboneSpec, count: int, t_start: float, first: list, tta=None) -> None:
     """Remember the per-photo cost of this backbone here (``kit.costs``), the first batch apart (it carries the
     model's loading)."""
     end = time.perf_counter()
@@ -96,7 +101,7 @@ def _record_cost(spec: BackboneSpec, count: int, t_start: float, first: list) ->
         startup = max(0.0, (t_first - t_start) - per_item * done_first)
     else:
         per_item, startup = (end - t_start) / count, 0.0
-    costs.record("embed", spec.name, count, per_item * count, startup)
+    costs.record("embed", cost_key(spec.name, tta), count, per_item * count, startup)
 
 
 def _compute(kind, spec, todo, paths, hashes, options, sub_progress, stats, records, bad, cache, first) -> None:
@@ -113,7 +118,7 @@ def _compute(kind, spec, todo, paths, hashes, options, sub_progress, stats, reco
         records[h] = record
         if cache is not None:
             cache.put([h], record.reshape(1, -1))
-    _record_cost(spec, len(todo), t_compute, first)
+    _record_cost(spec, len(todo), t_compute, first, options.tta)
 
 
 def run(imageset: ImageSet, spec: BackboneSpec, kind: Kind, options: EmbedOptions, cache_dir=None,
