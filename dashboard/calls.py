@@ -4,6 +4,7 @@ thumbnails and top labels. Results that persist on disk are keyed by :func:`fing
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -13,6 +14,8 @@ import streamlit as st
 
 import kit
 import kit.datasets
+
+import settings
 
 
 @st.cache_data(show_spinner=False)
@@ -120,28 +123,42 @@ def fingerprint(folder: str, backbone: str) -> str:
 # server process shows the first page without importing scikit-learn or re-clustering.
 @st.cache_data(show_spinner="Clustering...", max_entries=64, persist="disk")
 def _cluster_labels(fp: str, folder: str, backbone: str, method: str, params_json: str) -> np.ndarray:
-    if method == "auto":
-        return _auto(fp, folder, backbone, params_json).labels
+    if method in settings.AUTOMATIC:
+        return _auto(fp, folder, backbone, method, params_json).labels
     emb = _embed(folder, backbone)
     return kit.cluster.make(method, random_state=0, **json.loads(params_json)).fit(emb.vectors).labels_
 
 
 @st.cache_data(show_spinner="Choosing the method and K without labels (stability on two halves, held-out "
                             "silhouette)...", max_entries=16, persist="disk")
-def _auto(fp: str, folder: str, backbone: str, params_json: str):
+def _auto(fp: str, folder: str, backbone: str, method: str, params_json: str):
     emb = _embed(folder, backbone)
+    if method == settings.RECOMMENDED:  # the kit's recommended pipeline, its rows matched to this backbone's
+        result = kit.cluster_photos(load_images(folder), random_state=0)
+        by_path = dict(zip(result.paths, result.labels))
+        return dataclasses.replace(result, labels=np.asarray([by_path.get(p, -1) for p in emb.paths]),
+                                   paths=list(emb.paths))
     # named by the backbone, so the reason reads "leiden on efficientnet_lite0 with K=7"
     return kit.cluster.make("auto", random_state=0, **json.loads(params_json)).fit({backbone: emb.vectors}).result_
 
 
-def auto_result(folder: str, backbone: str, params_json: str):
-    """The ``kit.cluster.auto`` result behind the "Automatic" clustering: labels, method, K, candidates table and
-    the reason in words."""
-    return _auto(fingerprint(folder, backbone), folder, backbone, params_json)
+def auto_result(folder: str, backbone: str, method: str, params_json: str):
+    """The ``kit.cluster.AutoResult`` behind an automatic clustering (the recommended one, or Automatic on this
+    backbone): labels, method, K, candidates table and the reason in words. The recommended pipeline embeds the
+    photos with its backbones first, each with its own progress bar and forecast (:func:`embeddings`)."""
+    fp = fingerprint(folder, backbone)
+    if method == settings.RECOMMENDED and ("clustered", fp, method, params_json) not in _memo():
+        for name in kit.RECOMMENDED_BACKBONES:
+            embeddings(folder, name)
+    result = _auto(fp, folder, backbone, method, params_json)
+    _memo()[("clustered", fp, method, params_json)] = True
+    return result
 
 
 def cluster_labels(folder: str, backbone: str, method: str, params_json: str) -> np.ndarray:
     fp = fingerprint(folder, backbone)
+    if method in settings.AUTOMATIC:
+        return auto_result(folder, backbone, method, params_json).labels
     labels = _cluster_labels(fp, folder, backbone, method, params_json)
     _memo()[("clustered", fp, method, params_json)] = True
     return labels

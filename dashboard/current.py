@@ -53,9 +53,9 @@ def clustering(images: kit.ImageSet) -> Clustering:
     these images)."""
     s = settings.settings()
     method = s["method"]
-    if method == "auto" and len(images) < settings.AUTO_MIN_ROWS:
+    if method in settings.AUTOMATIC and len(images) < settings.AUTO_MIN_ROWS:
         method = "kmeans"  # too few photos to compare methods on halves: k-means at the default K (the page says so)
-    entry = settings.REGISTRY[method]
+    entry = settings.entry(method)
     params = entry.params(s, k=current_k(images) if entry.needs_k else None, n_rows=len(images))
     return Clustering(method, params, json.dumps(params, sort_keys=True))
 

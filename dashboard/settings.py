@@ -16,8 +16,19 @@ from kit.cluster import METHODS as REGISTRY
 
 SOURCES = {"clothing": "Clothing photos (built in, 500 photos)", "demo": "Quick demo (scikit-image photos)",
            "folder": "A folder on this machine", "upload": "Upload a zip"}
-#: The methods offered on the Cluster page, with their labels (in the registry's order).
-METHODS = {name: m.label for name, m in REGISTRY.items() if m.dashboard}
+#: The kit's recommended pipeline (``kit.cluster_photos``: three backbones, then ``auto``), the default clustering.
+#: It clusters photos, not one backbone's vectors, so it is the dashboard's own entry beside the registry's methods.
+RECOMMENDED = "recommended"
+#: The clusterings whose method and K are chosen from the photos (``kit.cluster.AutoResult`` behind them).
+AUTOMATIC = (RECOMMENDED, "auto")
+#: The methods offered on the Cluster page, with their labels (the recommended one, then the registry's order).
+METHODS = {RECOMMENDED: "Recommended (label-free: three backbones, method and K chosen)",
+           **{name: m.label for name, m in REGISTRY.items() if m.dashboard}}
+DESCRIPTIONS = {RECOMMENDED: "The kit's recommended clustering (kit.cluster_photos): the photos are embedded with "
+                             "EfficientNet-Lite0, 1 and 2, then the representation (one of them or the three together), "
+                             "the method (k-means, Ward, spectral, Leiden) and K are chosen from the photos alone, as "
+                             "for Automatic. Measured on four labelled sets of different photos, it beat k-means on one "
+                             "backbone told the true K on each. The same clustering is shown whatever the backbone."}
 #: Every method setting by its key (unique across methods).
 METHOD_SETTINGS = {s.key: s for m in REGISTRY.values() for s in m.settings}
 DEFAULT_BACKBONE = "efficientnet_lite0"
@@ -25,7 +36,7 @@ MAX_UPLOAD_MB = 200
 MIN_PHOTOS = 2
 
 # Every setting and its default; the method settings come from the registry.
-DEFAULTS = {"source": "clothing", "folder": "", "upload": "", "backbones": [DEFAULT_BACKBONE], "method": "auto",
+DEFAULTS = {"source": "clothing", "folder": "", "upload": "", "backbones": [DEFAULT_BACKBONE], "method": RECOMMENDED,
             "k": None, **{key: s.default for key, s in METHOD_SETTINGS.items()}}
 # The view: what each page shows, kept in the URL too so that a reload shows the same view. Name -> (default,
 # the values it can take, or its type).
@@ -180,9 +191,18 @@ def write_url(s: dict) -> None:
         st.query_params.from_dict(wanted)
 
 
+def entry(method: str):
+    """The registry entry behind ``method`` (the recommended clustering has Automatic's: no K, no settings)."""
+    return REGISTRY["auto" if method == RECOMMENDED else method]
+
+
+def description(method: str) -> str:
+    return DESCRIPTIONS.get(method) or entry(method).description
+
+
 def method_settings(method: str) -> tuple:
     """The setting keys of ``method``: ``"k"`` when it takes K, then its own settings (from the registry)."""
-    m = REGISTRY.get(method)
+    m = entry(method) if method in METHODS else None
     if m is None:
         return ()
     return (("k",) if m.needs_k else ()) + tuple(s.key for s in m.settings)

@@ -107,9 +107,9 @@ def sidebar_footer() -> None:
     if images is not None and len(images) >= settings.MIN_PHOTOS:
         c = current.clustering(images)
         text = f"Clustering: **{settings.METHODS.get(c.method, c.method)}**"
-        automatic = [spec.label for spec in settings.REGISTRY[c.method].settings
+        automatic = [spec.label for spec in settings.entry(c.method).settings
                      if spec.auto is not None and s.get(spec.key) is None]
-        if c.method == "auto":
+        if c.method in settings.AUTOMATIC:
             text += ", method and K chosen from the photos"
         elif c.params:
             text += ", " + settings.params_text({k: v for k, v in c.params.items() if v != "auto"})

@@ -28,7 +28,7 @@ def method_controls(method: str, n_rows: int, fallbacks: dict | None = None) -> 
     checkbox for a setting that can be left automatic. ``fallbacks``: the value offered when a person unticks
     "automatic" (a data-driven one such as DBSCAN's knee), instead of the registry's ``manual``."""
     s = settings.settings()
-    for spec in settings.REGISTRY[method].settings:
+    for spec in settings.entry(method).settings:
         key = spec.key
         if spec.auto is not None:
             fallback = (fallbacks or {}).get(key, spec.manual)

@@ -26,7 +26,8 @@ from .io import ImageSet, load_folder, read_image
 _SUBMODULES = ("adapt", "backbones", "cli", "cluster", "costs", "curate", "datasets", "embedding", "export", "faces",
                "formats", "inspect", "io", "k", "metrics", "plot", "progress", "project", "scale")
 
-__all__ = ["__version__", "Embeddings", "ImageSet", "cluster_photos", "code_digest", "compare", "embed", "kit_home", "load_folder",
+__all__ = ["__version__", "RECOMMENDED_BACKBONES", "Embeddings", "ImageSet", "cluster_photos", "cluster_photos_forecast", "code_digest",
+           "compare", "embed", "kit_home", "load_folder",
            "read_image", *_SUBMODULES]
 
 
@@ -37,10 +38,10 @@ def __getattr__(name):
         from ._compare import compare
 
         return compare
-    if name == "cluster_photos":
-        from ._photos import cluster_photos
+    if name in ("cluster_photos", "cluster_photos_forecast", "RECOMMENDED_BACKBONES"):
+        from . import _photos
 
-        return cluster_photos
+        return getattr(_photos, name)
     raise AttributeError(f"module 'kit' has no attribute {name!r}")
 
 

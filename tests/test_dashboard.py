@@ -206,21 +206,29 @@ def test_k_of_one_folder_does_not_carry_over_and_sliders_clamp(tmp_path):
     assert _metric(at, "Clusters") == "102"
 
 
-def test_automatic_and_scan_clusterings_from_the_cluster_page():
-    """Issue 15: the label-free automatic pipeline is the dashboard's default clustering and the SCAN head a method
-    of the Cluster page; the automatic one says what it chose and why, and every page follows it."""
+def test_recommended_automatic_and_scan_clusterings_from_the_cluster_page():
+    """Issues 15 and 28: the kit's recommended label-free pipeline (kit.cluster_photos: three backbones, then auto)
+    is the dashboard's default clustering, Automatic on one backbone and the SCAN head are methods of the Cluster
+    page; an automatic clustering says what it chose and why, and every page follows it."""
     at = open_page("cluster")
     _ok(at)
-    assert at.selectbox(key="w_method").value == "auto"  # the default: nothing chosen by hand
-    assert "method" not in at.query_params or at.query_params["method"] == "auto"
+    assert at.selectbox(key="w_method").value == "recommended"  # the default: nothing chosen by hand
+    assert "method" not in at.query_params or at.query_params["method"] == "recommended"
     reason = [i.value for i in at.info if " with K=" in i.value]
-    assert reason and "held-out silhouette" in reason[0] and " on efficientnet_lite0 " in reason[0]
+    assert reason and "held-out silhouette" in reason[0] and "among the 4 representations" in reason[0], reason
+    assert re.match(r"\w+ on (lite0|lite1|lite2|concat) with K=", reason[0]), reason[0]
     k = int(re.search(r"with K=(\d+)", reason[0]).group(1))
     assert at.metric[0].value == str(k)  # the clusters shown are the ones it chose
     assert 0.45 < float(at.metric[2].value) <= 1  # NMI on the default photos (k-means at the true K: about 0.6)
+    assert any("kit.cluster_photos" in c.value for c in at.caption)
     go(at, "gallery")
     assert sum(1 for m in at.markdown if m.value.startswith("**cluster")) == k
     go(at, "cluster")
+    at.selectbox(key="w_method").set_value("auto").run()  # Automatic: the same choice on this backbone alone
+    _ok(at)
+    reason = [i.value for i in at.info if " with K=" in i.value]
+    assert reason and " on efficientnet_lite0 " in reason[0] and "representations" not in reason[0], reason
+    assert at.metric[0].value == re.search(r"with K=(\d+)", reason[0]).group(1)
     at.selectbox(key="w_method").set_value("scan").run()
     _ok(at)
     assert at.metric[0].value == "10" and float(at.metric[2].value) > 0.45
@@ -407,7 +415,7 @@ def test_every_page_and_export_report_the_hand_edited_clustering(tmp_path):
 def test_how_many_groups_gives_the_answer_the_clustering_used():
     """Issue 27.5-6: the K page's verdict is the one the Automatic clustering states, and its dendrogram is cut at
     the number of clusters shown on the Cluster page."""
-    at = open_page("cluster")  # the default clustering: Automatic (label-free)
+    at = open_page("cluster")  # the default clustering: the recommended one (label-free, automatic)
     clusters = _metrics(at)["Clusters"]
     reason = next(i.value for i in at.info if " with K=" in i.value)
     go(at, "k")

@@ -82,7 +82,7 @@ def test_cluster_photos_reports_one_bar_with_a_forecast_once_measured(folder, re
     assert any(s.startswith("embedding with efficientnet_lite2") for s in stages)
     assert any("estimating K" in s for s in stages)
     # the first run recorded its costs here: the next run says beforehand how long it should take
-    seconds = kit._photos.forecast(60)
+    seconds = kit.cluster_photos_forecast(60)
     assert seconds is not None and seconds > 0
     calls2 = []
     kit.cluster_photos(folder, random_state=0, progress=lambda d, t, s: calls2.append(s))

@@ -47,10 +47,10 @@ if images is not None:
     widgets.method_controls(method, len(images), fallbacks)
     if method == "dbscan":
         st.plotly_chart(kit.plot.k_distance(d, s["eps"] or eps_auto), key="k_distance")
-    if settings.REGISTRY[method].description:
-        st.caption(settings.REGISTRY[method].description)
+    if settings.description(method):
+        st.caption(settings.description(method))
     result = current.current_result(folder)
-    if result is not None and method == "auto" and result.clustering.method != "auto":
+    if result is not None and method in settings.AUTOMATIC and result.clustering.method not in settings.AUTOMATIC:
         st.info(f"Only {len(result.labels)} photos: the automatic choice needs at least {settings.AUTO_MIN_ROWS} to "
                 f"compare methods on two halves, so this is k-means at K = {result.clustering.params['n_clusters']}.",
                 icon=":material/info:")
@@ -78,8 +78,8 @@ if images is not None:
         if undefined:
             st.warning(f"External scores (NMI, ARI, BCubed...) are undefined here: {undefined}",
                        icon=":material/help:")
-        if c.method == "auto":
-            chosen = calls.auto_result(folder, bb, c.params_json)
+        if c.method in settings.AUTOMATIC:
+            chosen = calls.auto_result(folder, bb, c.method, c.params_json)
             st.info(chosen.reason, icon=":material/auto_awesome:")
             with st.expander("Every candidate it scored"):
                 st.dataframe(chosen.table, hide_index=True, key="auto_table")

@@ -26,8 +26,8 @@ if images is not None:
     shown = current.clustering(images)
     st.caption(f"Estimated on the **{bb}** embeddings. True number of labels: "
                f"{len(set(images.labels)) if images.labels else 'unknown'}. Current clustering: {shown.text}.")
-    if shown.method == "auto":  # the estimate the Automatic clustering used: the same answer on both pages
-        result = calls.auto_result(folder, bb, shown.params_json).estimate
+    if shown.method in settings.AUTOMATIC:  # the estimate the automatic clustering used: one answer on both pages
+        result = calls.auto_result(folder, bb, shown.method, shown.params_json).estimate
     else:
         result = calls.k_result(folder, bb)
     lo, hi = current.k_range(images)
