@@ -87,6 +87,8 @@ def main():
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--sets", nargs="+", default=list(SETS))
     ap.add_argument("--more", action="store_true", help="also the SCAN head variants (slow)")
+    ap.add_argument("--noise-seeds", type=int, default=10,
+                    help="seeds of the honesty check: cluster_photos' choice on three blocks of noise")
     args = ap.parse_args()
     seeds = list(range(args.seeds))
     table, ks_found, seconds, sizes = {}, {}, {}, {}
@@ -132,6 +134,21 @@ def main():
     print(f"quality: kit.cluster_photos gains " + ", ".join(f"{s} {g:+.3f}" for s, g in gains.items()) +
           f" NMI over k-means on lite0 at the true K; mean over {len(shared)} shared sets {np.mean(shared):+.3f} "
           f"(target >= +{TARGET_MEAN:.2f}, none below 0): {'met' if ok else 'NOT met'}", flush=True)
+    noise_check(args.noise_seeds)
+
+
+def noise_check(n_seeds):
+    """The verdict stays honest: what cluster_photos runs (auto over three blocks and their concatenation), on
+    three blocks of Gaussian noise (300 x 32 each), must say "no clear K" for every seed."""
+    from kit._photos import RECOMMENDED_METHODS
+
+    said = []
+    for seed in range(n_seeds):
+        rng = np.random.default_rng(seed)
+        blocks = {f"b{i}": rng.normal(size=(300, 32)).astype(np.float32) for i in range(3)}
+        said.append(not C.auto(blocks, methods=RECOMMENDED_METHODS, random_state=seed).clear)
+    print(f"quality: no clear K on noise (3 blocks of 300 x 32, cluster_photos' methods): {sum(said)}/{n_seeds} "
+          f"seeds (target {n_seeds}/{n_seeds})", flush=True)
 
 
 if __name__ == "__main__":

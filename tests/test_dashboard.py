@@ -346,15 +346,21 @@ def test_a_zip_that_is_not_one_is_refused_in_plain_words(tmp_path):
 
 
 def test_classical_baselines_are_offered_and_scored_beside_the_cnn():
-    """Issue 13: colour histograms, HOG and raw pixels are backbones like any other in the dashboard."""
+    """Issue 13: colour histograms, HOG and raw pixels are backbones like any other in the dashboard. With the
+    recommended clustering (three backbones at once, the default: issue 28) the table still compares them, by
+    Automatic on each backbone alone, below the recommended clustering's own row, which the Cluster page shows."""
     at = open_page("backbones", query={"backbones": "efficientnet_lite0,hog,color_hist"})
     _ok(at)
     options = set(at.sidebar.multiselect(key="w_backbones").options)
     assert {"color_hist", "hog", "pixels", "efficientnet_lite0"} <= options
     table = at.dataframe[0].value.set_index("backbone")
-    assert list(table.index) == ["efficientnet_lite0", "hog", "color_hist"]
+    assert list(table.index) == ["recommended (lite0+lite1+lite2)", "efficientnet_lite0", "hog", "color_hist"]
     assert table.loc["efficientnet_lite0", "nmi"] > table.loc["hog", "nmi"] + 0.2
     assert len(at.get("plotly_chart")) == 3
+    recommended = table.iloc[0]
+    go(at, "cluster")
+    assert _metric(at, "Clusters") == str(int(recommended["n_clusters"]))
+    assert _metric(at, "NMI") == f"{recommended['nmi']:.3f}"
 
 
 def test_the_data_page_finds_near_duplicates_on_request():

@@ -274,3 +274,16 @@ def test_make_builds_scan_and_auto_by_name(small):
         C.make("magic")
     with pytest.raises(InvalidParameterError, match="'n_splits' parameter of Auto"):
         C.make("auto", n_splits=0).fit(X)
+
+
+def test_the_recommended_choice_says_no_clear_k_on_noise():
+    """Issue 28: what kit.cluster_photos runs (auto over three blocks and their concatenation, its methods) keeps
+    an honest verdict: on three blocks of noise it reports no clear K, whatever the seed (4 seeds here, about 10 s
+    each; bench/quality.py --noise-seeds 10 checks more)."""
+    from kit._photos import RECOMMENDED_METHODS
+
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        blocks = {f"b{i}": rng.normal(size=(100, 8)).astype(np.float32) for i in range(3)}
+        result = C.auto(blocks, methods=RECOMMENDED_METHODS, random_state=seed)
+        assert not result.clear and "no clear structure" in result.reason.lower(), (seed, result.reason)

@@ -20,6 +20,15 @@ def _selected(key: str, paths: list) -> None:
     settings.put("selected", [paths[int(pt["customdata"])] for pt in points if "customdata" in pt])
 
 
+def _table(slot, rows: list) -> None:
+    table = pd.DataFrame(rows)
+    cols = [k for k in ["backbone", "n_clusters", "nmi", "ari", "bcubed_f", "pairwise_f", "silhouette",
+                        "calinski_harabasz", "davies_bouldin"] if k in table.columns]
+    formats = {k: st.column_config.NumberColumn(format="%.3f") for k in cols[2:]}
+    formats["n_clusters"] = st.column_config.NumberColumn("clusters", format="%d")
+    slot.dataframe(table[cols], hide_index=True, column_config=formats)
+
+
 st.title("Compare backbones")
 folder = sidebar.folder()
 images = current.images_or_explain(folder)
@@ -42,9 +51,18 @@ elif images is not None:
                                      "thumbnail." if too_many else
                                 "Show each point's photo when the pointer rests on it (Vega-Lite chart). "
                                 "Off: a WebGL chart where clicked or lassoed points show their photos.")
-    st.subheader(f"Scores ({c.text})")
+    # the recommended clustering is one clustering of three backbones together: every plot is coloured by it (the
+    # clustering every page shows), while the table scores Automatic on each backbone alone, so that it still
+    # compares backbones, with the recommended clustering's own scores in its first row
+    recommended = c.method == settings.RECOMMENDED
+    per_backbone = "auto" if recommended else c.method
+    st.subheader(f"Scores ({settings.METHODS['auto'] + ' on each backbone' if recommended else c.text})")
     table_slot = st.empty()
     note_slot = st.empty()
+    if recommended:
+        st.caption("The plots are coloured by the recommended clustering (EfficientNet-Lite0, 1 and 2 together, the "
+                   "one every page shows); the table scores Automatic on each backbone's own embeddings, so that "
+                   "the backbones can be compared, and the recommended clustering in its first row.")
     selected = set(settings.get("selected"))
     rows, undefined = [], None
     plots = st.columns(len(chosen))
@@ -64,19 +82,14 @@ elif images is not None:
                                                      color_title="true label" if emb.labels else None),
                                     key=f"first_scatter_{bb}")
         labels = calls.cluster_labels(folder, bb, c.method, c.params_json)
-        bb_scores = calls.scores(folder, bb, c.method, c.params_json)
-        if bb == primary:  # hand edits (Curate page) are of the primary backbone's clustering: shown here too
+        bb_scores = calls.scores(folder, bb, per_backbone, c.params_json)
+        if bb == primary and not recommended:  # hand edits (Curate page) are of the primary backbone's clustering
             result = current.current_result(folder)
             if result is not None and result.edited:
                 labels, bb_scores = result.labels, result.scores
         rows.append({"backbone": bb, **bb_scores})
-        undefined = undefined or calls.undefined_reason(folder, bb, c.method, c.params_json)
-        table = pd.DataFrame(rows)
-        cols = [k for k in ["backbone", "n_clusters", "nmi", "ari", "bcubed_f", "pairwise_f", "silhouette",
-                            "calinski_harabasz", "davies_bouldin"] if k in table.columns]
-        formats = {k: st.column_config.NumberColumn(format="%.3f") for k in cols[2:]}
-        formats["n_clusters"] = st.column_config.NumberColumn("clusters", format="%d")
-        table_slot.dataframe(table[cols], hide_index=True, column_config=formats)
+        undefined = undefined or calls.undefined_reason(folder, bb, per_backbone, c.params_json)
+        _table(table_slot, rows)
         colour = labels if colour_by == "cluster" else emb.labels
         if not mappable:
             col.info(f"{bb}: a map needs at least 3 photos; the scores above are computed.")
@@ -98,6 +111,12 @@ elif images is not None:
                                highlight=highlight)
         chart_slot.plotly_chart(fig, key=f"scatter_{bb}", on_select=partial(_selected, f"scatter_{bb}", emb.paths),
                                 selection_mode=("points", "lasso"))
+    if recommended and rows:  # after the plots, so that the first map never waits for three backbones
+        result = current.current_result(folder)
+        if result is not None:
+            name = "recommended (" + "+".join(b.replace("efficientnet_", "") for b in kit.RECOMMENDED_BACKBONES) + ")"
+            rows.insert(0, {"backbone": name, **result.scores})
+            _table(table_slot, rows)
     if undefined:
         note_slot.warning(f"External scores (NMI, ARI, BCubed...) are undefined here: {undefined}",
                           icon=":material/help:")
