@@ -6,10 +6,10 @@ be embedded or listed unreadable with a reason, within 10 s a file. One line: fi
 unreadable, and the count of anything lost, unexplained (an exception) or too slow (target 0 each).
 
 Then the faults (``tests/test_faults.py``, the property tests and the damaged kit files of
-``tests/test_corrupt_files.py``, with ``--kill-points`` more kill points per
-scenario than the suite's short pass): runs killed with SIGKILL while embedding, writing a store, exporting and
-saving hand edits, a full disk, a read-only kit home, two concurrent writers. One line: runs and kills per scenario,
-and the checks that failed (anything lost, corrupt or unexplained; target 0).
+``tests/test_corrupt_files.py``, with ``--kill-points`` more kill points per scenario than the suite's short pass):
+runs killed with SIGKILL while embedding, writing a store, exporting, saving a fine-tuned backbone and saving hand
+edits, a full disk, a read-only kit home, two concurrent writers. One line: runs and kills per scenario, and the
+checks that failed (anything lost, corrupt or unexplained; target 0).
 
 Usage: python bench/reliability.py [--files 2000] [--seed 0] [--kill-points 20]
 """

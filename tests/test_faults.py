@@ -1,5 +1,6 @@
-"""Faults (issue 32): runs killed with SIGKILL at many points while they embed into the cache and while they save
-hand edits. The next run completes, reuses what was finished, and nothing it reads is corrupt."""
+"""Faults (issue 32): runs killed with SIGKILL at many points while they embed into the cache, write a store,
+export, save a fine-tuned backbone and save hand edits; a full disk, a read-only kit home, two concurrent writers.
+The next run completes, reuses what was finished, and nothing it reads is corrupt."""
 import json
 import os
 import re
@@ -299,3 +300,32 @@ def test_an_export_killed_at_any_point_is_redone_by_the_next_export(tmp_path):
     assert sorted(p.name for p in files) == sorted(Path(p).name for p in photos)  # no "name_1" second copies
     sources = _digests(photos)
     assert sorted(_digests(files).values()) == sorted(sources.values())  # each one whole
+
+
+def test_a_fine_tune_killed_while_saving_leaves_nothing_the_next_run_keeps(tmp_path):
+    """A fine-tune writes its backbone into a temporary folder beside the final one, then renames it into place.
+    Killed (SIGKILL) at several points of that save, the next run of the same call finishes (or finds the backbone
+    a killed run had finished), the backbone is whole and embeds, and no temporary folder is left behind."""
+    import shutil
+
+    from kit import adapt
+
+    folder = tmp_path / "shop"
+    for cls in ("hat", "shoes"):
+        (folder / cls).mkdir(parents=True)
+        for p in sorted((kit.datasets.clothing() / cls).iterdir())[:6]:
+            shutil.copy(p, folder / cls / p.name)
+    call = (f"{str(folder)!r}, name='killed_ft', trainable_blocks=1, views=1, epochs=1, batch_size=4, max_steps=2, "
+            f"random_state=0, verbose=False")
+    code = f"from kit import adapt; adapt.fine_tune({call})"
+    root = kit.backbones.finetuned_root()
+    started = lambda: root.is_dir() and any(root.glob(".killed_ft.tmp-*"))  # noqa: E731  (the save began)
+    codes = [_kill_while(code, started, extra) for extra in _points(0.0, 0.3, 1.0)]
+    _log("fine-tune save", codes)
+    assert any(c == -signal.SIGKILL for c in codes), codes
+    result = eval(f"adapt.fine_tune({call})", {"adapt": adapt})
+    assert result.name == "killed_ft" and kit.backbones.finetuned_note(result.path) is not None
+    assert (result.path / "features" / "saved_model.pb").is_file()
+    assert not [p.name for p in root.iterdir() if p.name.startswith(".killed_ft.")]  # nothing half-made left
+    emb = kit.embed(sorted(folder.rglob("*.jpg"))[:3], backbone="killed_ft", use_cache=False)
+    assert emb.vectors.shape == (3, 1280) and np.isfinite(emb.vectors).all()

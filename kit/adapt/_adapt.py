@@ -267,11 +267,43 @@ def _export(model, folder: Path, input_size: int) -> None:
         tf.saved_model.save(module, str(folder / sub), signatures={"serving_default": module.__call__})
 
 
+def _leftovers(root: Path, name: str) -> list:
+    """The temporary folders a save of ``name`` makes beside it (``.name.tmp-*``, ``.name.old-*``): the kit's own."""
+    return [p for prefix in (f".{name}.tmp-", f".{name}.old-") for p in root.glob(f"{prefix}*") if p.is_dir()]
+
+
 def _save(model, name: str, trained: list, note: dict, overwrite: bool) -> Path:
     """Write the backbone into a new temporary sibling folder made here, then rename it into place. An existing
-    folder of that name is replaced only when ``overwrite`` and it holds the kit's note (the kit made it)."""
+    folder of that name is replaced only when ``overwrite`` and it holds the kit's note (the kit made it).
+
+    Saves of one name take a file lock (``filelock``, released by the operating system when a process dies), so the
+    temporary folders a killed save left beside it are known to be dead and are removed by the next save."""
     final = _bb.finetuned_root() / name
-    final.parent.mkdir(parents=True, exist_ok=True)
+    with _name_lock(name):
+        for stale in _leftovers(final.parent, name):  # a killed save's: nobody else holds the lock
+            shutil.rmtree(stale, ignore_errors=True)
+        return _save_locked(model, final, name, trained, note, overwrite)
+
+
+def _name_lock(name: str):
+    """The inter-process lock of the fine-tuned backbone ``name`` (``<finetuned_root>/.locks/<name>.lock``)."""
+    from filelock import FileLock
+
+    locks = _bb.finetuned_root() / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(locks / f"{name}.lock"))
+
+
+def _clear_leftovers(name: str) -> None:
+    """Remove what a killed save of ``name`` left beside it (only the kit's own temporary folders)."""
+    root = _bb.finetuned_root()
+    if root.is_dir() and _leftovers(root, name):
+        with _name_lock(name):
+            for stale in _leftovers(root, name):
+                shutil.rmtree(stale, ignore_errors=True)
+
+
+def _save_locked(model, final: Path, name: str, trained: list, note: dict, overwrite: bool) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}.tmp-"))  # ours alone
     trash = None
     try:
@@ -629,6 +661,7 @@ def _run(method, images, labels, backbone, name, trainable_blocks, views, epochs
                              f"kit.adapt.fine_tune_contrastive")
     name = name if name is not None else _default_name(imageset, backbone, "ft" if method == "supervised" else "simclr")
     _check_name(name)
+    _clear_leftovers(name)
     input_size = _effnet_lite.VARIANTS[backbone][2]
     params = {"method": method, "base": backbone, "trainable_blocks": int(trainable_blocks), "views": int(views),
               "epochs": int(epochs),
