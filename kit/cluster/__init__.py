@@ -7,7 +7,8 @@ label, estimator, whether it takes K, the settings people change): :func:`make` 
 
 Estimators: ``KMeans`` (scikit-learn or faiss), ``MiniBatchKMeans``, ``Agglomerative`` (with the scipy
 linkage matrix for dendrograms), ``DBSCAN`` (+ ``k_distance`` to pick eps), ``HDBSCAN``, ``Spectral``,
-``ChineseWhispers``, ``Leiden`` and ``Infomap`` on a faiss kNN graph, ``Ensemble`` across several
+``ChineseWhispers``, ``Leiden``, ``Infomap`` and ``HardClusters`` (density and transition distance, for large
+and sparse clusters) on a faiss kNN graph, ``Ensemble`` across several
 embeddings, ``SCAN`` (a clustering head trained on the embeddings) and ``Auto``/:func:`auto` (label-free
 choice of representation, method and K); ``rerank_distance`` and ``reduce`` are pre-steps.
 

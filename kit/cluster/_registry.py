@@ -113,6 +113,15 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("leiden", "Leiden", "Leiden", needs_k=False, auto_candidate=True, settings=(
         Setting("resolution", "resolution", "Resolution", "float", 1.0, low=0.1, high=3.0, step=0.1),)),
     Method("infomap", "Infomap", "Infomap", needs_k=False),
+    Method("hard_clusters", "Hard clusters (density, transition distance)", "HardClusters", needs_k=False,
+           module="_hard", settings=(
+               Setting("hc_k", "k", "Neighbours per photo", "int", 80, low=5, high=200, rows_bound=True),
+               Setting("hc_tau", "tau", "Largest link distance", "float", 0.7, low=0.05, high=1.0, step=0.05),
+               Setting("hc_distance", "distance", "Distance", "choice", "tpdi", options=("tpdi", "cosine"))),
+           description="Each photo links to its nearest neighbour of higher density (density: the transition "
+                       "probability flowing into it from its neighbours) when their neighbourhoods overlap enough "
+                       "(transition-probability distance below the largest link distance); the connected groups "
+                       "are the clusters. For large and sparse identities (Chen et al., ECCV 2022)."),
     Method("scan", "SCAN head", "SCAN", needs_k=True, module="_scan", auto_candidate=True,
            description="A small head trained on the frozen embeddings so that each photo's nearest neighbours share "
                        "its cluster, with clusters kept balanced (SCAN, Van Gansbeke et al. 2020); 5 heads, the one "

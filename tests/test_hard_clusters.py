@@ -1,0 +1,84 @@
+"""Hard clusters (issue 29, first part): the density, the transition-probability distance (TPDi) and the links of
+seed 001's method, worked out by hand on a chain of three photos; the estimator through the registry; bad
+parameters named."""
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.metrics import normalized_mutual_info_score as nmi
+
+from kit import cluster as C
+from kit._utils.validation import InvalidParameterError
+from kit.cluster import _hard
+
+SIGMA = 0.1
+D = SIGMA * np.log(3)  # exp(-D / sigma) = 1/3: a list (self, neighbour) gets P = (3/4, 1/4)
+# a chain 0 - 1 - 2: each photo's list is itself then one neighbour (0 -> 1, 1 -> 2, 2 -> 1)
+IDX = np.array([[0, 1], [1, 2], [2, 1]])
+DIST = np.array([[0, D], [0, D], [0, D]])
+
+
+def test_transition_probabilities_by_hand():
+    P = _hard.transition_probabilities(DIST, SIGMA)
+    np.testing.assert_allclose(P, [[0.75, 0.25]] * 3)
+
+
+def test_density_by_hand():
+    P = _hard.transition_probabilities(DIST, SIGMA)
+    # approximate: the probability flowing into each photo: 0 gets 3/4 (itself); 1 gets 1/4 + 3/4 + 1/4; 2 gets 1/4 + 3/4
+    np.testing.assert_allclose(_hard.density(P, IDX, "approximate"), [0.75, 1.25, 1.0])
+    # ndde, one step from 1/3 each, damping 0.1, self-transitions removed: rho_j <- 0.1/3 + 0.9 sum_i P_ij / 3
+    one_step = _hard.density(P, IDX, "ndde", damping=0.1, max_iter=1)
+    np.testing.assert_allclose(one_step, [0.1 / 3, 0.1 / 3 + 0.9 * (0.25 + 0.25) / 3, 0.1 / 3 + 0.9 * 0.25 / 3])
+    np.testing.assert_array_equal(_hard.density(P, IDX, "count", dist=DIST, count_radius=D + 0.01), [1, 1, 1])
+    np.testing.assert_array_equal(_hard.density(P, IDX, "count", dist=DIST, count_radius=D), [0, 0, 0])
+
+
+def test_tpdi_by_hand():
+    """1 - sum_m sqrt(P_im P_jm): 0 -> 1 share only photo 1 (sqrt(1/4 * 3/4)); 1 and 2 share both."""
+    P = _hard.transition_probabilities(DIST, SIGMA)
+    T = _hard.tpdi(P, IDX)
+    np.testing.assert_allclose(T[:, 0], 0, atol=1e-12)  # to itself
+    np.testing.assert_allclose(T[:, 1], [1 - np.sqrt(3) / 4, 1 - np.sqrt(3) / 2, 1 - np.sqrt(3) / 2])
+
+
+@pytest.mark.parametrize("tau, clusters", [(0.5, [[0], [1, 2]]), (0.6, [[0, 1, 2]]), (0.1, [[0], [1], [2]])])
+def test_links_by_hand(tau, clusters):
+    """Densities 0.75, 1.25, 1: photo 0 may link to 1 (denser; TPDi 0.567), 2 to 1 (TPDi 0.134), 1 to nobody
+    (its only neighbour, 2, is less dense)."""
+    from scipy.sparse.csgraph import connected_components
+
+    P = _hard.transition_probabilities(DIST, SIGMA)
+    links = _hard.link(_hard.tpdi(P, IDX), IDX, np.array([0.75, 1.25, 1.0]), tau)
+    _, labels = connected_components(links, directed=False)
+    assert sorted(sorted(np.flatnonzero(labels == c).tolist()) for c in np.unique(labels)) == clusters
+
+
+def test_max_conn_links_to_more_denser_neighbours():
+    idx = np.array([[0, 1, 2], [1, 0, 2], [2, 0, 1]])
+    dist = np.array([[0, 0.1, 0.2], [0, 0.1, 0.3], [0, 0.2, 0.3]])
+    rho = np.array([0.0, 1.0, 2.0])  # 0 is the least dense: both others are candidates
+    one = _hard.link(dist, idx, rho, tau=0.5, max_conn=1)
+    two = _hard.link(dist, idx, rho, tau=0.5, max_conn=2)
+    assert one[0, 1] and not one[0, 2] and two[0, 1] and two[0, 2]
+
+
+def test_hard_clusters_through_the_registry_on_blobs_of_unequal_size_and_spread():
+    X, y = make_blobs([300, 60, 60], n_features=16, cluster_std=[3.0, 0.8, 0.8], random_state=2)
+    for params in ({}, {"density": "ndde"}, {"distance": "cosine"}):
+        est = C.make("hard_clusters", **params).fit(X)
+        assert est.labels_.shape == (420,) and est.labels_.min() == 0  # no noise
+        assert est.density_.shape == (420,) and est.links_.shape == (420, 420)
+        assert nmi(y, est.labels_) > 0.9, (params, est.n_clusters_)
+    two = C.HardClusters(k=5).fit(X[:2])  # k is capped at N - 1
+    assert len(two.labels_) == 2
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"density": "peaks"}, "'density' parameter of HardClusters"),
+    ({"distance": "l2"}, "'distance' parameter of HardClusters"),
+    ({"tau": 0}, "'tau' parameter of HardClusters"),
+    ({"k": 0}, "'k' parameter of HardClusters"),
+])
+def test_bad_parameters_are_named(params, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        C.HardClusters(**params).fit(np.eye(5, dtype=np.float32))
