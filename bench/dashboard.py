@@ -28,8 +28,11 @@ def free_port():
 
 
 def first_scatter(kit_home: str, page_name: str = "backbones",
-                  selector: str = '[data-testid="stPlotlyChart"] .main-svg') -> tuple[float, float]:
-    """Seconds from server start to ``selector`` on ``page_name`` in Chromium, and the server's peak memory (GB)."""
+                  selector: str = '[data-testid="stPlotlyChart"] .main-svg', settle: str | None = None,
+                  app: Path = ROOT / "dashboard") -> tuple[float, float]:
+    """Seconds from server start to ``selector`` on ``page_name`` in Chromium, and the server's peak memory (GB).
+    ``settle``: then wait for this selector too (the page's remaining work, e.g. the clustering, finished and
+    cached on disk), so that the next, warm, run finds every cache filled as a user who waited would."""
     from playwright.sync_api import sync_playwright
 
     port = free_port()
@@ -37,7 +40,7 @@ def first_scatter(kit_home: str, page_name: str = "backbones",
     Path(kit_home, "home").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "KIT_HOME": kit_home, "HOME": str(Path(kit_home, "home")), "TF_CPP_MIN_LOG_LEVEL": "2"}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard"),
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(app),
                              "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
                              "--browser.gatherUsageStats", "false"], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -71,6 +74,8 @@ def first_scatter(kit_home: str, page_name: str = "backbones",
                     time.sleep(0.2)
             page.locator(selector).first.wait_for(timeout=600_000)
             elapsed = time.perf_counter() - t0
+            if settle:
+                page.locator(settle).first.wait_for(timeout=1_800_000)
             browser.close()
     finally:
         stop.set()
@@ -157,11 +162,20 @@ def main():
         bench_store(100_000)
         return
     home = tempfile.mkdtemp(prefix="kit-bench-dash-")
-    cold, mem_cold = first_scatter(home)
-    print(f"dashboard, process start to first scatter plot, cold cache (target < 60 s): {cold:.1f} s", flush=True)
+    # the cold run waits for the scores table too (the clustering done and on disk) before the server stops
+    cold, mem_cold = first_scatter(home, settle='[data-testid="stDataFrame"]')
+    print(f"dashboard, process start to first scatter plot, cold cache (target <= 30 s): {cold:.1f} s", flush=True)
     warm, mem_warm = first_scatter(home)
-    print(f"dashboard, process start to first scatter plot, warm cache, new process (target < 5 s): {warm:.1f} s",
-          flush=True)
+    # the floor: the same harness on a one-chart Streamlit app (server start, page and Plotly load, one render)
+    with tempfile.TemporaryDirectory(prefix="kit-bench-floor-") as tmp:
+        floor_app = Path(tmp, "app.py")
+        floor_app.write_text("import numpy as np\nimport plotly.graph_objects as go\nimport streamlit as st\n"
+                             "xy = np.random.default_rng(0).normal(size=(500, 2))\n"
+                             "st.plotly_chart(go.Figure(go.Scattergl(x=xy[:, 0], y=xy[:, 1], mode='markers')))\n")
+        floor = min(first_scatter(home, "", app=floor_app)[0] for _ in range(2))
+    print(f"dashboard, process start to first scatter plot, warm cache, new process (target <= 3 s): {warm:.1f} s; "
+          f"a one-chart Streamlit app in the same harness (the floor): {floor:.1f} s; the dashboard's own share "
+          f"{warm - floor:.1f} s", flush=True)
     print(f"dashboard, peak memory of the server process: cold {mem_cold:.2f} GB, warm {mem_warm:.2f} GB", flush=True)
     # the default clustering (kit.cluster_photos: three backbones, then auto) on the Cluster page, in a new kit home
     clusters = '[data-testid="stMetric"]:has-text("Clusters")'

@@ -49,6 +49,32 @@ def test_the_key_ignores_code_no_result_runs_and_names_bad_packages(kit_copy):
         kit.code_digest()
 
 
+def test_the_imports_remembered_across_processes_follow_every_edit(kit_copy, tmp_path, monkeypatch):
+    """A new process reads each module's imports from ``$KIT_HOME/code-imports.json`` (keyed by the module's bytes)
+    instead of parsing the kit again: the key is the same as when parsed, and an edited module is parsed again."""
+    from kit._utils import digest
+
+    monkeypatch.setenv("KIT_HOME", str(tmp_path / "home"))
+
+    def fresh(*packages):  # as a new process: nothing memoised in memory
+        digest._digest.cache_clear()
+        return kit.code_digest(*packages, root=kit_copy)
+
+    key = fresh("metrics")
+    remembered = tmp_path / "home" / digest.IMPORTS_FILE
+    assert remembered.is_file()
+    assert fresh("metrics") == key
+    remembered.write_text("{not json")  # a damaged record only costs the parse
+    assert fresh("metrics") == key
+    (kit_copy / "zz_extra.py").write_text("VALUE = 1\n")
+    assert fresh("metrics") == key  # not imported by the scores: not part of their key
+    _append(kit_copy / "metrics.py", "\nfrom . import zz_extra  # noqa\n")
+    imported = fresh("metrics")
+    assert imported != key
+    (kit_copy / "zz_extra.py").write_text("VALUE = 2\n")  # reached only through the new import
+    assert fresh("metrics") != imported
+
+
 def test_the_key_changes_with_library_versions():
     assert kit.code_digest("metrics", libraries=("numpy",)) != kit.code_digest("metrics", libraries=("scipy",))
 
