@@ -86,7 +86,8 @@ def test_hard_clusters_split_large_sparse_identities_less_than_cosine_density_pe
     two neighbourhoods overlap) does not depend on how spread an identity is. The baseline is the same
     density-peak links (approximate NDDe density) on cosine distance, HardClusters(distance="cosine"), at its best
     tau for the overall pairwise F (and HardClusters at its own), on three generated sets. sigma=0.2: the paper's
-    0.05 is for learned similarities; on raw cosine distances of 0.3 and more it leaves each photo's transitions almost all on itself.
+    0.05 is for learned similarities; on raw cosine distances of 0.3 and more it leaves each photo's transitions
+    almost all on itself.
     Measured (seeds 0, 1, 2): sparsest bin of the large identities, pairwise F 0.91 / 0.98 / 0.96 against
     0.51 / 0.92 / 0.00; overall pairwise F 0.88 / 0.78 / 0.87 against 0.85 / 0.72 / 0.82."""
     gains = []
