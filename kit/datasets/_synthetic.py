@@ -7,7 +7,6 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils import check_random_state
 
 from .._utils.validation import Interval, validate_params
 
@@ -105,6 +104,8 @@ def synthetic_identities(n_samples: int = 10000, dim: int = 256, *, n_identities
             or not 0 <= bounds[0] <= bounds[1] < 1):
         raise ValueError(f"spread={spread!r} must be two sparsities (lowest, highest) with 0 <= lowest <= highest "
                          "< 1, e.g. (0.25, 0.6).")
+    from sklearn.utils import check_random_state  # here: importing kit.datasets stays cheap
+
     seed = int(check_random_state(random_state).randint(0, 2**32 - 1, dtype=np.int64))
     parts = np.random.SeedSequence(seed).spawn(2)
     rng = np.random.default_rng(parts[0])
