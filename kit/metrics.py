@@ -21,6 +21,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 from sklearn import metrics as _skm
 from sklearn.metrics.cluster import contingency_matrix
@@ -496,7 +497,9 @@ def _sparsity_of_codes(X, codes: np.ndarray, n_ids: int) -> np.ndarray:
             bad = lo + int(np.flatnonzero(norms == 0)[0])
             raise ValueError(f"X row {bad} is all zeros, so its cosine to other samples is undefined; drop that "
                              "sample or pass its real features.")
-        np.add.at(sums, codes[lo:lo + _SPARSITY_CHUNK], rows / norms[:, None])
+        members = codes[lo:lo + _SPARSITY_CHUNK]
+        onehot = sp.csr_matrix((1.0 / norms, (members, np.arange(len(members)))), shape=(n_ids, len(members)))
+        sums += onehot @ rows  # the sum of each identity's unit rows
     size = np.bincount(codes, minlength=n_ids).astype(np.float64)
     # sum over ordered pairs i != j of cos(x_i, x_j) = |sum_i x_i|^2 - |C| for unit rows
     pair_cos = np.einsum("ij,ij->i", sums, sums) - size
