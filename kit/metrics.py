@@ -515,7 +515,7 @@ def identity_sparsity(X, labels_true) -> pd.DataFrame:
     The sparsity of an identity C is the average cosine distance over its pairs of samples (Chen et al.,
     "On Mitigating Hard Clusters for Face Clustering", ECCV 2022, Section 1 and Fig. 1(b)):
     ``1 - sum_{i != j in C} cos(x_i, x_j) / (|C| (|C| - 1))``, from 0 (all samples alike) to 2. An identity of one
-    sample has no pair; its sparsity is 0. Computed from each identity's sum of unit rows (memory O(identities x
+    sample has no pair; its sparsity is 0 (as in the authors' evaluation code). Computed from each identity's sum of unit rows (memory O(identities x
     dim), rows read in chunks), so it scales to millions of samples.
 
     Parameters
@@ -551,7 +551,8 @@ def binned_f(labels_true, labels_pred, *, by: str = "size", X=None, n_bins: int 
     its identities, with their predicted labels). The last bin holds the hard clusters: bin ``n_bins`` is the
     smallest identities with ``by="size"`` (the paper's sz-5) and the sparsest with ``by="sparsity"`` (sp-5);
     bin 1 the largest, or the densest. Identities of equal size or sparsity keep their order of first
-    appearance, so two adjacent bins may share a value at their border.
+    appearance, so two adjacent bins may share a value at their border (the authors' evaluation code ranks and
+    cuts the same way).
 
     Parameters
     ----------
