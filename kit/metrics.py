@@ -515,8 +515,8 @@ def identity_sparsity(X, labels_true) -> pd.DataFrame:
     The sparsity of an identity C is the average cosine distance over its pairs of samples (Chen et al.,
     "On Mitigating Hard Clusters for Face Clustering", ECCV 2022, Section 1 and Fig. 1(b)):
     ``1 - sum_{i != j in C} cos(x_i, x_j) / (|C| (|C| - 1))``, from 0 (all samples alike) to 2. An identity of one
-    sample has no pair; its sparsity is 0 (as in the authors' evaluation code). Computed from each identity's sum of unit rows (memory O(identities x
-    dim), rows read in chunks), so it scales to millions of samples.
+    sample has no pair; its sparsity is 0 (as in the authors' evaluation code). Computed from each identity's sum
+    of unit rows (memory O(identities x dim), rows read in chunks), so it scales to millions of samples.
 
     Parameters
     ----------
