@@ -112,3 +112,10 @@ def test_curation_tables_are_plain(blobs):
     _assert_plain(curate.outlier_scores(X, y), "kit.curate.outlier_scores")
     _assert_plain(curate.ClusterEdits(y).rename(0, "zero").table(emb.paths), "kit.curate.ClusterEdits.table")
     _assert_plain(curate.assign(X[:5], X, y).table(emb.paths[:5]), "kit.curate.Assignment.table")
+
+
+def test_binned_scores_are_plain(blobs):
+    X, y = blobs
+    _assert_plain(kit.metrics.binned_f(y, y % 3, n_bins=4), "kit.metrics.binned_f(by='size')")
+    _assert_plain(kit.metrics.binned_f(y, y, by="sparsity", X=X, n_bins=4), "kit.metrics.binned_f(by='sparsity')")
+    _assert_plain(kit.metrics.identity_sparsity(X, [f"person {v}" for v in y]), "kit.metrics.identity_sparsity")
