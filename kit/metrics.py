@@ -465,3 +465,148 @@ def score(truth, labels, X=None, noise: str = "cluster", random_state=0) -> dict
         row["davies_bouldin"] = davies_bouldin(X, labels)
     row.update(cluster_sizes(labels))
     return {key: float(value) for key, value in row.items()}
+
+
+# ------------------------------------------------------------------------------------- binned scores
+#: The columns of :func:`binned_f`, in order.
+BINNED_COLUMNS = ("bin", "range", "identities", "samples", "pairwise_precision", "pairwise_recall", "pairwise_f",
+                  "bcubed_precision", "bcubed_recall", "bcubed_f")
+_SPARSITY_CHUNK = 65536  # rows normalised at once by identity_sparsity: memory ~ chunk x dim floats
+
+
+def _sparsity_of_codes(X, codes: np.ndarray, n_ids: int) -> np.ndarray:
+    """Sparsity of each identity (``codes`` 0..n_ids-1, one per row of ``X``); see :func:`identity_sparsity`."""
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}; pass one feature row "
+                         "per sample.")
+    if X.shape[0] != len(codes):
+        raise ValueError(f"X and labels_true have different lengths: {X.shape[0]} and {len(codes)}; pass one "
+                         "feature row per label.")
+    if X.dtype.kind not in "iuf":
+        raise ValueError(f"X must hold numbers, got dtype {X.dtype}; pass the features as a float array.")
+    sums = np.zeros((n_ids, X.shape[1]), np.float64)
+    for lo in range(0, len(X), _SPARSITY_CHUNK):
+        rows = np.asarray(X[lo:lo + _SPARSITY_CHUNK], np.float64)
+        if not np.isfinite(rows).all():
+            bad = lo + int(np.flatnonzero(~np.isfinite(rows).all(axis=1))[0])
+            raise ValueError(f"X has a NaN or infinite value in row {bad}; drop or fix that sample.")
+        norms = np.linalg.norm(rows, axis=1)
+        if (norms == 0).any():
+            bad = lo + int(np.flatnonzero(norms == 0)[0])
+            raise ValueError(f"X row {bad} is all zeros, so its cosine to other samples is undefined; drop that "
+                             "sample or pass its real features.")
+        np.add.at(sums, codes[lo:lo + _SPARSITY_CHUNK], rows / norms[:, None])
+    size = np.bincount(codes, minlength=n_ids).astype(np.float64)
+    # sum over ordered pairs i != j of cos(x_i, x_j) = |sum_i x_i|^2 - |C| for unit rows
+    pair_cos = np.einsum("ij,ij->i", sums, sums) - size
+    pairs = size * (size - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sparsity = np.where(pairs > 0, 1.0 - pair_cos / np.where(pairs > 0, pairs, 1.0), 0.0)
+    return np.clip(sparsity, 0.0, 2.0)
+
+
+def identity_sparsity(X, labels_true) -> pd.DataFrame:
+    """Size and sparsity of every identity (true class): how spread its samples are.
+
+    The sparsity of an identity C is the average cosine distance over its pairs of samples (Chen et al.,
+    "On Mitigating Hard Clusters for Face Clustering", ECCV 2022, Section 1 and Fig. 1(b)):
+    ``1 - sum_{i != j in C} cos(x_i, x_j) / (|C| (|C| - 1))``, from 0 (all samples alike) to 2. An identity of one
+    sample has no pair; its sparsity is 0. Computed from each identity's sum of unit rows (memory O(identities x
+    dim), rows read in chunks), so it scales to millions of samples.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Features; rows are L2-normalised here (cosine), so they need not be already. A zero row raises.
+    labels_true : array-like of shape (n_samples,), ints or strings
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per identity, in order of first appearance: ``label``, ``size``, ``sparsity``.
+
+    Examples
+    --------
+    >>> identity_sparsity([[1, 0], [0, 1], [1, 0]], ["a", "a", "b"])["sparsity"].tolist()
+    [1.0, 0.0]
+    """
+    t = _as_labels(labels_true, "labels_true")
+    codes, uniques = pd.factorize(t)
+    sparsity = _sparsity_of_codes(X, codes, len(uniques))
+    return pd.DataFrame({"label": np.asarray(uniques), "size": np.bincount(codes, minlength=len(uniques)),
+                         "sparsity": sparsity})
+
+
+def binned_f(labels_true, labels_pred, *, by: str = "size", X=None, n_bins: int = 5,
+             noise: str = "cluster") -> pd.DataFrame:
+    """Pairwise and BCubed scores by bins of identities: by identity size or by identity sparsity.
+
+    As in Chen et al., "On Mitigating Hard Clusters for Face Clustering" (ECCV 2022, Section 1, Figs. 1-2): the
+    identities (true classes) are ranked by size or by sparsity and the ranking is cut into ``n_bins`` subsets
+    of (nearly) equal numbers of identities; each subset is scored on its own samples only (the samples of
+    its identities, with their predicted labels). The last bin holds the hard clusters: bin ``n_bins`` is the
+    smallest identities with ``by="size"`` (the paper's sz-5) and the sparsest with ``by="sparsity"`` (sp-5);
+    bin 1 the largest, or the densest. Identities of equal size or sparsity keep their order of first
+    appearance, so two adjacent bins may share a value at their border.
+
+    Parameters
+    ----------
+    labels_true, labels_pred : array-like of shape (n_samples,), ints or strings
+    by : {"size", "sparsity"}, default "size"
+        Rank identities by their number of samples, or by their sparsity (the mean cosine distance over their
+        pairs of samples; see :func:`identity_sparsity`).
+    X : array-like of shape (n_samples, n_features), optional
+        The features, needed with ``by="sparsity"`` (cosine: rows are L2-normalised here); unused with "size".
+    n_bins : int, default 5
+        Number of bins (the paper's five); at most the number of identities.
+    noise : {"cluster", "singletons"}, default "cluster"
+        How predicted label -1 is treated (as in :func:`pairwise_f`), before the samples are split into bins.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per bin, columns ``BINNED_COLUMNS``: ``bin`` (1..n_bins), ``range`` (the sizes, "1-4", or the
+        sparsities, "0.31-0.45", of its identities), ``identities``, ``samples``, then ``pairwise_precision``,
+        ``pairwise_recall``, ``pairwise_f``, ``bcubed_precision``, ``bcubed_recall``, ``bcubed_f`` of its samples.
+        Pairwise precision is 1.0 when the bin's samples form no predicted pair, recall 1.0 when they form no
+        true pair (a bin of single-sample identities).
+
+    Examples
+    --------
+    >>> table = binned_f([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 1, 2], n_bins=3)
+    >>> table[["bin", "range", "pairwise_f"]].values.tolist()
+    [[1, '3-3', 0.5], [2, '2-2', 1.0], [3, '1-1', 1.0]]
+    """
+    validate_params({"by": [StrOptions({"size", "sparsity"})], "n_bins": [Interval(Integral, 1, None, closed="left")],
+                     "noise": _NOISE}, {"by": by, "n_bins": n_bins, "noise": noise}, "binned_f")
+    t, p = _check_pair(labels_true, labels_pred, noise, "binned_f")
+    n_ids = int(t.max()) + 1
+    if n_bins > n_ids:
+        raise ValueError(f"n_bins={n_bins} is more than the {n_ids} identities in labels_true; pass n_bins={n_ids} "
+                         "or fewer.")
+    size = np.bincount(t, minlength=n_ids)
+    first = np.arange(n_ids)  # factorize numbers identities by first appearance
+    if by == "size":
+        value = size.astype(np.float64)
+        order = np.lexsort((first, -value))  # largest first: the last bin holds the smallest identities
+    else:
+        if X is None:
+            raise ValueError("binned_f(by='sparsity') needs the features: pass X=<(n_samples, n_features) array>, "
+                             "or use by='size'.")
+        value = _sparsity_of_codes(X, t, n_ids)
+        order = np.lexsort((first, value))  # densest first: the last bin holds the sparsest identities
+    bin_of = np.empty(n_ids, np.int64)
+    for b, members in enumerate(np.array_split(order, n_bins)):
+        bin_of[members] = b
+    sample_bin = bin_of[t]
+    rows = []
+    for b in range(n_bins):
+        ids = np.flatnonzero(bin_of == b)
+        keep = sample_bin == b
+        c = _contingency(t[keep], p[keep])
+        lo, hi = value[ids].min(), value[ids].max()
+        rng = f"{int(lo)}-{int(hi)}" if by == "size" else f"{lo:.2f}-{hi:.2f}"
+        rows.append((b + 1, rng, len(ids), int(keep.sum()), *_pairwise(c), *_bcubed(c)))
+    table = pd.DataFrame(rows, columns=list(BINNED_COLUMNS))
+    return table.astype({"bin": np.int64, "identities": np.int64, "samples": np.int64})

@@ -377,3 +377,129 @@ def test_defined_scores_do_not_warn():
         assert metrics.nmi([0, 0, 1, 1], [0, 0, 1, -1]) > 0
         assert metrics.purity([0, 0, 1, 1], [0, 0, 1, -1]) == approx(1.0)
     assert issubclass(metrics.UndefinedScoreWarning, UserWarning)
+
+
+# ------------------------------------------------------------------------------------------- binned_f
+# Three identities of sizes 4, 2, 1: A = samples 0-3, B = 4-5, C = 6. The prediction splits A in two halves
+# (clusters 5 and 6), puts B's first sample with A's second half and B's second sample with C (cluster 7).
+BIN_TRUE = ["A", "A", "A", "A", "B", "B", "C"]
+BIN_PRED = [5, 5, 6, 6, 6, 7, 7]
+
+
+def test_binned_f_by_size_hand_computed():
+    """n_bins=3, one identity per bin, each scored on its own samples only:
+    bin 1 (A, size 4): pred [5, 5, 6, 6]. Pairwise TP = 1 + 1 = 2, predicted pairs 2 -> P = 1; true pairs C(4,2) = 6
+      -> R = 1/3; F = 2 (1/3) / (4/3) = 0.5. BCubed: P = 1, R = 2/4 for each sample -> F = 2 (0.5) / 1.5 = 2/3.
+    bin 2 (B, size 2): pred [6, 7]. No predicted pair -> P = 1; TP = 0 of 1 true pair -> R = 0, F = 0.
+      BCubed: P = 1, R = 1/2 -> F = 2/3.
+    bin 3 (C, size 1): one sample: no pair at all -> P = R = F = 1; BCubed 1, 1, 1."""
+    table = metrics.binned_f(BIN_TRUE, BIN_PRED, n_bins=3)
+    assert list(table.columns) == list(metrics.BINNED_COLUMNS)
+    assert table["bin"].tolist() == [1, 2, 3]
+    assert table["range"].tolist() == ["4-4", "2-2", "1-1"]
+    assert table["identities"].tolist() == [1, 1, 1] and table["samples"].tolist() == [4, 2, 1]
+    assert table["pairwise_precision"].tolist() == approx([1, 1, 1])
+    assert table["pairwise_recall"].tolist() == approx([1 / 3, 0, 1])
+    assert table["pairwise_f"].tolist() == approx([0.5, 0, 1])
+    assert table["bcubed_precision"].tolist() == approx([1, 1, 1])
+    assert table["bcubed_recall"].tolist() == approx([0.5, 0.5, 1])
+    assert table["bcubed_f"].tolist() == approx([2 / 3, 2 / 3, 1])
+
+
+def test_binned_f_two_bins_hand_computed():
+    """n_bins=2 cuts the ranking A, B | C. Bin 1 holds A and B (6 samples), pred [5, 5, 6, 6, 6, 7]: contingency
+    A: 5 -> 2, 6 -> 2; B: 6 -> 1, 7 -> 1. TP = 1 + 1 = 2; predicted pairs C(2,2) + C(3,2) = 4 -> P = 1/2;
+    true pairs C(4,2) + C(2,2) = 7 -> R = 2/7; F = 2 (1/2)(2/7) / (1/2 + 2/7) = 4/11.
+    BCubed precision per sample: A in 5: 2/2, 2/2; A in 6: 2/3, 2/3; B in 6: 1/3; B in 7 (C is not in this bin):
+    1/1 -> sum 2 + 4/3 + 1/3 + 1 = 14/3, P = 14/18 = 7/9.
+    BCubed recall: A: 2/4 x 4; B: 1/2 x 2 -> sum 3, R = 1/2."""
+    table = metrics.binned_f(BIN_TRUE, BIN_PRED, n_bins=2)
+    assert table["range"].tolist() == ["2-4", "1-1"]
+    assert table["identities"].tolist() == [2, 1] and table["samples"].tolist() == [6, 1]
+    row = table.iloc[0]
+    assert (row.pairwise_precision, row.pairwise_recall, row.pairwise_f) == approx((0.5, 2 / 7, 4 / 11))
+    p, r = 7 / 9, 0.5
+    assert (row.bcubed_precision, row.bcubed_recall, row.bcubed_f) == approx((p, r, 2 * p * r / (p + r)))
+
+
+def test_binned_f_by_sparsity_hand_computed():
+    """A: four copies of (1, 0): sparsity 0. B: (1, 0) and (0, 1), cosine 0: sparsity 1 - 0 = 1. C: one sample,
+    no pair: sparsity 0. Densest first, ties in order of appearance: A, C, B (rows need not be unit: x3 here)."""
+    X = 3.0 * np.array([[1, 0]] * 5 + [[0, 1], [1, 0]])
+    sparsity = metrics.identity_sparsity(X, BIN_TRUE)
+    assert sparsity["label"].tolist() == ["A", "B", "C"] and sparsity["size"].tolist() == [4, 2, 1]
+    assert sparsity["sparsity"].tolist() == approx([0, 1, 0])
+    table = metrics.binned_f(BIN_TRUE, BIN_PRED, by="sparsity", X=X, n_bins=3)
+    assert table["range"].tolist() == ["0.00-0.00", "0.00-0.00", "1.00-1.00"]
+    assert table["samples"].tolist() == [4, 1, 2]
+    assert table["pairwise_f"].tolist() == approx([0.5, 1, 0])
+
+
+def test_identity_sparsity_matches_the_pairwise_definition():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 6)).astype(np.float32)
+    y = rng.integers(0, 7, 90)
+    table = metrics.identity_sparsity(X, y)
+    U = X / np.linalg.norm(X, axis=1, keepdims=True)
+    for label, s in zip(table["label"], table["sparsity"]):
+        rows = U[y == label]
+        cos = rows @ rows.T
+        n = len(rows)
+        assert s == approx(1 - (cos.sum() - np.trace(cos)) / (n * (n - 1)), abs=1e-6)
+
+
+def test_binned_f_covers_every_sample_and_is_perfect_on_the_truth():
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(40), rng.integers(1, 30, 40))
+    X = rng.normal(size=(len(y), 8))
+    for by in ("size", "sparsity"):
+        table = metrics.binned_f(y, y, by=by, X=X)
+        assert table["samples"].sum() == len(y) and table["identities"].sum() == 40
+        assert table["identities"].tolist() == [8] * 5
+        assert (table[["pairwise_f", "bcubed_f"]].to_numpy() == 1).all()
+    pred = rng.permutation(y)
+    sizes = metrics.binned_f(y, pred)
+    lows = [int(r.split("-")[0]) for r in sizes["range"]]
+    assert lows == sorted(lows, reverse=True)  # largest identities first, the smallest in bin 5
+    renamed = metrics.binned_f([f"id{v}" for v in y], pred + 100)  # label names do not matter
+    cols = list(metrics.BINNED_COLUMNS[2:])
+    np.testing.assert_allclose(renamed[cols].to_numpy(float), sizes[cols].to_numpy(float))
+
+
+def test_binned_f_noise_policy_and_plain_table(tmp_path):
+    y = [0, 0, 1, 1, 2, 2]
+    pred = [-1, -1, -1, -1, 3, 3]
+    as_cluster = metrics.binned_f(y, pred, n_bins=3)
+    singletons = metrics.binned_f(y, pred, n_bins=3, noise="singletons")
+    assert as_cluster["pairwise_f"].tolist() == approx([1, 1, 1])  # each bin alone: noise pair is its identity
+    assert singletons["pairwise_f"].tolist() == approx([0, 0, 1])
+    import pandas as pd
+
+    both = pd.concat([as_cluster, singletons]).astype({"range": "string"})
+    assert not as_cluster.attrs and len(both) == 6
+    both.to_parquet(tmp_path / "binned.parquet")
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"by": "area"}, ValueError, "'by' parameter of binned_f"),
+    ({"n_bins": 0}, ValueError, "'n_bins' parameter of binned_f"),
+    ({"n_bins": 2.5}, ValueError, "'n_bins' parameter of binned_f"),
+    ({"n_bins": 4}, ValueError, "n_bins=4 is more than the 3 identities"),
+    ({"noise": "drop"}, ValueError, "'noise' parameter of binned_f"),
+    ({"by": "sparsity"}, ValueError, "needs the features: pass X="),
+    ({"by": "sparsity", "X": np.ones((6, 2))}, ValueError, "X and labels_true have different lengths: 6 and 7"),
+    ({"by": "sparsity", "X": np.ones(7)}, ValueError, "X must be 2-D"),
+    ({"by": "sparsity", "X": np.vstack([np.ones((6, 2)), [[0, 0]]])}, ValueError, "X row 6 is all zeros"),
+    ({"by": "sparsity", "X": np.vstack([np.ones((6, 2)), [[np.nan, 1]]])}, ValueError,
+     "NaN or infinite value in row 6"),
+])
+def test_binned_f_bad_inputs_are_named(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        metrics.binned_f(BIN_TRUE, BIN_PRED, **{"n_bins": 3, **kwargs})
+
+
+def test_binned_f_bad_labels_are_named():
+    with pytest.raises(ValueError, match="different lengths: 7 and 6"):
+        metrics.binned_f(BIN_TRUE, BIN_PRED[:6], n_bins=3)
+    with pytest.raises(ValueError, match="labels_true contains NaN"):
+        metrics.binned_f(BIN_TRUE[:6] + [None], BIN_PRED, n_bins=3)
