@@ -141,8 +141,9 @@ def _print_scores(truth, labels, X) -> None:
     print(f"pairwise F {pf:.4f} (precision {pp:.4f}, recall {pr:.4f})  "
           f"BCubed F {bf:.4f} (precision {bp:.4f}, recall {br:.4f})")
     fmt = lambda v: f"{v:.4f}"  # noqa: E731
+    n_bins = min(5, len(set(truth.tolist())))  # the paper's five bins, fewer when there are fewer identities
     for by in ("size", "sparsity"):
-        table = binned_f(truth, labels, by=by, X=X if by == "sparsity" else None)
+        table = binned_f(truth, labels, by=by, X=X if by == "sparsity" else None, n_bins=n_bins)
         print(f"\nbinned by {by}:")
         print(table.to_string(index=False, float_format=fmt))
 

@@ -88,3 +88,32 @@ def test_bad_inputs_fail_with_a_clear_message(ms1m, args, match):
 
     assert re.search(match, res.stderr), res.stderr
     assert not (root / "bad.meta").exists()
+
+
+def test_seed_workflow_writes_meta_and_prints_overall_and_binned_scores(ms1m):
+    """The seed's command, with its precomputed kNN: k is taken from the file (20 neighbours besides the row)."""
+    root, X, y = ms1m
+    res = run(root / "part.bin", "--dim", 32, "--meta", root / "part.meta", "--knn", root / "faiss_k_21.npz",
+              "--method", "hard_clusters", "--out", root / "pred.meta")
+    assert res.returncode == 0, res.stderr
+    print(res.stdout, res.stderr)
+    assert f"k={K}: the neighbours per row" in res.stderr
+    pred = formats.read_meta(root / "pred.meta")
+    assert pred.shape == y.shape and pred.min() >= 0
+    pf = pairwise_precision_recall_f(y, pred)[2]
+    bf = bcubed_precision_recall_f(y, pred)[2]
+    assert pf >= 0.95 and bf >= 0.95, (pf, bf)
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith(f"pairwise F {pf:.4f}") and f"BCubed F {bf:.4f}" in lines[0]
+    for by in ("size", "sparsity"):
+        at = lines.index(f"binned by {by}:")
+        header = lines[at + 1].split()
+        assert header[:4] == ["bin", "range", "identities", "samples"] and "bcubed_f" in header
+        assert [line.split()[0] for line in lines[at + 2:at + 7]] == ["1", "2", "3", "4", "5"]
+    size_rows = lines[lines.index("binned by size:") + 2:][:5]
+    assert size_rows[0].split()[1] == "30-60" and size_rows[-1].split()[1] == "2-3"  # largest first
+    # the same labels as the kit's own kNN with that k (the file holds the kit's lists)
+    own = run(root / "part.bin", "--dim", 32, "--method", "hard_clusters", "--param", f"k={K}",
+              "--out", root / "own.meta")
+    assert own.returncode == 0, own.stderr
+    np.testing.assert_array_equal(formats.read_meta(root / "own.meta"), pred)
