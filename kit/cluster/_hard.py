@@ -201,7 +201,7 @@ class HardClusters(BaseClusterer):
         knn : (neighbours, distances), optional
             A precomputed kNN of the rows of ``X`` instead of the kit's own search: two (N, m) arrays, neighbour
             indices (-1: none) and cosine distances ``1 - cos``, as :func:`kit.formats.read_knn_npz` returns them
-            (the ``faiss_k_80.npz`` of seed 001). A row's own index in its list (the benchmark's files start each
+            (the ``faiss_k_80.npz`` of the MS1M benchmark). A row's own index in its list (those files start each
             list with the row itself) is skipped, so such a file gives ``m - 1`` neighbours; ``k`` must not exceed
             what it gives, and its first ``k`` (nearest) are used.
         """
