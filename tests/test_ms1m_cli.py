@@ -117,3 +117,21 @@ def test_seed_workflow_writes_meta_and_prints_overall_and_binned_scores(ms1m):
               "--out", root / "own.meta")
     assert own.returncode == 0, own.stderr
     np.testing.assert_array_equal(formats.read_meta(root / "own.meta"), pred)
+
+
+def test_npz_embeddings_take_meta_and_knn_too(ms1m):
+    """The .npz path (from 'embed') with --meta truth and a precomputed --knn; --dim is refused there."""
+    import kit
+
+    root, X, y = ms1m
+    kit.Embeddings(vectors=X, paths=[f"p{i}.jpg" for i in range(len(X))], labels=None, backbone="x",
+                   preprocessing={}).save(root / "emb.npz")
+    res = run(root / "emb.npz", "--meta", root / "part.meta", "--knn", root / "faiss_k_21.npz",
+              "--method", "hard_clusters", "--out", root / "emb.csv")
+    assert res.returncode == 0, res.stderr
+    table = pd.read_csv(root / "emb.csv")
+    assert table.columns.tolist() == ["path", "cluster"] and table["path"][0] == "p0.jpg"
+    assert bcubed_precision_recall_f(y, table["cluster"].to_numpy())[2] >= 0.95
+    assert "binned by size:" in res.stdout
+    res = run(root / "emb.npz", "--dim", 32, "--method", "hard_clusters", "--out", root / "emb.csv")
+    assert res.returncode == 2 and "--dim 32 is for .bin feature files" in res.stderr and "leave --dim out" in res.stderr
