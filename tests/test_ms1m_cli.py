@@ -134,4 +134,5 @@ def test_npz_embeddings_take_meta_and_knn_too(ms1m):
     assert bcubed_precision_recall_f(y, table["cluster"].to_numpy())[2] >= 0.95
     assert "binned by size:" in res.stdout
     res = run(root / "emb.npz", "--dim", 32, "--method", "hard_clusters", "--out", root / "emb.csv")
-    assert res.returncode == 2 and "--dim 32 is for .bin feature files" in res.stderr and "leave --dim out" in res.stderr
+    assert res.returncode == 2, res.stderr
+    assert "--dim 32 is for .bin feature files" in res.stderr and "leave --dim out" in res.stderr
