@@ -1,4 +1,4 @@
-"""Command line: ``python -m kit backbones | embed | cache``."""
+"""Command line: ``python -m kit backbones | embed | compare | cluster | cache``."""
 from __future__ import annotations
 
 import argparse
@@ -120,25 +120,106 @@ def _cmd_compare(args) -> int:
     return 0
 
 
+def _fail(message: str) -> int:
+    print(f"python -m kit cluster: {message}", file=sys.stderr)
+    return 2
+
+
+def _knn_neighbours(nbrs) -> int:
+    """Neighbours per row of a precomputed kNN, the row itself left out (the benchmark's lists start with it)."""
+    import numpy as np
+
+    return nbrs.shape[1] - int((nbrs == np.arange(len(nbrs))[:, None]).any())
+
+
+def _print_scores(truth, labels, X) -> None:
+    """Overall pairwise and BCubed scores, then F-scores binned by identity size and by sparsity (stdout)."""
+    from .metrics import bcubed_precision_recall_f, binned_f, pairwise_precision_recall_f
+
+    pp, pr, pf = pairwise_precision_recall_f(truth, labels)
+    bp, br, bf = bcubed_precision_recall_f(truth, labels)
+    print(f"pairwise F {pf:.4f} (precision {pp:.4f}, recall {pr:.4f})  "
+          f"BCubed F {bf:.4f} (precision {bp:.4f}, recall {br:.4f})")
+    fmt = lambda v: f"{v:.4f}"  # noqa: E731
+    n_bins = min(5, len(set(truth.tolist())))  # the paper's five bins, fewer when there are fewer identities
+    for by in ("size", "sparsity"):
+        table = binned_f(truth, labels, by=by, X=X if by == "sparsity" else None, n_bins=n_bins)
+        print(f"\nbinned by {by}:")
+        print(table.to_string(index=False, float_format=fmt))
+
+
 def _cmd_cluster(args) -> int:
+    from pathlib import Path
+
     import numpy as np
     import pandas as pd
 
-    from . import cluster
-    from .embedding import Embeddings
+    from . import cluster, formats
 
-    emb = Embeddings.load(args.features)
+    features = Path(args.features)
+    if features.suffix.lower() == ".bin":
+        if args.dim is None:
+            return _fail(f"{features} is a .bin feature file (float32 rows without a header): pass the dimension "
+                         "of its rows with --dim (256 for the MS1M features of the hard-clusters benchmark)")
+        try:
+            X = formats.read_features_bin(features, dim=args.dim)
+        except ValueError as exc:
+            return _fail(f"--dim {args.dim}: {exc}")
+        paths, truth = None, None
+    else:
+        if args.dim is not None:
+            return _fail(f"--dim {args.dim} is for .bin feature files; {features} is read as an .npz of vectors "
+                         "(from 'embed'), which knows its dimension: leave --dim out")
+        from .embedding import Embeddings
+
+        emb = Embeddings.load(features)
+        X, paths, truth = emb.vectors, emb.paths, emb.labels
+    if args.meta is not None:
+        truth = formats.read_meta(args.meta)
+        if len(truth) != len(X):
+            return _fail(f"--meta {args.meta} has {len(truth)} labels for the {len(X)} rows of {features}; pass "
+                         "the labels of these features (one per row, in the same order)")
     params = {"random_state": args.random_state, **_parse_params(args.param)}
     if args.k is not None:
         params["n_clusters"] = args.k
-    est = cluster.make(args.method, **params).fit(emb.vectors)
-    pd.DataFrame({"path": emb.paths, "cluster": est.labels_}).to_csv(args.out, index=False)
-    noise = int(np.sum(est.labels_ < 0))
+    fit_params = {}
+    if args.knn is not None:
+        import inspect
+
+        if "knn" not in inspect.signature(cluster.METHODS[args.method].load().fit).parameters:
+            takes = [n for n, m in cluster.METHODS.items() if "knn" in inspect.signature(m.load().fit).parameters]
+            return _fail(f"--knn {args.knn}: method {args.method!r} searches its own neighbours and cannot use a "
+                         f"precomputed kNN; use --method {' or '.join(takes)}, or leave --knn out")
+        try:
+            fit_params["knn"] = formats.read_knn_npz(args.knn)
+        except ValueError as exc:
+            return _fail(f"--knn: {exc}")
+        if "k" not in params:
+            params["k"] = _knn_neighbours(fit_params["knn"][0])
+            print(f"k={params['k']}: the neighbours per row in {args.knn} (the row itself left out)",
+                  file=sys.stderr)
+    est = cluster.make(args.method, **params)
+    try:
+        est.fit(X, **fit_params)
+    except ValueError as exc:
+        if not fit_params:
+            raise
+        return _fail(f"--knn {args.knn}: {exc}")
+    labels = est.labels_
+    if str(args.out).lower().endswith(".meta"):
+        formats.write_meta(args.out, labels)
+    elif paths is None:
+        pd.DataFrame({"row": np.arange(len(labels)), "cluster": labels}).to_csv(args.out, index=False)
+    else:
+        pd.DataFrame({"path": paths, "cluster": labels}).to_csv(args.out, index=False)
+    noise = int(np.sum(labels < 0))
     print(f"{est.n_clusters_} clusters, {noise} noise points -> {args.out}", file=sys.stderr)
-    if emb.labels is not None:
+    if args.meta is not None:
+        _print_scores(truth, labels, X)
+    elif truth is not None:
         from .metrics import score
 
-        s = score(emb.labels, est.labels_)
+        s = score(truth, labels)
         print(f"NMI {s['nmi']:.3f}  ARI {s['ari']:.3f}  BCubed F {s['bcubed_f']:.3f}", file=sys.stderr)
     return 0
 
@@ -182,14 +263,24 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--out", required=True, help="output CSV")
     cp.set_defaults(func=_cmd_compare)
 
-    cl = sub.add_parser("cluster", help="cluster an .npz of vectors (from 'embed') into a CSV path -> cluster")
-    cl.add_argument("features")
+    cl = sub.add_parser("cluster", help="cluster an .npz of vectors (from 'embed') or MS1M .bin features into a CSV "
+                                        "or a .meta file of labels")
+    cl.add_argument("features", help="an .npz from 'embed', or a .bin file of float32 rows (with --dim)")
+    cl.add_argument("--dim", type=int, default=None, help="the row length of .bin features (256 for MS1M)")
+    cl.add_argument("--meta", default=None,
+                    help="true labels, one integer per line (.meta): prints the pairwise and BCubed scores, overall "
+                         "and binned by identity size and sparsity")
+    cl.add_argument("--knn", default=None,
+                    help="a precomputed kNN .npz (faiss_k_80.npz layout), for methods that take one (hard_clusters); "
+                         "k defaults to its neighbours per row")
     cl.add_argument("--method", default="kmeans", choices=list(METHODS),
                     help="a method of the registry (kit.cluster.METHODS); its settings go in --param")
     cl.add_argument("--k", type=int, default=None, help="number of clusters, for methods that take one")
     cl.add_argument("--param", action="append", help="NAME=VALUE, repeatable (e.g. --param threshold=0.6)")
     cl.add_argument("--random-state", type=int, default=0)
-    cl.add_argument("--out", required=True)
+    cl.add_argument("--out", required=True,
+                    help="labels: a .meta file (one label per line, -1: noise) when it ends in .meta, else a CSV "
+                         "(path or row, cluster)")
     cl.set_defaults(func=_cmd_cluster)
 
     c = sub.add_parser("cache", help="show or clear the embedding cache (clear deletes only what the kit wrote)")

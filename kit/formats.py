@@ -193,6 +193,7 @@ def read_knn_npz(path) -> tuple:
     bad = ~np.isfinite(nbrs) | (nbrs != np.round(nbrs)) | (nbrs < -1) | (nbrs >= n) | np.isnan(dists)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise ValueError(f"{path}: row {i}, neighbour {j} is index {nbrs[i, j]!r} with distance {dists[i, j]!r}; "
+        raise ValueError(f"{path}: row {i}, neighbour {j} is index {nbrs[i, j].item()!r} with distance "
+                         f"{dists[i, j].item()!r}; "
                          f"indices are whole numbers in [-1, {n}) (-1: none) and distances are not NaN{damaged}")
     return np.rint(nbrs).astype(np.int64), dists.astype(np.float32)

@@ -186,7 +186,7 @@ def test_crop_as_face_default_method_bcubed(crop_emb):
 @pytest.mark.parametrize("method, threshold, minimum", [
     ("agglomerative", None, 0.95), ("dlib_chinese_whispers", None, 0.95), ("dlib_chinese_whispers", 0.5, 0.75),
     ("dbscan", None, 0.93), ("chinese_whispers", None, 0.95), ("leiden", None, 0.95), ("infomap", None, 0.93),
-    ("kmeans", None, 0.95),
+    ("kmeans", None, 0.95), ("hard_clusters", None, 0.95),
 ])
 def test_every_method_on_crops(crop_emb, method, threshold, minimum):
     labels = faces.cluster_faces(crop_emb, method, threshold=threshold, n_clusters=5 if method == "kmeans" else None)
@@ -203,6 +203,43 @@ def test_detected_faces_cluster_well_and_repeatably(hog_emb):
     a = faces.cluster_faces(hog_emb, "dlib_chinese_whispers", random_state=3)
     b = faces.cluster_faces(hog_emb, "dlib_chinese_whispers", random_state=3)
     np.testing.assert_array_equal(a, b)
+
+
+def test_hard_clusters_threshold_is_dlib_euclidean():
+    """threshold=0.6 in dlib's units becomes tau = 0.6**2 / (2 r**2) on the cosine distance: exact for rows of one
+    norm r (the pairs closer than 0.6 are exactly those of 1 - cos below tau)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 128))
+    X = 1.5 * X / np.linalg.norm(X, axis=1, keepdims=True)
+    tau = faces.cosine_distance_of(0.6, X)
+    assert tau == pytest.approx(0.36 / (2 * 2.25))
+    from scipy.spatial.distance import pdist
+
+    np.testing.assert_array_equal(pdist(X) < 0.6, pdist(X, "cosine") < tau)
+    model = faces.FaceClustering("hard_clusters", k=5).fit(X.astype(np.float32))
+    assert (model.method_, model.threshold_) == ("hard_clusters", 0.6)
+    assert model.estimator_.distance == "cosine" and model.estimator_.tau == pytest.approx(tau)
+    assert model.estimator_.k == 5
+    assert faces.cosine_distance_of(10.0, X) == 2.0  # capped: the largest cosine distance
+    with pytest.raises(ValueError, match="all zero"):
+        faces.cosine_distance_of(0.6, np.zeros((3, 4)))
+
+
+def test_hard_clusters_on_few_photos_per_person(hog_emb):
+    """3 photos per person (10 draws): dlib's 0.6 as a cosine distance holds up; the paper's TPDi (relative to
+    the neighbourhood) links most people together, which is why faces use the cosine distance."""
+    from kit.cluster import HardClusters
+    from kit.metrics import bcubed_f
+
+    X, y = hog_emb.vectors, np.asarray(hog_emb.labels)
+    cosine, tpdi = [], []
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:3] for c in np.unique(y)])
+        cosine.append(bcubed_f(y[idx], faces.cluster_faces(X[idx], "hard_clusters")))
+        tpdi.append(bcubed_f(y[idx], HardClusters(k=10, tau=0.7).fit(X[idx]).labels_))
+    print(f"3 photos per person: hard_clusters 0.6 {np.mean(cosine):.3f}, TPDi 0.7 {np.mean(tpdi):.3f}")
+    assert np.mean(cosine) >= 0.9 and np.mean(tpdi) < 0.6
 
 
 def test_distances_same_vs_different_people(hog_emb):

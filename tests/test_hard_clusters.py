@@ -82,3 +82,43 @@ def test_hard_clusters_through_the_registry_on_blobs_of_unequal_size_and_spread(
 def test_bad_parameters_are_named(params, match):
     with pytest.raises(InvalidParameterError, match=match):
         C.HardClusters(**params).fit(np.eye(5, dtype=np.float32))
+
+
+def _blobs():
+    return make_blobs([300, 60, 60], n_features=16, cluster_std=[3.0, 0.8, 0.8], random_state=2)
+
+
+def test_precomputed_knn_gives_the_same_clusters_as_the_kit_search():
+    """fit(X, knn=(neighbours, 1 - cos)): the kit's own lists, and the benchmark layout (each list starts with the
+    row itself, shuffled order within the row) give the labels of the kit's search."""
+    from kit._utils.neighbors import knn
+
+    X, _ = _blobs()
+    own = C.HardClusters(k=20).fit(X)
+    sims, idx = knn(X, 20)
+    np.testing.assert_array_equal(C.HardClusters(k=20).fit(X, knn=(idx, 1 - sims)).labels_, own.labels_)
+    n = len(X)
+    nbrs = np.hstack([np.arange(n)[:, None], idx]).astype(np.float32)  # as faiss_k_80.npz stores them
+    dists = np.hstack([np.zeros((n, 1)), 1 - sims])
+    perm = np.random.default_rng(0).permuted(np.tile(np.arange(21), (n, 1)), axis=1)
+    shuffled = (np.take_along_axis(nbrs, perm, 1), np.take_along_axis(dists, perm, 1))
+    np.testing.assert_array_equal(C.HardClusters(k=20).fit(X, knn=shuffled).labels_, own.labels_)
+    fewer = C.HardClusters(k=10).fit(X, knn=(nbrs, dists))  # the first 10 of 20
+    np.testing.assert_array_equal(fewer.labels_, C.HardClusters(k=10).fit(X).labels_)
+
+
+@pytest.mark.parametrize("make_knn, match", [
+    (lambda i, d: (i[:-1], d[:-1]), r"knn has neighbours of shape \(29, 5\).*X has 30 rows"),
+    (lambda i, d: (i, d[:, :4]), r"distances of shape \(30, 4\)"),
+    (lambda i, d: (i,), "knn must be a pair"),
+    (lambda i, d: (np.where(i == 3, 30, i), d), r"neighbour 30 .*in \[-1, 30\)"),
+    (lambda i, d: (i, np.where(i == 3, np.nan, d)), "finite distances"),
+    (lambda i, d: (i[:, :3], d[:, :3]), r"k=4 but knn gives 3 neighbours per row.*--param k=3"),
+])
+def test_bad_precomputed_knn_is_named(make_knn, match):
+    from kit._utils.neighbors import knn
+
+    X = np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32)
+    sims, idx = knn(X, 5)
+    with pytest.raises(ValueError, match=match):
+        C.HardClusters(k=4).fit(X, knn=make_knn(idx, 1 - sims))

@@ -27,7 +27,8 @@ import scipy.sparse as sp
 
 from .._utils.arrays import check_X, relabel
 from .._utils.estimator import BaseClusterer
-from .._utils.neighbors import exact_for, knn
+from .._utils.neighbors import exact_for
+from .._utils.neighbors import knn as knn_search
 from .._utils.validation import Interval, StrOptions
 
 _POSITIVE_INT = Interval(Integral, 1, None, closed="left")
@@ -102,12 +103,52 @@ def link(dist: np.ndarray, idx: np.ndarray, rho: np.ndarray, tau: float, max_con
     return (g + g.T).tocsr()
 
 
+def precomputed_knn(knn, n: int, k: int):
+    """A precomputed kNN ``(neighbours, distances)`` of ``n`` rows (distances ``1 - cos``) as the kit's kNN gives
+    it: ``(similarities, indices)``, each (n, k), nearest first, the row itself left out, -1 where a row has fewer
+    neighbours. Raises ValueError naming ``knn`` when it does not fit."""
+    fix = ("pass (neighbours, distances) of shape (N, m) for the N rows of X, as kit.formats.read_knn_npz returns "
+           "them, or knn=None to search them")
+    if not isinstance(knn, (tuple, list)) or len(knn) != 2:
+        raise ValueError(f"knn must be a pair (neighbours, distances), got {type(knn).__name__}"
+                         f"{f' of length {len(knn)}' if isinstance(knn, (tuple, list)) else ''}; {fix}.")
+    nbrs, dists = np.asarray(knn[0]), np.asarray(knn[1])
+    if nbrs.ndim != 2 or nbrs.shape != dists.shape or len(nbrs) != n:
+        raise ValueError(f"knn has neighbours of shape {nbrs.shape} and distances of shape {dists.shape}, but X has "
+                         f"{n} rows; {fix} (was the kNN computed on other features?).")
+    if nbrs.dtype.kind not in "iuf" or dists.dtype.kind not in "iuf":
+        raise ValueError(f"knn holds neighbours of dtype {nbrs.dtype} and distances of dtype {dists.dtype}; {fix}.")
+    bad = ~np.isfinite(nbrs) | (nbrs != np.round(nbrs)) | (nbrs < -1) | (nbrs >= n)
+    bad |= (nbrs >= 0) & ~np.isfinite(dists)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        got = f"neighbour {nbrs[i, j].item()!r} at distance {dists[i, j].item()!r}"
+        raise ValueError(f"knn: row {i}, entry {j} is {got}; "
+                         f"neighbours are whole numbers in [-1, {n}) (-1: none) with finite distances; {fix}.")
+    nbrs = np.rint(nbrs).astype(np.int64)
+    is_self = nbrs == np.arange(n)[:, None]
+    missing = nbrs < 0
+    m = nbrs.shape[1] - int(is_self.any())  # the benchmark's lists hold the row itself: one fewer neighbour
+    if k > m:
+        raise ValueError(f"k={k} but knn gives {m} neighbours per row (the row itself left out of its "
+                         f"{nbrs.shape[1]}); pass k <= {m} (on the command line --param k={m}), or a kNN with more "
+                         "neighbours.")
+    # nearest first, the row itself and the missing entries last
+    key = np.where(is_self | missing, np.inf, np.asarray(dists, np.float64))
+    order = np.argsort(key, axis=1, kind="stable")[:, :k]
+    idx = np.take_along_axis(nbrs, order, 1)
+    gone = np.take_along_axis(is_self | missing, order, 1)
+    sims = 1.0 - np.take_along_axis(np.asarray(dists, np.float32), order, 1)
+    return np.where(gone, 0.0, sims).astype(np.float32), np.where(gone, -1, idx)
+
+
 class HardClusters(BaseClusterer):
     """Density and transition-distance clustering on a kNN graph, for large and sparse clusters (identities).
 
     Parameters
     ----------
-    k : int, neighbours of every photo (the paper uses 80 on MS1M; at most N - 1)
+    k : int, neighbours of every photo besides itself (at most N - 1; the paper's lists of 80 on MS1M hold the
+        photo itself and 79 neighbours: k=79 with its ``faiss_k_80.npz``, see ``fit(X, knn=...)``)
     tau : float, the largest distance of a link (0.7 in the paper, with TPDi)
     density : {"approximate", "ndde", "count"}
     distance : {"tpdi", "cosine"}
@@ -124,6 +165,8 @@ class HardClusters(BaseClusterer):
     Examples
     --------
     >>> HardClusters(k=10, tau=0.7).fit(X).labels_  # doctest: +SKIP
+    >>> from kit.formats import read_knn_npz
+    >>> HardClusters(k=79).fit(X, knn=read_knn_npz("faiss_k_80.npz")).labels_  # doctest: +SKIP
     """
 
     _parameter_constraints = {
@@ -148,11 +191,27 @@ class HardClusters(BaseClusterer):
         self.tol = tol
         self.count_radius = count_radius
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, knn=None):
+        """Cluster the rows of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, dim)
+        y : ignored
+        knn : (neighbours, distances), optional
+            A precomputed kNN of the rows of ``X`` instead of the kit's own search: two (N, m) arrays, neighbour
+            indices (-1: none) and cosine distances ``1 - cos``, as :func:`kit.formats.read_knn_npz` returns them
+            (the ``faiss_k_80.npz`` of the MS1M benchmark). A row's own index in its list (those files start each
+            list with the row itself) is skipped, so such a file gives ``m - 1`` neighbours; ``k`` must not exceed
+            what it gives, and its first ``k`` (nearest) are used.
+        """
         self._validate_params()
         X = check_X(X)
         n = len(X)
-        sims, idx = knn(X, min(int(self.k), n - 1), exact=exact_for(n))
+        if knn is None:
+            sims, idx = knn_search(X, min(int(self.k), n - 1), exact=exact_for(n))
+        else:
+            sims, idx = precomputed_knn(knn, n, int(self.k))
         valid = idx >= 0  # an approximate search may return fewer neighbours: those slots point to the row itself
         idx = np.where(valid, idx, np.arange(n)[:, None])
         dist, idx = with_self(np.where(valid, 1.0 - sims, 0.0), idx)

@@ -47,7 +47,7 @@ _WHERE = {
     "embed": "._api",
     **dict.fromkeys(("face_crops", "face_chip", "crop_names", "crops_by_cluster"), "._crops"),
     **dict.fromkeys(("pair_distances", "DlibChineseWhispers", "FACE_METHODS", "AUTO_MAX_AGGLOMERATIVE",
-                    "FaceClustering", "cluster_faces"), "._clustering"),
+                    "FaceClustering", "cluster_faces", "cosine_distance_of"), "._clustering"),
     **dict.fromkeys(("NO_FACE_POLICIES", "score"), "._scoring"),
     **dict.fromkeys(("INSTALL", "MODEL_FILES", "model_dir", "is_available"), "._models"),
     # the dlib_face backbone kind lives with the other kinds

@@ -9,7 +9,7 @@ import pandas as pd
 from .._utils.arrays import check_X, relabel
 from .._utils.estimator import BaseClusterer
 from .._utils.validation import Interval, StrOptions
-from ..cluster import DBSCAN, Agglomerative, ChineseWhispers, Infomap, KMeans, Leiden
+from ..cluster import DBSCAN, Agglomerative, ChineseWhispers, HardClusters, Infomap, KMeans, Leiden
 from ._detection import _dlib
 
 
@@ -66,11 +66,34 @@ FACE_METHODS = {
     "chinese_whispers": ("cosine similarity below which kNN edges are cut", 0.92),
     "leiden": ("cosine similarity below which kNN edges are cut", 0.92),
     "infomap": ("cosine similarity below which kNN edges are cut", 0.92),
+    "hard_clusters": ("Euclidean distance of the longest link, as cosine distance threshold^2 / (2 r^2)", 0.6),
     "kmeans": ("unused: give n_clusters", None),
 }
 #: ``method="auto"``: average linkage up to this many faces (its distance matrix is N^2/2 doubles: 400 MB
 #: at 10,000), the kit's Chinese Whispers on the kNN graph above.
 AUTO_MAX_AGGLOMERATIVE = 10_000
+
+
+def cosine_distance_of(threshold: float, X) -> float:
+    """The cosine distance ``1 - cos`` that matches a Euclidean distance ``threshold`` between the rows of ``X``:
+    ``threshold**2 / (2 r**2)``, ``r**2`` the median squared norm of the rows (capped at 2, the largest cosine
+    distance).
+
+    Exact for rows of equal norm ``r`` (``|a - b|**2 = 2 r**2 (1 - cos)``); dlib descriptors have norms of
+    about 1.3-1.7 (median 1.49 on faces_5celeb, where ``1 - cos`` over ``|a - b|**2`` has median 0.22 against
+    ``1 / (2 * 1.49**2) = 0.225``), so dlib's 0.6 is a cosine distance of about 0.08: cosine similarity 0.92,
+    the kNN-graph methods' default.
+
+    Examples
+    --------
+    >>> round(cosine_distance_of(0.6, [[1.0, 0.0], [0.0, 1.0]]), 2)  # unit rows: threshold**2 / 2
+    0.18
+    """
+    r2 = float(np.median(np.sum(np.square(np.asarray(X, np.float64)), axis=1)))
+    if not r2 > 0:
+        raise ValueError("the descriptors are all zero: a Euclidean threshold has no cosine counterpart; pass "
+                         "the face descriptors (kit.faces.embed)")
+    return min(2.0, float(threshold) ** 2 / (2.0 * r2))
 
 
 class FaceClustering(BaseClusterer):
@@ -81,17 +104,22 @@ class FaceClustering(BaseClusterer):
     method : str
         ``"auto"`` or a key of ``FACE_METHODS``: ``"agglomerative"`` (average linkage, Euclidean),
         ``"dlib_chinese_whispers"`` (dlib's own), ``"dbscan"`` (Euclidean), ``"chinese_whispers"``,
-        ``"leiden"``, ``"infomap"`` (the kit's, on the cosine kNN graph built with faiss), ``"kmeans"``
-        (needs ``n_clusters``).
+        ``"leiden"``, ``"infomap"`` (the kit's, on the cosine kNN graph built with faiss), ``"hard_clusters"``
+        (:class:`kit.cluster.HardClusters`: links to denser kNN neighbours), ``"kmeans"`` (needs ``n_clusters``).
     threshold : float, optional
         Method-specific, default in ``FACE_METHODS``: a Euclidean distance on the raw descriptors for
-        ``agglomerative``, ``dlib_chinese_whispers`` and ``dbscan`` (eps); a cosine similarity for the kNN-graph
-        methods. On dlib descriptors every pair is cosine-similar (different people: median 0.83), so
-        cosine 0.92 is the counterpart of Euclidean 0.6 (0.03% of different-person pairs pass either).
+        ``agglomerative``, ``dlib_chinese_whispers``, ``dbscan`` (eps) and ``hard_clusters``; a cosine similarity
+        for the kNN-graph methods. On dlib descriptors every pair is cosine-similar (different people: median
+        0.83), so cosine 0.92 is the counterpart of Euclidean 0.6 (0.03% of different-person pairs pass either).
+        ``hard_clusters`` converts its threshold into its ``tau`` on the cosine distance,
+        ``tau = threshold**2 / (2 r**2)`` with ``r**2`` the median squared norm of the descriptors
+        (:func:`cosine_distance_of`; 0.6 gives about 0.08), and runs with ``distance="cosine"``: its
+        transition-probability distance (TPDi) measures how much two neighbourhoods overlap, a relative scale
+        with no dlib counterpart that links different people when they have fewer photos than ``k`` (see Notes).
     n_clusters : int, optional
         Needed by ``kmeans``; with ``agglomerative`` it replaces the threshold.
     k : int
-        Neighbours per face in the kNN graph (graph methods).
+        Neighbours per face in the kNN graph (graph methods and ``hard_clusters``).
     min_samples : int
         DBSCAN's core-point size (2: two close faces make a person).
     resolution : float
@@ -120,7 +148,15 @@ class FaceClustering(BaseClusterer):
     DBSCAN eps 0.55                  0.959 (5)           0.989 (5)           0.911-0.939
     kit Chinese Whispers cos 0.92    0.990 (6)           0.989 (6)           0.945-0.979
     Leiden cos 0.92                  0.990 (6)           0.989 (6)           0.945-0.979
+    hard_clusters 0.6 (cosine 0.08)  0.990 (6)           1.000 (5)           0.953-0.971
+    hard_clusters 0.65               1.000 (5)           1.000 (5)           0.863-0.965
     ===============================  ==================  ==================  ===================
+
+    ``hard_clusters`` with the paper's TPDi (``kit.cluster.HardClusters(k=10, tau=0.7)``) scores 1.000 on the
+    whole set (any tau from 0.5 to 0.9) but 0.333-0.519 on the subsets (0.354-0.632 at tau 0.5), where it links
+    nearly everybody together: with 2-5 photos per person most of a face's 10 neighbours are other people, so
+    neighbourhoods overlap whatever the people. On these faces the cosine distance at dlib's 0.6 is the one to
+    use (measured with the protocol of ``bench/faces.py``: 20 draws seeded 0-19, noise as singletons).
 
     Average linkage at 0.65 is the most stable across the subsets (few photos per person, where graph
     methods must cut kNN edges to other people) and agrees with the issue's in-the-wild measurement
@@ -156,7 +192,8 @@ class FaceClustering(BaseClusterer):
         self.resolution = resolution
         self.random_state = random_state
 
-    def _estimator(self, n):
+    def _estimator(self, X):
+        n = len(X)
         method = self.method
         if method == "auto":
             method = "agglomerative" if n <= AUTO_MAX_AGGLOMERATIVE else "chinese_whispers"
@@ -178,6 +215,8 @@ class FaceClustering(BaseClusterer):
             return method, thr, Leiden(k=self.k, resolution=self.resolution, threshold=thr, random_state=rs)
         if method == "infomap":
             return method, thr, Infomap(k=self.k, threshold=thr, random_state=rs)
+        if method == "hard_clusters":
+            return method, thr, HardClusters(k=self.k, tau=cosine_distance_of(thr, X), distance="cosine")
         if self.n_clusters is None:
             raise ValueError("method='kmeans' needs n_clusters (the number of people); without it use "
                              "method='auto'")
@@ -186,7 +225,7 @@ class FaceClustering(BaseClusterer):
     def fit(self, X, y=None):
         self._validate_params()
         X = check_X(getattr(X, "vectors", X))
-        self.method_, self.threshold_, self.estimator_ = self._estimator(len(X))
+        self.method_, self.threshold_, self.estimator_ = self._estimator(X)
         self.labels_ = relabel(self.estimator_.fit(X).labels_)
         return self
 
