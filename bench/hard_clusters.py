@@ -5,8 +5,9 @@ figure, all measured in the same run.
 (a) on generated MS1M-like identities (kit.datasets.synthetic_identities, --quality-size rows x 256, default
     10,000; defaults of the generator, or --center-dim and --spread for more crowded, sparser identities):
     pairwise and BCubed F of
-    - hard_clusters: the registry's defaults (k 80, tau 0.7, sigma 0.05, approximate NDDe, TPDi), and with
-      sigma 0.2 (the paper's 0.05 is for learned similarities; raw cosine distances are larger), tau swept;
+    - hard_clusters: the registry's defaults (k 80, tau 0.7, sigma "auto": half the data's median neighbour
+      distance, approximate NDDe, TPDi), then sigma "auto" and the paper's sigma 0.05 (meant for learned
+      similarities; raw cosine distances are larger) with tau swept;
     - the density-peak baseline on cosine: HardClusters(distance="cosine") (the same approximate NDDe density and
       links, plain cosine distance), tau swept; and the classic one, HardClusters(distance="cosine",
       density="count") (neighbours within count_radius 0.64; 0.06 on faces);
@@ -18,7 +19,7 @@ figure, all measured in the same run.
 (b) the same on faces_5celeb (93 face crops of 5 people; dlib descriptors through kit.faces, crop_as_face as in
     bench/faces.py); skipped with the reason when the photos or dlib are absent.
 (c) scale: for each of --sizes (default 100,000 and 584,000 x 256, the size of MS1M part1_test), in a fresh
-    process: seconds to generate, seconds of HardClusters(sigma=0.2).fit (its kNN is faiss HNSW above 20,000
+    process: seconds to generate, seconds of HardClusters().fit (its kNN is faiss HNSW above 20,000
     rows), peak RSS of that process (VmHWM), clusters and F-scores; targets at 584,000: < 600 s and < 8 GB on
     2 cores. A size that passes --timeout seconds is reported as such.
 
@@ -53,7 +54,9 @@ def grids(faces: bool) -> dict:
     cosine_taus = (0.02, 0.04, 0.06, 0.08, 0.1) if faces else (0.3, 0.4, 0.5, 0.6, 0.7)
     out = {
         "hard_clusters defaults" + (" (k 10)" if faces else ""): [("tau 0.7", make("hard_clusters", **hc))],
-        "hard_clusters sigma 0.2": [(f"tau {t}", HardClusters(sigma=0.2, tau=t, **hc)) for t in (0.6, 0.7, 0.8, 0.9)],
+        "hard_clusters sigma auto": [(f"tau {t}", HardClusters(tau=t, **hc)) for t in (0.6, 0.7, 0.8, 0.9)],
+        "hard_clusters sigma 0.05 (the paper's)": [(f"tau {t}", HardClusters(sigma=0.05, tau=t, **hc))
+                                                   for t in (0.3, 0.5, 0.7, 0.9)],
         "density-peak cosine": [(f"tau {t}", HardClusters(distance="cosine", tau=t, **hc)) for t in cosine_taus],
         "density-peak cosine, count density": [
             (f"tau {t}", HardClusters(distance="cosine", density="count", tau=t,
@@ -61,9 +64,6 @@ def grids(faces: bool) -> dict:
         "chinese_whispers": [("threshold auto", make("chinese_whispers", random_state=0))],
         "leiden": [("resolution 1.0", make("leiden", random_state=0))],
     }
-    if faces:
-        out["hard_clusters sigma 0.05 (defaults)"] = [(f"tau {t}", HardClusters(tau=t, **hc))
-                                                      for t in (0.3, 0.5, 0.9)]
     return out
 
 
@@ -161,12 +161,12 @@ def one_size(n: int):
     generate = time.perf_counter() - t
     after_generate = peak_rss_gb()
     t = time.perf_counter()
-    labels = HardClusters(sigma=0.2).fit(X).labels_
+    labels = HardClusters().fit(X).labels_
     fit = time.perf_counter() - t
     peak = peak_rss_gb()
     sparsest = metrics.binned_f(y, labels, by="sparsity", X=X).iloc[-1]
     smallest = metrics.binned_f(y, labels, by="size").iloc[-1]
-    line(f"(c) HardClusters(sigma=0.2).fit {n} x 256", f"{fit:.1f} s",
+    line(f"(c) HardClusters().fit {n} x 256", f"{fit:.1f} s",
          f"peak RSS {peak:.2f} GB ({after_generate:.2f} GB after generating the data in {generate:.1f} s); "
          f"cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; {overall(y, labels)}; sparsest bin "
          f"pairwise F {sparsest.pairwise_f:.3f}, smallest bin {smallest.pairwise_f:.3f} (targets at 584,000: "
@@ -206,11 +206,11 @@ def main():
             out = subprocess.run([sys.executable, __file__, "--one-size", str(n)], capture_output=True, text=True,
                                  timeout=args.timeout)
         except subprocess.TimeoutExpired:
-            line(f"(c) HardClusters(sigma=0.2).fit {n} x 256", "timed out", f"more than {args.timeout:.0f} s")
+            line(f"(c) HardClusters().fit {n} x 256", "timed out", f"more than {args.timeout:.0f} s")
             continue
         print(out.stdout, end="", flush=True)
         if out.returncode:
-            line(f"(c) HardClusters(sigma=0.2).fit {n} x 256", "failed",
+            line(f"(c) HardClusters().fit {n} x 256", "failed",
                  f"exit {out.returncode}: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else ''}")
 
 

@@ -122,3 +122,29 @@ def test_bad_precomputed_knn_is_named(make_knn, match):
     sims, idx = knn(X, 5)
     with pytest.raises(ValueError, match=match):
         C.HardClusters(k=4).fit(X, knn=make_knn(idx, 1 - sims))
+
+
+def test_auto_sigma_is_the_data_scale_by_hand():
+    """Every list is (itself at 0, one neighbour at D): the mean distance to the neighbours is D, their median D,
+    and sigma half of it."""
+    assert _hard.AUTO_SIGMA_FACTOR == 0.5
+    assert _hard.auto_sigma(DIST) == pytest.approx(D / 2)
+    uneven = np.array([[0, 0.1, 0.3], [0, 0.2, 0.4], [0, 0.5, 0.7]])  # means 0.2, 0.3, 0.6: median 0.3
+    assert _hard.auto_sigma(uneven) == pytest.approx(0.15)
+    X = np.repeat(np.eye(3, dtype=np.float32), 4, axis=0)  # identical rows: a tiny positive sigma, no division by 0
+    assert C.HardClusters(k=3).fit(X).sigma_ > 0
+
+
+def test_the_default_sigma_links_raw_features_where_the_papers_collapses():
+    """On generated identities (raw features, neighbours 0.3-0.5 apart) the paper's sigma 0.05, meant for learned
+    similarities, links almost nothing; the default, the data's own scale, recovers the identities."""
+    from kit.datasets import synthetic_identities
+    from kit.metrics import pairwise_f
+
+    X, y = synthetic_identities(5000, 256, random_state=0)
+    default = C.HardClusters().fit(X)
+    assert 0.1 < default.sigma_ < 0.4
+    assert pairwise_f(y, default.labels_) > 0.9
+    assert pairwise_f(y, C.HardClusters(sigma=0.05).fit(X).labels_) < 0.5
+    with pytest.raises(InvalidParameterError, match="sigma"):
+        C.HardClusters(sigma="scale").fit(X)

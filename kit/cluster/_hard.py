@@ -51,6 +51,19 @@ def transition_probabilities(dist: np.ndarray, sigma: float) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
+AUTO_SIGMA_FACTOR = 0.5
+
+
+def auto_sigma(dist: np.ndarray) -> float:
+    """The data's own scale for ``sigma``: ``AUTO_SIGMA_FACTOR`` times the median over rows of the mean distance to
+    their neighbours (``dist``: ``(N, m)`` lists with the row itself first, at distance 0, which is left out)."""
+    neighbours = np.asarray(dist, np.float64)[:, 1:]
+    if neighbours.size == 0:
+        return 1.0
+    scale = AUTO_SIGMA_FACTOR * float(np.median(neighbours.mean(axis=1)))
+    return scale if scale > 1e-6 else 1e-6  # identical rows: any positive sigma gives the same (uniform) lists
+
+
 def density(P: np.ndarray, idx: np.ndarray, kind: str = "approximate", *, dist=None, count_radius: float = 0.64,
             damping: float = 0.1, tol: float = 0.05, max_iter: int = 200) -> np.ndarray:
     """Density of every row from its lists (``P``, ``idx``: ``(N, m)``, the row itself first; see the module)."""
@@ -153,14 +166,20 @@ class HardClusters(BaseClusterer):
     density : {"approximate", "ndde", "count"}
     distance : {"tpdi", "cosine"}
     max_conn : int, links per photo to denser neighbours
-    sigma : float, temperature of the transition probabilities of the distance (0.05 in the paper)
+    sigma : float or "auto", temperature of the transition probabilities of the TPDi distance, in cosine distance
+        units. ``"auto"`` (default): the data's own scale, half the median over photos of their mean cosine
+        distance to their ``k`` neighbours (``sigma_``). The paper's 0.05 suits its learned similarities: on raw
+        features whose neighbours lie 0.3-0.5 apart it leaves almost all probability on the photo itself, every
+        TPDi near 1 and nothing linked (pairwise F 0.25 on 10,000 generated identities, where "auto" gives 0.97;
+        half the scale did better than the whole scale on four generated sets, 0.87 against 0.84 on average; on
+        dlib face descriptors of faces_5celeb, neighbours ~0.05 apart, "auto" gives 0.99 and 0.05 gives 1.0).
     density_sigma : float, that of the density (0.5); ``density_k``: neighbours counted in it (20)
     damping, tol : the NDDe diffusion; ``count_radius``: the radius of ``density="count"``
 
     Attributes
     ----------
     labels_ : (N,) cluster of every row (no noise: a photo with no link is a cluster of its own)
-    density_ : (N,) the density; ``links_``: the symmetric link graph; ``n_clusters_``
+    density_ : (N,) the density; ``links_``: the symmetric link graph; ``n_clusters_``; ``sigma_``: the sigma used
 
     Examples
     --------
@@ -172,12 +191,12 @@ class HardClusters(BaseClusterer):
     _parameter_constraints = {
         "k": [_POSITIVE_INT], "tau": [Interval(Real, 0, 2, closed="right")],
         "density": [StrOptions({"approximate", "ndde", "count"})], "distance": [StrOptions({"tpdi", "cosine"})],
-        "max_conn": [_POSITIVE_INT], "sigma": [_POSITIVE], "density_sigma": [_POSITIVE],
+        "max_conn": [_POSITIVE_INT], "sigma": [_POSITIVE, StrOptions({"auto"})], "density_sigma": [_POSITIVE],
         "density_k": [_POSITIVE_INT], "damping": [Interval(Real, 0, 1, closed="left")], "tol": [_POSITIVE],
         "count_radius": [_POSITIVE],
     }
 
-    def __init__(self, k=80, *, tau=0.7, density="approximate", distance="tpdi", max_conn=1, sigma=0.05,
+    def __init__(self, k=80, *, tau=0.7, density="approximate", distance="tpdi", max_conn=1, sigma="auto",
                  density_sigma=0.5, density_k=20, damping=0.1, tol=0.05, count_radius=0.64):
         self.k = k
         self.tau = tau
@@ -219,8 +238,9 @@ class HardClusters(BaseClusterer):
         P_density = transition_probabilities(dist[:, :m], self.density_sigma)
         self.density_ = density(P_density, idx[:, :m], self.density, dist=dist, count_radius=self.count_radius,
                                 damping=self.damping, tol=self.tol)
+        self.sigma_ = float(self.sigma) if self.sigma != "auto" else auto_sigma(dist)
         if self.distance == "tpdi":
-            dist = tpdi(transition_probabilities(dist, self.sigma), idx)
+            dist = tpdi(transition_probabilities(dist, self.sigma_), idx)
         self.links_ = link(dist, idx, self.density_, float(self.tau), int(self.max_conn))
         from scipy.sparse.csgraph import connected_components
 
