@@ -18,6 +18,8 @@ figure, all measured in the same run.
     (by size) or the sparsest (by sparsity) identities.
 (b) the same on faces_5celeb (93 face crops of 5 people; dlib descriptors through kit.faces, crop_as_face as in
     bench/faces.py); skipped with the reason when the photos or dlib are absent.
+(d) the learned pair similarity (kit.cluster.PairSimilarity, trained on other generated identities): best
+    pairwise F of HardClusters with and without it on three plain and three crowded generated sets.
 (c) scale: for each of --sizes (default 100,000 and 584,000 x 256, the size of MS1M part1_test), in a fresh
     process: seconds to generate, seconds of HardClusters().fit (its kNN is faiss HNSW above 20,000
     rows), peak RSS of that process (VmHWM), clusters and F-scores; targets at 584,000: < 600 s and < 8 GB on
@@ -173,6 +175,29 @@ def one_size(n: int):
          f"< 600 s, < 8 GB)")
 
 
+def similarity_part():
+    """(d) the learned pair similarity: trained on 6,000 generated rows of identities of their own
+    (random_state 100), then HardClusters with and without it on three other generated sets, plain and crowded,
+    each at its best tau of 0.6 / 0.7 / 0.8 (pairwise F)."""
+    from kit.cluster import PairSimilarity
+
+    for label, options in (("plain", {}), ("crowded", {"center_dim": 10, "spread": (0.2, 0.7)})):
+        t = time.perf_counter()
+        Xt, yt = synthetic_identities(6000, 256, random_state=100, **options)
+        sim = PairSimilarity(k=20).fit(Xt, yt)
+        train = time.perf_counter() - t
+        without, with_ = [], []
+        for seed in (0, 1, 2):
+            X, y = synthetic_identities(6000, 256, random_state=seed, **options)
+            without.append(max(metrics.pairwise_f(y, HardClusters(tau=t).fit(X).labels_) for t in (0.6, 0.7, 0.8)))
+            with_.append(max(metrics.pairwise_f(y, HardClusters(tau=t, similarity=sim).fit(X).labels_)
+                             for t in (0.6, 0.7, 0.8)))
+        line(f"(d {label}) learned pair similarity", f"pairwise F {np.mean(with_):.3f} with, {np.mean(without):.3f} "
+             f"without", f"seeds 0-2: {' '.join(f'{a:.3f}' for a in with_)} against "
+             f"{' '.join(f'{b:.3f}' for b in without)}; trained in {train:.1f} s (final loss {sim.history_[-1]:.3f}); "
+             f"{'helps' if np.mean(with_) > np.mean(without) + 0.01 else 'does not help'}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quality-size", type=int, default=10_000, help="rows of the generated set of (a)")
@@ -181,7 +206,7 @@ def main():
     ap.add_argument("--center-dim", type=int, default=None, help="synthetic_identities(center_dim=) of (a)")
     ap.add_argument("--spread", default=None, help="synthetic_identities(spread=) of (a), e.g. 0.2,0.7")
     ap.add_argument("--skip-faces", action="store_true", help="leave out (b)")
-    ap.add_argument("--skip-quality", action="store_true", help="leave out (a) and (b)")
+    ap.add_argument("--skip-quality", action="store_true", help="leave out (a), (b) and (d)")
     ap.add_argument("--one-size", type=int, help=argparse.SUPPRESS)  # (c) runs each size in a fresh process
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
@@ -201,6 +226,7 @@ def main():
         methods(X, y, "a synthetic", n_bins=5)
         if not args.skip_faces:
             faces_part()
+        similarity_part()
     for n in [int(s) for s in args.sizes.split(",") if s.strip()]:
         try:
             out = subprocess.run([sys.executable, __file__, "--one-size", str(n)], capture_output=True, text=True,

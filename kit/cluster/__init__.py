@@ -8,7 +8,7 @@ label, estimator, whether it takes K, the settings people change): :func:`make` 
 Estimators: ``KMeans`` (scikit-learn or faiss), ``MiniBatchKMeans``, ``Agglomerative`` (with the scipy
 linkage matrix for dendrograms), ``DBSCAN`` (+ ``k_distance`` to pick eps), ``HDBSCAN``, ``Spectral``,
 ``ChineseWhispers``, ``Leiden``, ``Infomap`` and ``HardClusters`` (density and transition distance, for large
-and sparse clusters) on a faiss kNN graph, ``Ensemble`` across several
+and sparse clusters, optionally with a learned ``PairSimilarity``) on a faiss kNN graph, ``Ensemble`` across several
 embeddings, ``SCAN`` (a clustering head trained on the embeddings) and ``Auto``/:func:`auto` (label-free
 choice of representation, method and K); ``rerank_distance`` and ``reduce`` are pre-steps.
 
@@ -30,6 +30,7 @@ _WHERE = {
         "Ensemble", "k_distance", "reduce", "rerank_distance", "co_association", "PLUSPLUS_MAX_NK", "LINKAGES",
         "AGGLOMERATIVE_METRICS", "DEFAULT_N_CLUSTERS", "DBSCAN_METRICS", "RERANK_MAX_N")},
     "scan": "._scan",
+    "PairSimilarity": "._similarity",
     **{name: "._auto" for name in ("AutoResult", "auto", "estimate_k", "AUTO_METHODS")},
 }
 __getattr__, __dir__, _LAZY = attach(__name__, _WHERE)

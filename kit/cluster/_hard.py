@@ -21,6 +21,7 @@ Written here because no maintained package offers it; read against the authors' 
 from __future__ import annotations
 
 from numbers import Integral, Real
+from pathlib import PurePath
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,6 +31,7 @@ from .._utils.estimator import BaseClusterer
 from .._utils.neighbors import exact_for
 from .._utils.neighbors import knn as knn_search
 from .._utils.validation import Interval, StrOptions
+from ._similarity import PairSimilarity
 
 _POSITIVE_INT = Interval(Integral, 1, None, closed="left")
 _POSITIVE = Interval(Real, 0, None, closed="neither")
@@ -175,6 +177,9 @@ class HardClusters(BaseClusterer):
         dlib face descriptors of faces_5celeb, neighbours ~0.05 apart, "auto" gives 0.99 and 0.05 gives 1.0).
     density_sigma : float, that of the density (0.5); ``density_k``: neighbours counted in it (20)
     damping, tol : the NDDe diffusion; ``count_radius``: the radius of ``density="count"``
+    similarity : a fitted :class:`PairSimilarity` (or the folder it was saved to), optional: its learned
+        probabilities that two neighbours are one identity replace the cosine similarities of the kNN graph
+        (trained on other, labelled identities; the paper's similarity predictor, small)
 
     Attributes
     ----------
@@ -193,11 +198,11 @@ class HardClusters(BaseClusterer):
         "density": [StrOptions({"approximate", "ndde", "count"})], "distance": [StrOptions({"tpdi", "cosine"})],
         "max_conn": [_POSITIVE_INT], "sigma": [_POSITIVE, StrOptions({"auto"})], "density_sigma": [_POSITIVE],
         "density_k": [_POSITIVE_INT], "damping": [Interval(Real, 0, 1, closed="left")], "tol": [_POSITIVE],
-        "count_radius": [_POSITIVE],
+        "count_radius": [_POSITIVE], "similarity": [None, PairSimilarity, str, PurePath],
     }
 
     def __init__(self, k=80, *, tau=0.7, density="approximate", distance="tpdi", max_conn=1, sigma="auto",
-                 density_sigma=0.5, density_k=20, damping=0.1, tol=0.05, count_radius=0.64):
+                 density_sigma=0.5, density_k=20, damping=0.1, tol=0.05, count_radius=0.64, similarity=None):
         self.k = k
         self.tau = tau
         self.density = density
@@ -209,6 +214,7 @@ class HardClusters(BaseClusterer):
         self.damping = damping
         self.tol = tol
         self.count_radius = count_radius
+        self.similarity = similarity
 
     def fit(self, X, y=None, knn=None):
         """Cluster the rows of ``X``.
@@ -231,6 +237,13 @@ class HardClusters(BaseClusterer):
             sims, idx = knn_search(X, min(int(self.k), n - 1), exact=exact_for(n))
         else:
             sims, idx = precomputed_knn(knn, n, int(self.k))
+        if self.similarity is not None:
+            learned = (self.similarity if isinstance(self.similarity, PairSimilarity)
+                       else PairSimilarity.load(self.similarity))
+            sims = np.where(idx >= 0, learned.similarities(X, idx), 0.0)
+            # nearest first by the learned similarity: the density and the links read the lists in that order
+            order = np.argsort(-sims, axis=1, kind="stable")
+            sims, idx = np.take_along_axis(sims, order, 1), np.take_along_axis(idx, order, 1)
         valid = idx >= 0  # an approximate search may return fewer neighbours: those slots point to the row itself
         idx = np.where(valid, idx, np.arange(n)[:, None])
         dist, idx = with_self(np.where(valid, 1.0 - sims, 0.0), idx)
