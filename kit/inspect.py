@@ -22,6 +22,7 @@ from ._utils.arrays import l2_normalize
 from ._utils.validation import Interval, StrOptions, validate_params
 from .io import RESIZE_MODES, read_image, resize_image
 from .progress import report
+from ._utils.quiet import quiet_import
 
 
 # ------------------------------------------------------------------ class names
@@ -240,7 +241,7 @@ def overlay(image, heatmap, alpha=0.45, box=None):
 
 
 def _grad_model(backbone, guided=False):
-    import keras
+    keras = quiet_import("keras")
 
     model = _bb.keras_model(backbone, guided=guided)
     fmap = model.get_layer(model.cam_layer).input
@@ -299,7 +300,7 @@ def cam(images, backbone=_bb.DEFAULT_BACKBONE, class_index=None, resize="center_
 
 
 def _gradcam_maps(grad_model, x, class_index):
-    import tensorflow as tf
+    tf = quiet_import("tensorflow")
 
     xt = tf.convert_to_tensor(x)
     with tf.GradientTape() as tape:
@@ -324,7 +325,7 @@ def gradcam(images, backbone=_bb.DEFAULT_BACKBONE, class_index=None, resize="cen
 
 
 def _guided_grads(backbone, x, class_index):
-    import tensorflow as tf
+    tf = quiet_import("tensorflow")
 
     model = _bb.keras_model(backbone, guided=True)
     xt = tf.Variable(x)

@@ -183,6 +183,12 @@ def test_notebook_executes(path, record_property, tmp_path):
 
     outputs = [(i, o) for i, cell in _code_cells(nb) for o in cell.outputs]
     assert not [o for _, o in outputs if o.output_type == "error"]
+    # no red box of TensorFlow's C++ log lines (issue 31): the kit keeps TensorFlow quiet wherever it loads it
+    from kit._utils.quiet import is_tensorflow_noise
+
+    noisy = [(i, line) for i, o in outputs if o.output_type == "stream" and o.name == "stderr"
+             for line in o.text.splitlines(keepends=True) if is_tensorflow_noise(line)]
+    assert not noisy, f"TensorFlow log lines in the outputs of cells {sorted({i for i, _ in noisy})}: {noisy[:5]}"
     # Matplotlib figures (kit.plot.image_grid) must display as images, not as "<Figure size ...>"
     text_only = [i for i, o in outputs if "data" in o and str(o.data.get("text/plain", "")).startswith("<Figure")
                  and "image/png" not in o.data]

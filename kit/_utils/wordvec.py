@@ -9,6 +9,7 @@ import re
 import numpy as np
 
 from .arrays import l2_normalize
+from .quiet import quiet, quiet_import
 
 
 class _Glove:
@@ -44,9 +45,10 @@ class _KeyedVectors:
 
 class _HubText:
     def __init__(self, handle):
-        import tensorflow_hub as hub
+        hub = quiet_import("tensorflow_hub")
 
-        self.model = hub.load(handle)
+        with quiet():
+            self.model = hub.load(handle)
 
     def phrase(self, text):
         return np.asarray(self.model([text]), np.float32)[0]

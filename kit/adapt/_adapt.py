@@ -54,6 +54,7 @@ from .._utils.config import __version__
 from .._utils.validation import Interval, StrOptions, validate_params
 from ..io import ImageSet, load_folder, read_image
 from ..progress import report
+from .._utils.quiet import quiet_import
 
 # Measured on clothing10 (bench/adapt.py): training the head convolution and the last 4 blocks of
 # efficientnet_lite0 gave the largest NMI gain within the time budget on 2 cores.
@@ -125,7 +126,7 @@ def augmentation(random_state: int = 0):
     degrees and shear), crops (zoom in by up to 30 %), colour jitter (brightness, contrast, saturation, hue) and
     Gaussian blur, each seeded from ``random_state``. Active only when called with ``training=True``.
     """
-    import keras
+    keras = quiet_import("keras")
     from keras import layers as L
 
     s = int(random_state) * 100
@@ -161,7 +162,7 @@ def trainable_layers(base: str = _bb.DEFAULT_BACKBONE, trainable_blocks: int = D
 def nt_xent(z1, z2, temperature: float = 0.1):
     """SimCLR's normalised-temperature cross-entropy between two batches of projections (row i of ``z1`` and of
     ``z2`` are two views of the same photo). A TensorFlow scalar."""
-    import tensorflow as tf
+    tf = quiet_import("tensorflow")
 
     z = tf.math.l2_normalize(tf.concat([z1, z2], axis=0), axis=1)
     n = tf.shape(z1)[0]
@@ -249,7 +250,7 @@ def _digest_arrays(arrays: dict) -> str:
 def _export(model, folder: Path, input_size: int) -> None:
     """Two TF-Hub-style SavedModels of ``model`` ([features, logits]): a ``tf.Module`` holding each variable once
     and a ``tf.function`` with a fixed input signature (a Keras 3 model exported naively saves weights twice)."""
-    import tensorflow as tf
+    tf = quiet_import("tensorflow")
 
     spec = tf.TensorSpec([None, input_size, input_size, 3], tf.float32, name="images")
 
@@ -361,7 +362,7 @@ def _split_model(model, base: str, trainable_blocks: int):
     """``(prefix, tail)``: the frozen part as a Keras model (images -> the activations entering the first trained
     layer) and the trained part as a function (those activations -> feature vectors), sharing ``model``'s layers,
     so ``tail(prefix(x))`` equals ``model(x)[0]``."""
-    import keras
+    keras = quiet_import("keras")
 
     from ..backbones import effnet_lite as _effnet_lite
 
@@ -401,8 +402,8 @@ class _Supervised:
     needs_views = 1
 
     def __init__(self, tail, trunk, clean_train, y_train, clean_val, y_val, n_classes, learning_rate):
-        import keras
-        import tensorflow as tf
+        keras = quiet_import("keras")
+        tf = quiet_import("tensorflow")
 
         feats = _tail_features(tail, clean_train)
         means = np.stack([feats[y_train == c].mean(axis=0) for c in range(n_classes)]).T
@@ -460,8 +461,8 @@ class _Contrastive:
     needs_views = 2
 
     def __init__(self, tail, trunk, val_views, learning_rate, temperature, random_state):
-        import keras
-        import tensorflow as tf
+        keras = quiet_import("keras")
+        tf = quiet_import("tensorflow")
 
         init = keras.initializers.GlorotUniform
         head = keras.Sequential([
@@ -513,7 +514,7 @@ def _train(task_factory, prefix, tail, trunk, augment, x_train, x_val, *, views,
     blocks learn from those activations for up to ``epochs`` epochs, each photo shown as a random view, with early
     stopping on the held-out loss (the best epoch's weights are put back). Prints the time and memory estimated on
     the first batches before the long part. Returns (history, estimate)."""
-    import tensorflow as tf
+    tf = quiet_import("tensorflow")
 
     t_start = time.perf_counter()
     n, bs = len(x_train), min(batch_size, len(x_train))

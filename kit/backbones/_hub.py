@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from ._base import BackboneSpec, BackboneUnavailableError, BatchKind, register_kind
+from .._utils.quiet import quiet, quiet_import
 
 _HUB = "https://tfhub.dev/google/imagenet/{}/{}/5"
 REACH_TIMEOUT = 10.0  # seconds before an unreachable download is reported
@@ -68,10 +69,11 @@ def check_reachable(url: str, cache: Path | None = None) -> None:
 
 def load_savedmodel(spec: BackboneSpec, path: str):
     """``tensorflow_hub.load(path)``, its many failure types surfaced as one clear error."""
-    import tensorflow_hub as hub
+    hub = quiet_import("tensorflow_hub")
 
     try:
-        return hub.load(path)
+        with quiet():
+            return hub.load(path)
     except BackboneUnavailableError:
         raise
     except Exception as exc:

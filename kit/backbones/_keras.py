@@ -12,6 +12,7 @@ from . import effnet_lite as _effnet_lite
 from ._base import BackboneSpec, BackboneUnavailableError, BatchKind, register_kind
 from ._finetuned import finetuned_note
 from ._hub import check_reachable
+from .._utils.quiet import quiet_import
 
 # name -> (keras.applications class, module, input size, feature dim, weights file, folder on the server)
 KERAS_APPS = {
@@ -36,8 +37,8 @@ def keras_weights_path(name: str) -> Path:
 
 def _guided_clone(model):
     """A copy of ``model`` whose ReLU gradients are guided (for guided backpropagation)."""
-    import keras
-    import tensorflow as tf
+    keras = quiet_import("keras")
+    tf = quiet_import("tensorflow")
 
     def make(max_value, lname):
         @tf.custom_gradient
@@ -74,7 +75,7 @@ def model_of(spec: BackboneSpec, guided: bool = False):
     key = (spec.cache_key if spec.source == "finetuned" else spec.name, guided)
     if key in _KERAS_MODELS:
         return _KERAS_MODELS[key]
-    import keras
+    keras = quiet_import("keras")
 
     if spec.source == "builtin":
         model = _effnet_lite.build(spec.name, guided=guided)

@@ -38,6 +38,7 @@ import numpy as np
 from .._utils.config import __version__, kit_home
 from .._utils.files import atomic_file, atomic_write
 from . import effnet_lite as _effnet_lite
+from .._utils.quiet import quiet, quiet_import
 
 __all__ = ["RUNTIMES", "RuntimeChoice", "features_fn", "probe", "requested_runtime", "tflite_path",
            "fingerprint", "MIN_COSINE"]
@@ -188,10 +189,11 @@ def _ensure_tflite(name: str, features_dir: Path, progress=None) -> Path:
         stage = f"converting {name} to TFLite (once)"
         if progress is not None:
             progress(0, 1, stage)
-        import tensorflow as tf
+        tf = quiet_import("tensorflow")
 
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(features_dir))
-        content = converter.convert()  # float32: no optimizations requested
+        with quiet():
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(features_dir))
+            content = converter.convert()  # float32: no optimizations requested
         atomic_write(target, content, prefix=f".{target.name}.tmp-", chmod=0o644)
         if progress is not None:
             progress(1, 1, stage)
@@ -225,9 +227,10 @@ class FeaturesFn:
 
 
 def _savedmodel_call(features_dir: Path):
-    import tensorflow_hub as hub
+    hub = quiet_import("tensorflow_hub")
 
-    model = hub.load(str(features_dir))
+    with quiet():
+        model = hub.load(str(features_dir))
     return lambda x: np.asarray(model(x), dtype=np.float32)
 
 
@@ -245,15 +248,22 @@ def _tflite_call(path: Path):
     out = interp.get_output_details()[0]
     lock = threading.Lock()
     shape = [None]  # the batch size the tensors are allocated for
+    invoked = [False]
 
     def call(x):
         with lock:
             if shape[0] != len(x):
                 interp.resize_tensor_input(inp["index"], list(x.shape), strict=False)
-                interp.allocate_tensors()
+                with quiet():  # applying the XNNPACK delegate says so on stderr
+                    interp.allocate_tensors()
                 shape[0] = len(x)
             interp.set_tensor(inp["index"], x)
-            interp.invoke()
+            if invoked[0]:
+                interp.invoke()
+            else:
+                with quiet():
+                    interp.invoke()
+                invoked[0] = True
             return np.array(interp.get_tensor(out["index"]), dtype=np.float32)  # a copy, never the buffer
 
     return call

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from .._utils.quiet import quiet, quiet_import
 
 # name -> (width coefficient, depth coefficient, input resolution)
 VARIANTS = {
@@ -137,8 +138,8 @@ def _fold(sd, conv_key: str, bn_key: str):
 def _guided_relu6_layer(name):
     """ReLU6 whose gradient is guided (Springenberg et al. 2015): passed back only where both the
     input was in the linear range and the incoming gradient is positive."""
-    import keras
-    import tensorflow as tf
+    keras = quiet_import("keras")
+    tf = quiet_import("tensorflow")
 
     @tf.custom_gradient
     def guided(x):
@@ -167,7 +168,7 @@ def build(name: str, state_dict=None, guided: bool = False):
     unchanged. ``guided=True`` uses guided-ReLU6 gradients (for guided backpropagation); the forward pass is
     unchanged.
     """
-    import keras
+    keras = quiet_import("keras")
     from keras import layers
 
     from ._torchpickle import load_legacy_state_dict
@@ -230,6 +231,7 @@ def build(name: str, state_dict=None, guided: bool = False):
     return keras.Model(inputs, [features, logits], name=name)
 
 
+@quiet()  # building the model opens TensorFlow's devices ("failed call to cuInit" without a GPU), saving logs
 def export_savedmodels(name: str, features_dir: Path, classifier_dir: Path) -> None:
     """Export ``name`` as two TF-Hub-style SavedModels: features (None, ``feature_dim(name)``) and logits
     (None, 1000).
@@ -248,7 +250,7 @@ def export_savedmodels(name: str, features_dir: Path, classifier_dir: Path) -> N
         if Path(folder).exists() or Path(folder).is_symlink():
             raise ValueError(f"{str(folder)!r} already exists; export_savedmodels never replaces a folder - pass "
                              f"a new path (the kit exports into a fresh temporary folder of its own)")
-    import tensorflow as tf
+    tf = quiet_import("tensorflow")
 
     model = build(name)
     size = input_size(name)

@@ -36,6 +36,7 @@ from .._utils.estimator import BaseClusterer
 from .._utils.neighbors import knn
 from .._utils.validation import Interval, StrOptions
 from ._estimators import Agglomerative, co_association
+from .._utils.quiet import quiet_import
 
 _POSITIVE_INT = Interval(Integral, 1, None, closed="left")
 MAX_NEIGHBORS = 20  # the paper's choice; "auto" lowers it on small sets (below N / (2K))
@@ -243,7 +244,7 @@ class SCAN(BaseClusterer):
     # ------------------------------------------------------------ training (TensorFlow)
     def _train(self, Z, neighbors, k, rng, Zs=None):
         """Train the heads on ``Z`` (N, d); with ``Zs`` (1 + V, N, d), on vectors drawn from it at each step."""
-        import tensorflow as tf
+        tf = quiet_import("tensorflow")
 
         heads, d, hidden = int(self.n_heads), Z.shape[1], int(self.hidden)
         tf.random.set_seed(int(rng.integers(2**31 - 1)))  # nothing below draws from TF's generator; set anyway

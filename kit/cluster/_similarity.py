@@ -21,6 +21,7 @@ import numpy as np
 
 from .._utils.arrays import as_seed, check_X, l2_normalize
 from .._utils.validation import Interval, validate_params
+from .._utils.quiet import quiet, quiet_import
 
 #: The file a saved model is written to inside its folder (with ``similarity.json``, the kit's settings).
 MODEL_FILE = "similarity.keras"
@@ -95,7 +96,7 @@ class PairSimilarity:
         if self.positive_rate_ in (0.0, 1.0):
             raise ValueError(f"every training pair is {'the same' if self.positive_rate_ else 'a different'} "
                              "identity: the model needs both kinds (more identities, or a larger k)")
-        import keras
+        keras = quiet_import("keras")
 
         keras.utils.set_random_seed(as_seed(self.random_state))
         self.dim_ = X.shape[1]
@@ -160,10 +161,11 @@ class PairSimilarity:
         if not path.is_file():
             raise FileNotFoundError(f"folder={str(folder)!r} holds no {MODEL_FILE}; save one with "
                                     "PairSimilarity(...).fit(X, y).save(folder)")
-        import keras
+        keras = quiet_import("keras")
 
         try:
-            model = keras.models.load_model(path, compile=False)
+            with quiet():
+                model = keras.models.load_model(path, compile=False)
         except Exception as exc:  # a damaged or foreign file: say which, never a bare Keras traceback
             raise ValueError(f"{path} is not a readable pair-similarity model ({type(exc).__name__}: {exc}); "
                              "train and save it again") from exc

@@ -1,0 +1,56 @@
+"""TensorFlow kept quiet (issue 31): its C++ log lines, written straight to descriptor 2, are held back around the
+kit's TensorFlow work; anything else written there still shows; the user's logging settings are untouched."""
+import logging
+import os
+import subprocess
+import sys
+
+from kit._utils.quiet import is_tensorflow_noise, quiet
+
+NOISE = [
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+    "I0000 00:00:1796652931.347454   14558 port.cc:153] oneDNN custom operations are on. You may see slightly\n",
+    "E0000 00:00:1796652121.550742    6745 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error\n",
+    "W0000 00:00:1796652125.572682    6745 tf_tfl_flatbuffer_helpers.cc:364] Ignored output_format.\n",
+    "To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow with the "
+    "appropriate compiler flags.\n",
+    "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n",
+]
+
+
+def test_the_log_lines_are_recognised_and_nothing_else():
+    assert all(is_tensorflow_noise(line) for line in NOISE)
+    for line in ("Traceback (most recent call last):\n", "ValueError: bad photo\n", "I0000 is my label\n",
+                 "Embedding 10/20 photos\n", "WARNING: your disk is full\n"):
+        assert not is_tensorflow_noise(line)
+
+
+def test_quiet_holds_back_the_noise_passes_on_the_rest_and_restores_logging(capfd):
+    absl = logging.getLogger("absl")
+    absl.setLevel(logging.INFO)  # the user's setting
+    with quiet():
+        with quiet():  # nested: one capture
+            assert absl.level == logging.ERROR
+            for line in NOISE:
+                os.write(2, line.encode())
+            os.write(2, b"a real error\n")
+    assert absl.level == logging.INFO
+    err = capfd.readouterr().err
+    assert err == "a real error\n"
+    os.write(2, NOISE[1].encode())  # outside: descriptor 2 is the caller's again
+    assert capfd.readouterr().err == NOISE[1]
+
+
+def test_embedding_in_a_new_process_prints_no_tensorflow_line(tmp_path):
+    """The whole path a notebook takes on a fresh machine: TensorFlow imported, the default backbone exported
+    and converted, the photos embedded; then again from the caches."""
+    code = ("import kit; images = kit.load_folder(kit.datasets.sample_folder()); "
+            "print(kit.embed(images, backbone='efficientnet_lite0').vectors.shape)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
+    env["KIT_HOME"] = str(tmp_path / "home")
+    for run in ("cold", "warm"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        noisy = [line for line in out.stderr.splitlines(keepends=True) if is_tensorflow_noise(line)]
+        assert not noisy, (run, noisy[:5])
+        assert "1280" in out.stdout
