@@ -161,3 +161,136 @@ def test_batch_size_is_capped_by_input_size():
 def test_batch_size_used_is_reported(dino_folder, tmp_path):
     emb = kit.embed(_photos(2), backbone=str(dino_folder), use_cache=False, batch_size=4)
     assert emb.stats["batch_size"] == 4 and emb.stats["runtime"] == "keras-tensorflow"
+
+
+# ------------------------------------------------------------------ text: a tiny CLIP with a vocabulary of its own
+WORDS = ["a", "red", "dress", "blue", "shoe", "green", "hat", "white", "shirt", "photo", "of", "pants", "grey"]
+CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+
+
+def _tiny_bpe(words):
+    """A byte-pair vocabulary and merges covering ``words`` (the end-of-text token has the largest id, as CLIP's
+    text pooler expects)."""
+    vocab, merges = {}, []
+    for ch in sorted(set("".join(words))):
+        vocab.setdefault(ch, len(vocab))
+        vocab.setdefault(ch + "</w>", len(vocab))
+    for w in words:
+        parts = [*w[:-1], w[-1] + "</w>"]
+        cur = parts[0]
+        for t in parts[1:]:
+            if f"{cur} {t}" not in merges:
+                merges.append(f"{cur} {t}")
+            cur += t
+            vocab.setdefault(cur, len(vocab))
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    return vocab, merges
+
+
+def _clip_parts(size=SIZE, seed=0):
+    import keras
+    import keras_hub
+
+    keras.utils.set_random_seed(seed)
+    vocab, merges = _tiny_bpe(WORDS)
+    tokenizer = keras_hub.models.CLIPTokenizer(vocabulary=vocab, merges=merges)
+    vision = keras_hub.models.CLIPVisionEncoder(patch_size=14, hidden_dim=32, num_layers=2, num_heads=2,
+                                                intermediate_dim=64, image_shape=(size, size, 3))
+    text = keras_hub.models.CLIPTextEncoder(vocabulary_size=len(vocab), embedding_dim=32, hidden_dim=32, num_layers=2,
+                                            num_heads=2, intermediate_dim=64, max_sequence_length=16)
+    net = keras_hub.models.CLIPBackbone(vision_encoder=vision, text_encoder=text, projection_dim=16)
+    converter = keras_hub.layers.CLIPImageConverter(image_size=(size, size), scale=[1 / 255 / s for s in CLIP_STD],
+                                                    offset=[-m / s for m, s in zip(CLIP_MEAN, CLIP_STD)])
+    prep = keras_hub.models.CLIPPreprocessor(tokenizer=tokenizer, image_converter=converter, sequence_length=16)
+    return net, prep
+
+
+def _contrastive_fit(net, prep, images, captions, steps=80):
+    """Align each photo with its caption (CLIP's symmetric contrastive loss), a few Adam steps."""
+    import keras
+    import tensorflow as tf
+
+    x = prep.image_converter(tf.constant(images, tf.float32))
+    tokens = prep.packer(prep.tokenizer(tf.strings.lower(tf.constant(captions))))[0]
+    weights = [w for w in net.trainable_weights if "logit_scale" not in w.path]
+    opt = keras.optimizers.Adam(3e-3)
+    opt.build(weights)
+    labels = tf.range(len(captions))
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            v = tf.math.l2_normalize(net.get_vision_embeddings(x), axis=1)
+            t = tf.math.l2_normalize(net.get_text_embeddings(tokens), axis=1)
+            logits = 10.0 * tf.matmul(v, t, transpose_b=True)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)) + \
+                tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, tf.transpose(logits),
+                                                                            from_logits=True))
+        opt.apply(tape.gradient(loss, weights), weights)
+        return loss
+
+    for _ in range(steps):
+        loss = step()
+    return float(loss)
+
+
+CAPTIONS = ["a red dress", "a blue shoe", "a green hat", "a white shirt", "grey pants"]
+
+
+@pytest.fixture(scope="module")
+def clip_folder(tmp_path_factory):
+    """A tiny CLIP preset fitted so that each of five photos matches its caption."""
+    net, prep = _clip_parts()
+    prep.build(None)
+    photos = _photos(len(CAPTIONS))
+    images = np.stack([kit.read_image(p, size=SIZE) for p in photos]).astype("float32")
+    loss = _contrastive_fit(net, prep, images, CAPTIONS)
+    assert loss < 0.5, loss
+    folder = tmp_path_factory.mktemp("presets") / "tiny_clip"
+    net.save_to_preset(str(folder))
+    prep.save_to_preset(str(folder))
+    return folder, photos
+
+
+def test_text_and_photos_share_one_space_and_rank_the_aligned_photo_first(clip_folder, tmp_path):
+    folder, photos = clip_folder
+    assert backbones.has_text(str(folder))
+    emb = kit.embed(photos, backbone=str(folder), cache_dir=tmp_path / "cache")
+    assert emb.vectors.shape == (len(photos), 16) and emb.preprocessing["input_size"] == SIZE
+    T = kit.embed_text(CAPTIONS, backbone=str(folder))
+    assert T.shape == (len(CAPTIONS), 16) and T.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(T, axis=1), 1.0, atol=1e-5)
+    assert kit.search.embed_text("a red dress", backbone=str(folder)).shape == (1, 16)
+    for i, caption in enumerate(CAPTIONS):
+        hits = kit.search.by_text(emb, caption, k=3)
+        assert list(hits.columns) == ["rank", "row", "path", "score"]
+        assert hits["row"].iloc[0] == i and hits["path"].iloc[0] == str(photos[i]), (caption, hits)
+        assert hits["score"].is_monotonic_decreasing and list(hits["rank"]) == [1, 2, 3]
+    scores = kit.search.text_scores(emb, CAPTIONS)
+    assert (scores.argmax(axis=0) == np.arange(len(CAPTIONS))).all()
+    # the same rows come from the model's own text path (tokenizer, projection) and image path
+    import keras_hub
+
+    net = keras_hub.models.CLIPBackbone.from_preset(str(folder))
+    prep = keras_hub.models.CLIPPreprocessor.from_preset(str(folder))
+    out = prep({"images": np.stack([kit.read_image(p, size=SIZE) for p in photos]).astype("float32"),
+                "prompts": CAPTIONS})
+    ref_t = np.array(net.get_text_embeddings(out["token_ids"]))
+    ref_v = np.array(net.get_vision_embeddings(out["images"]))
+    np.testing.assert_allclose(T, ref_t / np.linalg.norm(ref_t, axis=1, keepdims=True), atol=1e-5)
+    np.testing.assert_allclose(emb.vectors, ref_v / np.linalg.norm(ref_v, axis=1, keepdims=True), atol=1e-4)
+
+
+def test_text_needs_a_language_aligned_backbone(dino_folder, clip_folder):
+    emb = kit.embed(_photos(2), backbone=str(dino_folder), use_cache=False)
+    with pytest.raises(ValueError, match="no text tower"):
+        kit.search.by_text(emb, "a red dress")
+    with pytest.raises(ValueError, match="no text tower"):
+        kit.embed_text("a red dress", backbone="efficientnet_lite0")
+    with pytest.raises(ValueError, match="query="):
+        kit.search.by_text(emb, "")
+    with pytest.raises(ValueError, match="k"):
+        kit.search.by_text(emb, "a red dress", k=0)
+    with pytest.raises(ValueError, match="same model"):
+        kit.search.by_text(emb, "a red dress", backbone=str(clip_folder[0]))
