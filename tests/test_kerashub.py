@@ -69,15 +69,15 @@ def test_preset_folder_embeds_l2_normalised_cls_vectors_and_hits_the_cache(dino_
     assert emb.vectors.shape == (len(photos), 32)
     np.testing.assert_allclose(np.linalg.norm(emb.vectors, axis=1), 1.0, atol=1e-5)
     assert emb.stats["computed"] == len(photos)
-    assert emb.preprocessing["input_size"] == 224 and emb.preprocessing["range"] == "0-255"
+    assert emb.preprocessing["input_size"] == SIZE and emb.preprocessing["range"] == "0-255"  # the converter's
     again = kit.embed(photos, backbone=str(dino_folder), cache_dir=tmp_path / "cache")
     assert again.stats["cached"] == len(photos) and again.stats["computed"] == 0
     np.testing.assert_array_equal(again.vectors, emb.vectors)
     # the vector is the CLS token of the model's own output on the converter's normalisation
     import keras_hub
 
-    net = keras_hub.models.Backbone.from_preset(str(dino_folder), image_shape=(224, 224, 3))
-    x = np.stack([kit.read_image(p, size=224) for p in photos[:2]]).astype("float32")
+    net = keras_hub.models.Backbone.from_preset(str(dino_folder))
+    x = np.stack([kit.read_image(p, size=SIZE) for p in photos[:2]]).astype("float32")
     x = x * np.float32(1 / 255) / np.array([0.229, 0.224, 0.225], "float32") - \
         np.array([0.485, 0.456, 0.406], "float32") / np.array([0.229, 0.224, 0.225], "float32")
     cls = np.array(net({"images": x})[:, 0])
@@ -88,8 +88,8 @@ def test_preset_folder_embeds_l2_normalised_cls_vectors_and_hits_the_cache(dino_
 def test_cache_key_holds_identity_weights_and_size(dino_folder, tmp_path):
     spec = backbones.get(str(dino_folder))
     key = spec.cache_key
-    assert key.startswith("kerashub:folder:DINOV2Backbone:") and key.endswith(":cls:224")
-    assert backbones.get(str(dino_folder), input_size=112).cache_key != key
+    assert key.startswith("kerashub:folder:DINOV2Backbone:") and key.endswith(f":cls:{SIZE}")
+    assert backbones.get(str(dino_folder), input_size=112).cache_key != key  # DINOv2 runs at any size
     other = _save_tiny_dinov2(tmp_path / "other", seed=1)  # same architecture, other weights
     assert backbones.get(str(other)).cache_key != key
     copy = shutil.copytree(dino_folder, tmp_path / "copy")  # same files elsewhere: same key
@@ -294,3 +294,42 @@ def test_text_needs_a_language_aligned_backbone(dino_folder, clip_folder):
         kit.search.by_text(emb, "a red dress", k=0)
     with pytest.raises(ValueError, match="same model"):
         kit.search.by_text(emb, "a red dress", backbone=str(clip_folder[0]))
+
+
+# ------------------------------------------------------------------ the kit's preprocessing = the preset's converter
+def test_preprocessing_equals_the_presets_own_image_converter_on_real_photos(tmp_path):
+    """The kit decodes and centre-crops with Pillow, then applies the converter's scale and offset; the preset's
+    converter (KerasHub, TensorFlow resize) does both itself. Same normalisation exactly; same crop and resize
+    within a grey level on average (the converter does not antialias); the same vectors."""
+    import keras_hub
+
+    folder = _save_tiny_dinov2(tmp_path / "dino224")
+    std, mean = (0.229, 0.224, 0.225), (0.485, 0.456, 0.406)
+    keras_hub.layers.DINOV2ImageConverter(image_size=(224, 224), scale=[1 / 255 / s for s in std],
+                                          offset=[-m / s for m, s in zip(mean, std)]).save_to_preset(str(folder))
+    converter = keras_hub.layers.ImageConverter.from_preset(str(folder))
+    spec = backbones.get(str(folder))
+    assert spec.input_size == 224
+    photos = sorted(PHOTOS.glob("*/*.jpg"))[::40]  # 13 real photos of every class, 240 px short side
+    assert len(photos) >= 10
+    kind = backbones.kind_of(spec)
+    pre = kind.preprocessing(spec, backbones.EmbedOptions())
+    assert pre["input_size"] == 224 and pre["resize"] == "center_crop"
+    kit_inputs, own_inputs = [], []
+    for p in photos:
+        square = kind.decode(spec, str(p), backbones.EmbedOptions())
+        x = square.astype("float32") * np.float32(1)  # what the kit feeds: the converter's scale and offset
+        kit_input = x * np.asarray(pre["scale"], "float32") + np.asarray(pre["offset"], "float32")
+        np.testing.assert_allclose(kit_input, np.asarray(converter(x)), atol=1e-5)  # same normalisation
+        kit_inputs.append(kit_input)
+        own_inputs.append(np.asarray(converter(kit.read_image(p).astype("float32"))))  # the preset's own resize
+    kit_inputs, own_inputs = np.stack(kit_inputs), np.stack(own_inputs)
+    grey_levels = np.abs(kit_inputs - own_inputs) * 255 * np.asarray(std, "float32")
+    assert grey_levels.mean() < 1.0, grey_levels.mean()
+    for a, b in zip(kit_inputs, own_inputs):
+        assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.999
+    net = keras_hub.models.Backbone.from_preset(str(folder), image_shape=(224, 224, 3))
+    ours = kit.embed(photos, backbone=str(folder), use_cache=False).vectors
+    theirs = np.array(net({"images": own_inputs})[:, 0])
+    theirs /= np.linalg.norm(theirs, axis=1, keepdims=True)
+    assert (np.sum(ours * theirs, axis=1) > 0.999).all(), np.sum(ours * theirs, axis=1)

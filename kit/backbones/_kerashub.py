@@ -460,9 +460,9 @@ def spec_of(handle: str, input_size: int | None = None) -> BackboneSpec:
         cache_folder(handle)  # a malformed handle fails here, before any download
     size = input_size
     folder = local_folder(handle)
-    if size is None and folder is not None:
+    if size is None and folder is not None:  # the model's own size, else its image converter's
         info = meta(folder)
-        size = info["fixed_size"]
+        size = info["fixed_size"] or (info["converter_size"] or [None])[0]
     return BackboneSpec(name=handle, source=SOURCE, handle=handle, input_size=int(size or 224), feature_dim=None,
                         description=f"KerasHub preset {handle}")
 
