@@ -333,3 +333,20 @@ def test_preprocessing_equals_the_presets_own_image_converter_on_real_photos(tmp
     theirs = np.array(net({"images": own_inputs})[:, 0])
     theirs /= np.linalg.norm(theirs, axis=1, keepdims=True)
     assert (np.sum(ours * theirs, axis=1) > 0.999).all(), np.sum(ours * theirs, axis=1)
+
+
+def test_clusters_are_named_in_words_by_the_text_tower(clip_folder):
+    folder, photos = clip_folder
+    emb = kit.embed(photos, backbone=str(folder), use_cache=False)
+    labels = [0, 1, 2, 3, -1]
+    names = kit.inspect.text_cluster_names(emb, labels, vocabulary=list(reversed(CAPTIONS)), prompt="{}", top=2)
+    assert list(names.columns) == ["cluster", "size", "name", "score", "words", "source"]
+    assert names["name"].tolist() == [*CAPTIONS[:4], "noise"]
+    assert names["source"].tolist() == ["text"] * 4 + ["noise"] and np.isnan(names["score"].iloc[-1])
+    assert names["words"].iloc[0].split("; ")[0] == CAPTIONS[0] and len(names["words"].iloc[0].split("; ")) == 2
+    with pytest.raises(ValueError, match="prompt="):
+        kit.inspect.text_cluster_names(emb, labels, vocabulary=CAPTIONS, prompt="no slot")
+    with pytest.raises(ValueError, match="labels has 2 entries"):
+        kit.inspect.text_cluster_names(emb, [0, 1], vocabulary=CAPTIONS)
+    words = kit.inspect.imagenet_words()
+    assert len(words) > 900 and "goldfish" in words and len(set(words)) == len(words)
