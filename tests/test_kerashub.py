@@ -169,10 +169,12 @@ CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.261302
 
 
 def _tiny_bpe(words):
-    """A byte-pair vocabulary and merges covering ``words`` (the end-of-text token has the largest id, as CLIP's
-    text pooler expects)."""
+    """A byte-pair vocabulary and merges covering ``words`` as whole tokens and any other text byte by byte, like
+    CLIP's (the end-of-text token has the largest id, as CLIP's text pooler expects)."""
+    from keras_hub.src.tokenizers.byte_pair_tokenizer import bytes_to_unicode
+
     vocab, merges = {}, []
-    for ch in sorted(set("".join(words))):
+    for ch in sorted(set("".join(words)) | set(bytes_to_unicode()[1])):
         vocab.setdefault(ch, len(vocab))
         vocab.setdefault(ch + "</w>", len(vocab))
     for w in words:
