@@ -352,3 +352,11 @@ def test_clusters_are_named_in_words_by_the_text_tower(clip_folder):
         kit.inspect.text_cluster_names(emb, [0, 1], vocabulary=CAPTIONS)
     words = kit.inspect.imagenet_words()
     assert len(words) > 900 and "goldfish" in words and len(set(words)) == len(words)
+
+
+def test_an_incomplete_preset_folder_says_so(dino_folder, tmp_path):
+    broken = shutil.copytree(dino_folder, tmp_path / "broken")
+    (broken / "model.weights.h5").unlink()
+    assert backbones.get(str(broken)).source == "kerashub"  # listing and resolving read no weights
+    with pytest.raises(backbones.BackboneUnavailableError, match="no weights file.*fetch it again"):
+        kit.embed(_photos(1), backbone=str(broken), cache_dir=tmp_path / "cache")

@@ -241,10 +241,24 @@ def _file_digest(path: Path) -> str:
     return _DIGESTS[key]
 
 
+def digest(folder: Path) -> str:
+    """A digest of the preset's config and weight files (each file hashed once per process and modification)."""
+    folder = Path(folder)
+    weights = _weight_files(folder)
+    if not weights:
+        raise BackboneUnavailableError(f"the preset folder {folder} has no weights file (model.weights.h5); it is "
+                                       f"incomplete: fetch it again")
+    h = hashlib.blake2b(digest_size=16)
+    h.update((folder / "config.json").read_bytes())
+    for w in weights:
+        h.update(_file_digest(w).encode())
+    return h.hexdigest()
+
+
 def meta(folder: Path) -> dict:
-    """What the kit needs of a preset folder, from its JSON files only (nothing is imported): backbone class,
-    image size (None when the model takes any), patch, width, heads, MLP width, text tower, converter
-    ``scale``/``offset``, and a digest of config and weights."""
+    """What the kit needs of a preset folder, from its JSON files only (nothing is imported, no weights read):
+    backbone class, image size (None when the model takes any), patch, width, heads, MLP width, text tower,
+    converter ``scale``/``offset`` and size, weights' size."""
     folder = Path(folder)
     key = (str(folder.resolve()), (folder / "config.json").stat().st_mtime_ns)
     if key in _META:
@@ -258,21 +272,14 @@ def meta(folder: Path) -> dict:
     converter = {}
     if (folder / "image_converter.json").is_file():
         converter = _read_json(folder / "image_converter.json").get("config", {})
-    h = hashlib.blake2b(digest_size=16)
-    h.update((folder / "config.json").read_bytes())
     weights = _weight_files(folder)
-    if not weights:
-        raise BackboneUnavailableError(f"the preset folder {folder} has no weights file (model.weights.h5); it is "
-                                       f"incomplete: fetch it again")
-    for w in weights:
-        h.update(_file_digest(w).encode())
     out = dict(
         cls=cls, fixed_size=int(shape[0]) if fixed else None, native_size=shape[0],
         patch=int(vision.get("patch_size", 16) or 16), hidden=int(vision.get("hidden_dim", 768) or 768),
         heads=int(vision.get("num_heads", 12) or 12),
         intermediate=int(vision.get("intermediate_dim", 4 * int(vision.get("hidden_dim", 768) or 768)) or 3072),
         text=cls in _TEXT_CLASSES, weights_bytes=sum(w.stat().st_size for w in weights),
-        scale=converter.get("scale"), offset=converter.get("offset"), digest=h.hexdigest(),
+        scale=converter.get("scale"), offset=converter.get("offset"),
         converter_size=converter.get("image_size"),
     )
     _META[key] = out
@@ -324,13 +331,19 @@ def model(spec: BackboneSpec):
     folder = fetch(spec)
     info = meta(folder)
     size = input_size(spec, info)
-    key = (str(folder.resolve()), info["digest"], size)
+    key = (str(folder.resolve()), digest(folder), size)
     with _MODELS_LOCK:
         if key not in _MODELS:
             try:
+                import keras
                 import keras_hub
             except ImportError as exc:
                 raise _missing_keras_hub(exc) from exc
+            if keras.backend.backend() != "tensorflow":
+                raise BackboneUnavailableError(f"backbone {spec.name!r}: the kit runs KerasHub presets on Keras' "
+                                               f"TensorFlow backend, and this process uses "
+                                               f"{keras.backend.backend()!r}; unset KERAS_BACKEND or set it to "
+                                               f"'tensorflow'")
             kwargs = {"image_shape": (size, size, 3)} if info["fixed_size"] is None and info["native_size"] else {}
             try:
                 _MODELS[key] = keras_hub.models.Backbone.from_preset(str(folder), **kwargs)
@@ -413,7 +426,7 @@ class KerasHubKind(BatchKind):
     def cache_key(self, spec):
         info = self._info(spec)
         identity = spec.handle if is_handle(spec.handle) else f"folder:{info['cls']}"
-        return f"{SOURCE}:{identity}:{info['digest']}:{vector_name(info)}:{input_size(spec, info)}"
+        return f"{SOURCE}:{identity}:{digest(fetch(spec))}:{vector_name(info)}:{input_size(spec, info)}"
 
     def preprocessing(self, spec, options):
         info = self._info(spec)
