@@ -30,8 +30,9 @@ def _save_tiny_dinov2(folder, seed=0):
     import keras_hub
 
     keras.utils.set_random_seed(seed)
-    net = keras_hub.models.DINOV2Backbone(patch_size=14, num_layers=2, hidden_dim=32, num_heads=2, intermediate_dim=64,
-                                         image_shape=(SIZE, SIZE, 3), position_embedding_shape=(SIZE, SIZE, 3))
+    net = keras_hub.models.DINOV2Backbone(patch_size=14, num_layers=2, hidden_dim=32, num_heads=2,
+                                         intermediate_dim=64, image_shape=(SIZE, SIZE, 3),
+                                         position_embedding_shape=(SIZE, SIZE, 3))
     net.save_to_preset(str(folder))
     std, mean = (0.229, 0.224, 0.225), (0.485, 0.456, 0.406)
     keras_hub.layers.DINOV2ImageConverter(image_size=(SIZE, SIZE), scale=[1 / 255 / s for s in std],

@@ -36,8 +36,8 @@ if result is not None:
         if query.strip():
             hits = calls.text_search(folder, bb, query.strip())
             st.caption(f"The {len(hits)} photos that best match \"{query.strip()}\", best first (cosine score).")
-            widgets.photo_grid(hits["path"].tolist(), size=96,
-                               captions=[f"{s:.3f} · {p.split('/')[-1]}" for s, p in zip(hits["score"], hits["path"])])
+            captions = [f"{score:.3f} · {p.split('/')[-1]}" for score, p in zip(hits["score"], hits["path"])]
+            widgets.photo_grid(hits["path"].tolist(), size=96, captions=captions)
         if st.toggle("Also name the clusters in words (ImageNet class names, by the backbone's text tower)",
                      key="gallery_text_names"):
             with st.spinner("Embedding the 1000 ImageNet class names (once per server)..."):

@@ -286,11 +286,11 @@ def meta(folder: Path) -> dict:
     return out
 
 
+_IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+_OPENAI = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
 _DEFAULT_NORMALIZE = {  # the converters of the released presets, for folders saved without one
-    "DINOV2Backbone": ([1 / 255 / s for s in (0.229, 0.224, 0.225)], [-m / s for m, s in
-                                                                        zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))]),
-    "CLIPBackbone": ([1 / 255 / s for s in (0.26862954, 0.26130258, 0.27577711)],
-                     [-m / s for m, s in zip((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))]),
+    "DINOV2Backbone": ([1 / 255 / s for s in _IMAGENET[1]], [-m / s for m, s in zip(*_IMAGENET)]),
+    "CLIPBackbone": ([1 / 255 / s for s in _OPENAI[1]], [-m / s for m, s in zip(*_OPENAI)]),
     "SigLIPBackbone": (1 / 127.5, -1.0),
 }
 
