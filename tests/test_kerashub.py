@@ -361,3 +361,44 @@ def test_an_incomplete_preset_folder_says_so(dino_folder, tmp_path):
     assert backbones.get(str(broken)).source == "kerashub"  # listing and resolving read no weights
     with pytest.raises(backbones.BackboneUnavailableError, match="no weights file.*fetch it again"):
         kit.embed(_photos(1), backbone=str(broken), cache_dir=tmp_path / "cache")
+
+
+def test_a_siglip_preset_embeds_photos_and_text_through_its_own_tokenizer(tmp_path):
+    """SigLIP (attention-pooled image tower, SentencePiece tokenizer) through the same path as CLIP."""
+    import io
+
+    import keras
+    import keras_hub
+    import sentencepiece
+
+    keras.utils.set_random_seed(0)
+    proto = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(CAPTIONS * 3 + ["a photo of a shoe", "the pants are grey"]), model_writer=proto,
+        vocab_size=19, model_type="WORD", pad_id=0, bos_id=1, eos_id=2, unk_id=3, unk_piece="<unk>")
+    tokenizer = keras_hub.models.SigLIPTokenizer(proto=proto.getvalue())
+    vision = keras_hub.models.SigLIPVisionEncoder(patch_size=14, hidden_dim=32, num_layers=2, num_heads=2,
+                                                  intermediate_dim=64, image_shape=(SIZE, SIZE, 3))
+    text = keras_hub.models.SigLIPTextEncoder(vocabulary_size=tokenizer.vocabulary_size(), embedding_dim=32,
+                                              hidden_dim=32, num_layers=2, num_heads=2, intermediate_dim=64,
+                                              max_sequence_length=16)
+    net = keras_hub.models.SigLIPBackbone(vision_encoder=vision, text_encoder=text)
+    converter = keras_hub.layers.SigLIPImageConverter(image_size=(SIZE, SIZE), scale=1 / 127.5, offset=-1.0)
+    prep = keras_hub.models.SigLIPPreprocessor(tokenizer=tokenizer, image_converter=converter, sequence_length=16)
+    folder = tmp_path / "tiny_siglip"
+    net.save_to_preset(str(folder))
+    prep.save_to_preset(str(folder))
+
+    assert backbones.has_text(str(folder))
+    photos = _photos(3)
+    emb = kit.embed(photos, backbone=str(folder), use_cache=False)
+    T = kit.embed_text(CAPTIONS[:2], backbone=str(folder))
+    assert emb.vectors.shape == (3, 32) and T.shape == (2, 32)
+    assert emb.preprocessing["scale"] == pytest.approx(1 / 127.5) and emb.preprocessing["offset"] == -1.0
+    out = prep({"images": np.stack([kit.read_image(p, size=SIZE) for p in photos]).astype("float32"),
+                "prompts": CAPTIONS[:2]})
+    ref_v = np.array(net.get_vision_embeddings(out["images"]))
+    ref_t = np.array(net.get_text_embeddings(out["token_ids"]))
+    np.testing.assert_allclose(emb.vectors, ref_v / np.linalg.norm(ref_v, axis=1, keepdims=True), atol=1e-4)
+    np.testing.assert_allclose(T, ref_t / np.linalg.norm(ref_t, axis=1, keepdims=True), atol=1e-5)
+    assert kit.search.by_text(emb, "a red dress", k=2)["rank"].tolist() == [1, 2]
