@@ -12,7 +12,14 @@
 KIT_HOME defaults to a new temporary folder, so the SavedModel export, TFLite conversion and runtime probe run
 fresh; set KIT_HOME (and KIT_RUNTIME) to measure an existing setup.
 
-Usage: python bench/embed.py [--backbone efficientnet_lite0]
+``--presets`` instead measures what the KerasHub presets cost on this CPU, without downloading them and without
+../shared/data: each of dinov2_small, the CLIP ViT-B/32 and SigLIP ViT-B/16 image towers is built with KerasHub's
+classes at the released preset's architecture (hyperparameters in PRESET_ARCHS) with random weights (the same
+FLOPs), saved with ``save_to_preset`` and embedded through ``kit.embed`` from the built-in photos
+(kit.datasets.clothing()), each in its own process (peak RSS per model), beside efficientnet_lite0 measured the
+same way.
+
+Usage: python bench/embed.py [--backbone efficientnet_lite0] | --presets [--photos 96]
 """
 import argparse
 import os
@@ -54,10 +61,110 @@ def _timed(f):
     return time.perf_counter() - t
 
 
+# The released presets' architectures (their config.json on Kaggle), built here with random weights.
+PRESET_ARCHS = {
+    "dinov2_small": dict(cls="DINOV2Backbone", patch_size=14, num_layers=12, hidden_dim=384, num_heads=6,
+                         intermediate_dim=1536, image_shape=(224, 224, 3)),
+    "clip_vit_base_patch32": dict(cls="CLIPBackbone", vision=dict(patch_size=32, hidden_dim=768, num_layers=12,
+                                                                  num_heads=12, intermediate_dim=3072,
+                                                                  image_shape=(224, 224, 3)),
+                                  text=dict(vocabulary_size=49408, embedding_dim=512, hidden_dim=512, num_layers=12,
+                                            num_heads=8, intermediate_dim=2048, max_sequence_length=77),
+                                  projection_dim=512),
+    "siglip_base_patch16_224": dict(cls="SigLIPBackbone", vision=dict(patch_size=16, hidden_dim=768, num_layers=12,
+                                                                      num_heads=12, intermediate_dim=3072,
+                                                                      image_shape=(224, 224, 3)),
+                                    text=dict(vocabulary_size=32000, embedding_dim=768, hidden_dim=768,
+                                              num_layers=12, num_heads=12, intermediate_dim=3072)),
+}
+
+
+def vit_gflop(patch, hidden, layers, intermediate, size=224, cls_token=True):
+    """Forward FLOPs (2 per multiply-add) of a ViT image tower: projections, MLP and attention, per image."""
+    tokens = (size // patch) ** 2 + int(cls_token)
+    per_layer = 2 * (4 * tokens * hidden ** 2 + 2 * tokens * hidden * intermediate + 2 * tokens ** 2 * hidden)
+    return (layers * per_layer + 2 * (size // patch) ** 2 * patch ** 2 * 3 * hidden) / 1e9
+
+
+def build_preset(name, folder):
+    """Save a randomly initialised KerasHub model with ``name``'s architecture (and its image converter)."""
+    import keras_hub
+
+    arch = dict(PRESET_ARCHS[name])
+    cls = arch.pop("cls")
+    if cls == "DINOV2Backbone":
+        net = keras_hub.models.DINOV2Backbone(**arch)
+        conv = keras_hub.layers.DINOV2ImageConverter(
+            image_size=(224, 224), scale=[1 / 255 / s for s in (0.229, 0.224, 0.225)],
+            offset=[-m / s for m, s in zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+    elif cls == "CLIPBackbone":
+        net = keras_hub.models.CLIPBackbone(vision_encoder=keras_hub.models.CLIPVisionEncoder(**arch["vision"]),
+                                            text_encoder=keras_hub.models.CLIPTextEncoder(**arch["text"]),
+                                            projection_dim=arch["projection_dim"])
+        conv = keras_hub.layers.CLIPImageConverter(image_size=(224, 224), scale=1 / 255 / 0.27, offset=-1.7)
+    else:
+        net = keras_hub.models.SigLIPBackbone(vision_encoder=keras_hub.models.SigLIPVisionEncoder(**arch["vision"]),
+                                              text_encoder=keras_hub.models.SigLIPTextEncoder(**arch["text"]))
+        conv = keras_hub.layers.SigLIPImageConverter(image_size=(224, 224), scale=1 / 127.5, offset=-1.0)
+    net.save_to_preset(str(folder))
+    conv.save_to_preset(str(folder))
+    return net.count_params()
+
+
+def bench_one(name, photos, folder=None):
+    """One model in this process: ``kit.embed`` end to end (decode + preprocess + model), warm model. ``folder``:
+    the saved preset (built by another process, so that this one's peak RSS is the kit's alone)."""
+    import kit
+
+    images = kit.load_folder(kit.datasets.clothing()).paths[:photos]
+    if name in PRESET_ARCHS:
+        backbone = folder
+        arch = PRESET_ARCHS[name].get("vision", PRESET_ARCHS[name])
+        gflop = vit_gflop(arch["patch_size"], arch["hidden_dim"], arch["num_layers"], arch["intermediate_dim"],
+                          cls_token=PRESET_ARCHS[name]["cls"] != "SigLIPBackbone")
+        text = " (text tower included)" if "text" in PRESET_ARCHS[name] else ""
+        note = f"preset of {Path(folder, 'model.weights.h5').stat().st_size / 1e6:.0f} MB{text}, random weights"
+    else:
+        backbone, gflop, note = name, GFLOP_PER_IMAGE[name], "ImageNet weights"
+    kit.embed(images[:BS], backbone=backbone, use_cache=False)  # warm-up: loading, tracing
+    t = time.perf_counter()
+    emb = kit.embed(images, backbone=backbone, use_cache=False, batch_size=BS)
+    speed = len(images) / (time.perf_counter() - t)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    batch = emb.stats.get("batch_size", BS)
+    line(f"(p) {name}: kit.embed end to end, {len(images)} built-in photos, batch {batch}, {os.cpu_count()} cores",
+         f"{speed:.1f}", " img/s", f"{gflop:.2f} GFLOP/image ({gflop * speed:.0f} GFLOP/s); peak RSS "
+         f"{rss:.2f} GB; dim {emb.vectors.shape[1]}; {note}")
+
+
+def presets(photos):
+    import subprocess
+
+    root = Path(tempfile.mkdtemp(prefix="kit-bench-presets-"))
+    for name in ("efficientnet_lite0", *PRESET_ARCHS):
+        extra = []
+        if name in PRESET_ARCHS:
+            subprocess.run([sys.executable, __file__, "--build", name, "--folder", str(root / name)], check=True)
+            extra = ["--folder", str(root / name)]
+        subprocess.run([sys.executable, __file__, "--one", name, "--photos", str(photos), *extra], check=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--backbone", default="efficientnet_lite0", choices=sorted(GFLOP_PER_IMAGE))
+    ap.add_argument("--presets", action="store_true", help="throughput of the KerasHub presets beside lite0")
+    ap.add_argument("--photos", type=int, default=96, help="photos per model with --presets")
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--build", help=argparse.SUPPRESS)
+    ap.add_argument("--folder", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.build:
+        return build_preset(args.build, Path(args.folder))
+    if args.one:
+        os.environ.setdefault("KIT_HOME", tempfile.mkdtemp(prefix="kit-bench-"))
+        return bench_one(args.one, args.photos, args.folder)
+    if args.presets:
+        return presets(args.photos)
     name = args.backbone
     if not DATA.is_dir():
         sys.exit(f"{DATA} is absent: the benchmark needs ../shared/data")

@@ -99,9 +99,31 @@ def embeddings(folder: str, backbone: str, where=None) -> kit.Embeddings:
         else:
             slot.progress(done / max(total, 1), text=f"Embedding with {backbone}: {done}/{total} photos")
 
-    emb = _embed(folder, backbone, progress)
+    try:
+        emb = _embed(folder, backbone, progress)
+    except (kit.backbones.BackboneUnavailableError, ImportError) as exc:  # e.g. a preset not downloaded, offline
+        slot.error(f"**{backbone}** cannot be used here: {exc}", icon=":material/cloud_off:")
+        st.stop()
     slot.empty()
     return emb
+
+
+def text_search(folder: str, backbone: str, query: str, k: int = 24) -> pd.DataFrame:
+    """The photos of the folder that best match ``query`` in words (CLIP/SigLIP backbones): rank, row, path,
+    score."""
+    return kit.search.by_text(embeddings(folder, backbone), query, k=k)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _text_names(fp: str, labels_bytes: bytes, backbone: str, _emb, _labels) -> pd.DataFrame:
+    return kit.inspect.text_cluster_names(_emb, _labels, backbone=backbone)
+
+
+def text_names(folder: str, backbone: str, labels) -> pd.DataFrame:
+    """Each cluster named by the ImageNet class names closest to its mean vector in the backbone's text space."""
+    emb = embeddings(folder, backbone)
+    labels = np.asarray(labels)
+    return _text_names(emb.fingerprint(), labels.tobytes(), backbone, emb, labels)
 
 
 # The packages whose code computes what is kept here (clusterings, scores, K, outliers): part of the key of every

@@ -85,12 +85,18 @@ def sidebar() -> str | None:
     sb.header("Backbones")
     table = calls.backbone_table()
     offline = table.loc[table["offline"], "name"].tolist()
-    unknown = [b for b in s["backbones"] if b not in offline]
+    later = table.loc[~table["offline"] & (table["source"] == "kerashub"), "name"].tolist()
+    options = offline + later
+    unknown = [b for b in s["backbones"] if b not in options]
     if unknown:
         sb.warning(f"Not available here: {', '.join(unknown)} (not in the TF-Hub cache or not installed).")
-        s["backbones"] = [b for b in s["backbones"] if b in offline]
-    sb.multiselect("Compare these backbones", offline, **settings.bind("backbones"),
-                   help="Backbones usable right now. TF-Hub ones appear once they are in the TF-Hub cache.")
+        s["backbones"] = [b for b in s["backbones"] if b in options]
+    sb.multiselect("Compare these backbones", options, **settings.bind("backbones"),
+                   format_func=lambda b: f"{b} (download on first use)" if b in later else b,
+                   help="Backbones usable right now, and the KerasHub presets (DINOv2, CLIP, SigLIP): those are "
+                        "downloaded the first time they are used (internet needed once), then work offline. CLIP "
+                        "and SigLIP also search the photos in words. TF-Hub ones appear once they are in the "
+                        "TF-Hub cache.")
     if not s["backbones"]:
         sb.warning("Choose at least one backbone.")
     st.session_state["folder_in_use"] = folder

@@ -8,7 +8,8 @@ per capability, each with a public interface over private modules:
 groups), ``metrics`` (scores), ``project`` (PCA, t-SNE, UMAP), ``inspect`` (labels, CAM, guided backprop),
 ``plot`` (figures), ``curate`` (duplicates, outliers, hand edits), ``export``, ``faces``, ``adapt``
 (fine-tuning), ``scale`` (embedding stores, Dask, out-of-core methods), ``datasets``, ``formats`` (MS1M files),
-``costs`` (time forecasts), ``progress`` and ``cli``.
+``costs`` (time forecasts), ``progress``, ``search`` (photos by text with CLIP/SigLIP backbones; ``kit.embed_text``)
+and ``cli``.
 
 ``kit.cluster_photos(folder)`` is the recommended pipeline from photos to clusters without labels (the recommended
 backbones, then ``kit.cluster.auto``); ``kit.compare`` scores backbones and methods side by side.
@@ -24,16 +25,20 @@ from .embedding import Embeddings, embed
 from .io import ImageSet, load_folder, read_image
 
 _SUBMODULES = ("adapt", "backbones", "cli", "cluster", "costs", "curate", "datasets", "embedding", "export", "faces",
-               "formats", "inspect", "io", "k", "metrics", "plot", "progress", "project", "scale")
+               "formats", "inspect", "io", "k", "metrics", "plot", "progress", "project", "scale", "search")
 
 __all__ = ["__version__", "RECOMMENDED_BACKBONES", "Embeddings", "ImageSet", "cluster_photos", "cluster_photos_forecast", "code_digest",
-           "compare", "embed", "kit_home", "load_folder",
+           "compare", "embed", "embed_text", "kit_home", "load_folder",
            "read_image", *_SUBMODULES]
 
 
 def __getattr__(name):
     if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
+    if name == "embed_text":
+        from .search import embed_text
+
+        return embed_text
     if name == "compare":
         from ._compare import compare
 

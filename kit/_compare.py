@@ -32,6 +32,8 @@ def compare(images, backbones=("efficientnet_lite0",), methods=("kmeans",), k="a
     ----------
     images : ImageSet or folder path (labels from sub-folders give external scores)
     backbones : names or handles (see ``kit.backbones.available()``)
+        KerasHub presets (``dinov2_small``, ``clip_vit_base_patch32``...) sit beside the CNNs; they are downloaded
+        on first use (``offline`` in that table), and fail within seconds offline when they are not there yet.
     methods : names from ``kit.cluster.METHODS``
     k : int or "auto"
         Number of clusters for the methods that need one; "auto" takes ``choose_k`` per backbone.

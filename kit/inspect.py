@@ -526,6 +526,86 @@ def cluster_names(labels, truth=None, top=None, paths=None) -> pd.DataFrame:
         {"cluster": "int64", "size": "int64", "share": "float64"})
 
 
+def imagenet_words() -> list:
+    """The 1000 ImageNet-1k class names, each shortened to the text before its first comma, without repeats: the
+    default vocabulary of :func:`text_cluster_names`."""
+    words = [class_name(i).split(",")[0].strip() for i in range(1000)]
+    return list(dict.fromkeys(words))
+
+
+_WORD_VECTORS: dict = {}  # (backbone, prompt, words) -> text rows (this process)
+
+
+def text_cluster_names(embeddings, labels, vocabulary=None, prompt: str = "a photo of a {}.", top: int = 3,
+                       backbone=None) -> pd.DataFrame:
+    """Name each cluster in words with a language-aligned backbone (CLIP, SigLIP): the vocabulary words whose text
+    embedding is closest to the cluster's mean image vector.
+
+    Unlike :func:`cluster_names` (true labels or ImageNet top-1 names of the photos) and the word-vector names of
+    ``kit.k.word_vectors``, the words come straight from the model that embedded the photos, and any vocabulary
+    works (your product names, colours, styles...).
+
+    Parameters
+    ----------
+    embeddings : Embeddings
+        Photos embedded with a CLIP or SigLIP backbone (``kit.backbones.has_text``).
+    labels : sequence of int
+        The cluster of each row (negative = noise).
+    vocabulary : list of str, optional
+        Candidate names (default: the ImageNet class names, :func:`imagenet_words`).
+    prompt : str
+        Each word is embedded as ``prompt.format(word)`` (CLIP's "a photo of a {}." by default; "{}" as is).
+    top : int
+        Words kept per cluster (``name`` is the best, ``words`` lists them all, best first).
+
+    Returns
+    -------
+    DataFrame, one row per cluster, in increasing id with noise last: ``cluster, size, name, score, words,
+    source``; ``score`` is the cosine similarity of the cluster's mean vector to ``name``'s text, ``source``
+    "text". Noise (cluster -1) is named "noise" (score nan).
+
+    Examples
+    --------
+    >>> import kit
+    >>> emb = kit.embed(kit.datasets.clothing(), backbone="clip_vit_base_patch32")             # doctest: +SKIP
+    >>> kit.inspect.text_cluster_names(emb, labels, vocabulary=["dress", "hat", "shoes"])     # doctest: +SKIP
+    """
+    from . import search as _search
+
+    validate_params({"top": [Interval(Real, 1, None, closed="left")], "prompt": [str]},
+                    {"top": top, "prompt": prompt}, "text_cluster_names")
+    if "{}" not in prompt:
+        raise ValueError(f"prompt={prompt!r} must hold '{{}}' where each word goes, e.g. 'a photo of a {{}}.'")
+    codes = _as_cluster_labels(labels, "text_cluster_names")
+    if len(codes) != len(embeddings.vectors):
+        raise ValueError(f"labels has {len(codes)} entries but embeddings has {len(embeddings.vectors)} rows")
+    words = imagenet_words() if vocabulary is None else [str(w) for w in vocabulary]
+    if not words or not all(w.strip() for w in words):
+        raise ValueError(f"vocabulary={vocabulary!r} must be a non-empty list of non-empty words")
+    name = backbone or embeddings.backbone
+    key = (str(name), prompt, tuple(words))
+    if key not in _WORD_VECTORS:
+        _WORD_VECTORS[key] = _search.embed_text([prompt.format(w) for w in words], backbone=name)
+    T = _WORD_VECTORS[key]
+    X = l2_normalize(np.asarray(embeddings.vectors, dtype=np.float32))
+    if X.shape[1] != T.shape[1]:
+        raise ValueError(f"embeddings has {X.shape[1]}-d rows but {name!r} embeds text in {T.shape[1]} dimensions; "
+                         f"embed the photos with that backbone")
+    sizes = pd.Series(codes).value_counts()
+    rows = []
+    for c in sorted(set(codes.tolist()), key=lambda c: (c < 0, c)):
+        if c < 0:
+            rows.append((c, int(sizes[c]), "noise", np.nan, "", "noise"))
+            continue
+        centroid = l2_normalize(X[codes == c].mean(axis=0, keepdims=True))[0]
+        scores = T @ centroid
+        best = np.argsort(-scores, kind="stable")[: int(top)]
+        rows.append((c, int(sizes[c]), words[best[0]], float(scores[best[0]]), "; ".join(words[i] for i in best),
+                     "text"))
+    return pd.DataFrame(rows, columns=["cluster", "size", "name", "score", "words", "source"]).astype(
+        {"cluster": "int64", "size": "int64", "score": "float64"})
+
+
 def gallery_order(vectors, labels, outlier_fraction=0.1, outliers=None) -> pd.DataFrame:
     """The order to show each cluster's photos in, most representative first, with its outliers marked.
 

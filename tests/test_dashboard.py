@@ -1037,3 +1037,41 @@ def test_a_walk_through_every_page_with_hand_edits_shows_one_clustering(served_a
     assert len(photos) == 500 and len(by_folder) == k
     assert sorted(by_folder.tolist()) == sorted(table["cluster"].value_counts().tolist())
     assert len(pd.read_csv(io.BytesIO(got["Outlier scores (CSV)"]))) == 500
+
+
+def test_a_clip_backbone_searches_and_names_in_words(tmp_path, monkeypatch):
+    """Issue 30: with a CLIP backbone (here a tiny random one in the cache folder of clip_vit_base_patch32, so
+    nothing is downloaded), the Gallery has a text box and names clusters in words, and the Backbones page selects
+    the photos a query matches; a preset that is not downloaded is offered, marked, and explains itself."""
+    import shutil
+
+    from test_kerashub import _clip_parts
+
+    net, prep = _clip_parts()
+    folder = tmp_path / "clip"
+    net.save_to_preset(str(folder))
+    prep.save_to_preset(str(folder))
+    cache = tmp_path / "kagglehub"
+    shutil.copytree(folder, cache / "models" / "keras" / "clip" / "keras" / "clip_vit_base_patch32" / "3")
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(cache))
+    at = open_page("gallery", query={"method": "kmeans", "backbones": "clip_vit_base_patch32"})
+    _ok(at)
+    at.text_input(key="gallery_query").set_value("a red dress").run()
+    _ok(at)
+    caption = next(c.value for c in at.caption if "best match" in c.value)
+    assert '"a red dress"' in caption and "24 photos" in caption
+    at.toggle(key="gallery_text_names").set_value(True).run()
+    _ok(at)
+    names = [m.value for m in at.markdown if m.value.startswith("**cluster")]
+    assert names and all("“" in n for n in names)  # every cluster has a name in words
+    assert any("In quotes" in c.value for c in at.caption)
+    go(at, "backbones")
+    at.text_input(key="backbones_query").set_value("a blue shoe").run()
+    _ok(at)
+    assert any(h.value.startswith("Selected: 20 photos") for h in at.subheader)
+    # a preset that is not in the cache: offered in the sidebar, marked, and a clear message when chosen offline
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "empty"))
+    at = open_page("gallery", query={"method": "kmeans", "backbones": "dinov2_small"})
+    assert "dinov2_small (download on first use)" in at.sidebar.multiselect[0].options
+    errors = [e.value for e in at.error]
+    assert errors and "kit.backbones.fetch('dinov2_small')" in errors[0], errors

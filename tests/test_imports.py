@@ -199,10 +199,16 @@ def test_every_package_lists_its_public_names():
     """Each package's ``__all__`` names only what it really gives (loading the lazy ones)."""
     import importlib
 
-    for name in ("adapt", "backbones", "cluster", "datasets", "embedding", "faces", "project", "scale"):
+    for name in ("adapt", "backbones", "cluster", "datasets", "embedding", "faces", "project", "scale", "search"):
         package = importlib.import_module(f"kit.{name}")
         assert package.__all__, name
         if name in ("faces", "scale", "adapt"):  # dlib, Dask, TensorFlow: checked by their own suites
             continue
         missing = [n for n in package.__all__ if not hasattr(package, n)]
         assert missing == [], (name, missing)
+
+
+def test_text_search_loads_no_network_until_used():
+    """Issue 30: kit.search and kit.embed_text are reachable without TensorFlow or KerasHub until text is embedded."""
+    loaded = _loaded_after("import kit; kit.search.by_text; kit.embed_text; kit.inspect.text_cluster_names")
+    assert "tensorflow" not in loaded and "keras" not in loaded

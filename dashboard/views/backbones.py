@@ -63,6 +63,14 @@ elif images is not None:
         st.caption("The plots are coloured by the recommended clustering (EfficientNet-Lite0, 1 and 2 together, the "
                    "one every page shows); the table scores Automatic on each backbone's own embeddings, so that "
                    "the backbones can be compared, and the recommended clustering in its first row.")
+    text_backbones = [b for b in chosen if kit.backbones.has_text(b)]
+    if text_backbones:  # CLIP, SigLIP: a query in words selects the photos that match it best
+        query = st.text_input(f"Find photos in words ({text_backbones[0]}): the 20 best matches are selected and "
+                              f"highlighted in every plot", key="backbones_query", placeholder="a red dress").strip()
+        if query and query != st.session_state.get("backbones_query_done"):
+            hits = calls.text_search(folder, text_backbones[0], query, k=20)
+            settings.put("selected", hits["path"].tolist())
+            st.session_state["backbones_query_done"] = query
     selected = set(settings.get("selected"))
     rows, undefined = [], None
     plots = st.columns(len(chosen))

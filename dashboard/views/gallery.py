@@ -28,18 +28,36 @@ if result is not None:
         if st.toggle("Name the clusters by their photos' top ImageNet label", key="gallery_imagenet_names"):
             top = calls.top1_table(folder, bb)
     names = kit.inspect.cluster_names(labels, truth=emb.labels, top=top).set_index("cluster")
+    words = None
+    if kit.backbones.has_text(bb):  # CLIP, SigLIP: search in words, and names from the text tower
+        query = st.text_input(f"Search the photos in words ({bb})", key="gallery_query",
+                              placeholder="a red dress", help="The photos whose vectors are closest to the text's "
+                              "vector in the backbone's shared image-text space (kit.search.by_text).")
+        if query.strip():
+            hits = calls.text_search(folder, bb, query.strip())
+            st.caption(f"The {len(hits)} photos that best match \"{query.strip()}\", best first (cosine score).")
+            captions = [f"{score:.3f} · {p.split('/')[-1]}" for score, p in zip(hits["score"], hits["path"])]
+            widgets.photo_grid(hits["path"].tolist(), size=96, captions=captions)
+        if st.toggle("Also name the clusters in words (ImageNet class names, by the backbone's text tower)",
+                     key="gallery_text_names"):
+            with st.spinner("Embedding the 1000 ImageNet class names (once per server)..."):
+                words = calls.text_names(folder, bb, labels).set_index("cluster")
 
     def title(c) -> str:
         row = names.loc[c]
         if c < 0:
             return f"noise ({_photos(row['size'])})"
         named = f" · {row['name']} {row['share']:.0%}" if row["source"] != "id" else ""
+        if words is not None and c in words.index:
+            named += f" · “{words.loc[c, 'name']}”"
         return f"cluster {c}{named} ({_photos(row['size'])})"
 
     st.caption(f"{result.clustering.text} on **{bb}**. "
                + ("Names: the majority true label of each cluster and its share." if emb.labels else
                   "Names: the majority top ImageNet label of each cluster and its share." if top is not None else
-                  "Clusters are numbered by size (no true labels to name them)."))
+                  "Clusters are numbered by size (no true labels to name them).")
+               + (" In quotes: the ImageNet class name closest to the cluster's mean vector in the text space."
+                  if words is not None else ""))
     with st.expander(f"Overview: all {int((names.index >= 0).sum())} clusters, "
                      f"{OVERVIEW_PHOTOS} most representative photos each", expanded=True):
         cells = st.columns(2)

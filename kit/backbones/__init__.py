@@ -12,6 +12,9 @@ the rest for every kind. Kinds:
   classifying backbone for CAM; ``finetuned`` (``_finetuned``): backbones made by ``kit.adapt``;
 * ``dlib`` (``_faces``): ``dlib_face``, faces found, aligned and described (rows are faces);
 * ``classical`` (``_classical``): ``color_hist``, ``hog``, ``pixels``, baselines without a network;
+* ``kerashub`` (``_kerashub``): KerasHub presets -- ``dinov2_small``, ``dinov2_base``, ``siglip_base_patch16_224``,
+  ``clip_vit_base_patch32``, any ``kaggle://``/``hf://`` handle or local preset folder; downloaded on first use
+  (:func:`fetch`), then offline; CLIP/SigLIP embed text too (:func:`text_features`);
 * ``callable`` (``_user``): your own function, :func:`register` ed under a name.
 
 Listing backbones (:func:`available`) imports nothing heavy; TensorFlow loads when a network is first built.
@@ -35,14 +38,15 @@ from ._faces import settings_of as face_settings
 from ._finetuned import FINETUNED_NOTE, finetuned_names, finetuned_note, finetuned_root
 from ._hub import hub_cache_dir, hub_cache_path
 from ._keras import KERAS_APPS, keras_weights_path
-from ._registry import (DEFAULT_BACKBONE, REGISTRY, available, get, import_plugins, is_offline_ready, keras_model,
-                        kinds, load, register, unregister)
+from ._kerashub import PRESETS as KERASHUB_PRESETS
+from ._registry import (DEFAULT_BACKBONE, REGISTRY, available, fetch, get, has_text, import_plugins, is_offline_ready,
+                        keras_model, kinds, load, register, text_features, unregister)
 from ._user import remember_function, user_function
 
 __all__ = ["Backbone", "BackboneSpec", "BackboneUnavailableError", "BatchKind", "COLOR_SPACES", "DEFAULT_BACKBONE",
-           "DlibFaceKind", "EmbedOptions", "FINETUNED_NOTE", "FaceBackboneSpec", "KERAS_APPS", "KINDS", "Kind",
+           "DlibFaceKind", "EmbedOptions", "FINETUNED_NOTE", "FaceBackboneSpec", "KERAS_APPS", "KERASHUB_PRESETS", "KINDS", "Kind",
            "REGISTRY", "available", "builtin_folder", "color_hist", "decode_threads", "effnet_lite",
-           "face_backbone", "face_settings", "finetuned_names", "finetuned_note", "finetuned_root", "get", "hog",
+           "face_backbone", "face_settings", "fetch", "finetuned_names", "finetuned_note", "finetuned_root", "get", "has_text", "hog",
            "hub_cache_dir", "hub_cache_path", "import_plugins", "is_loaded", "is_offline_ready", "keras_model",
            "keras_weights_path", "kind_of", "kinds", "load", "load_backbone", "pixels", "register", "register_kind",
-           "remember_function", "unregister", "user_function"]
+           "remember_function", "text_features", "unregister", "user_function"]

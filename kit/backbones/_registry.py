@@ -11,6 +11,9 @@ is specific to it, one private module each, and ``kit.embedding.run`` does the r
 * ``dlib_face`` (``dlib``, ``_faces``): faces found, aligned and described; rows are faces;
 * ``color_hist``, ``hog``, ``pixels`` (``_classical``): classical baselines, no network;
 * fine-tuned backbones made by ``kit.adapt`` (``finetuned``, ``_finetuned``), found again by name in every process;
+* KerasHub presets (``kerashub``, ``_kerashub``: ``dinov2_small``, ``dinov2_base``, ``siglip_base_patch16_224``,
+  ``clip_vit_base_patch32``), any ``kaggle://``/``hf://`` preset handle and local preset folders -- downloaded on
+  first use (:func:`fetch`), then offline; CLIP and SigLIP also embed text (:func:`text_features`);
 * your own: :func:`register` a callable (``callable``, ``_user``) or a SavedModel folder under a name.
 """
 from __future__ import annotations
@@ -21,14 +24,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import _builtin, _classical, _faces, _hub, _keras, _user
+from . import _builtin, _classical, _faces, _hub, _keras, _kerashub, _user
 from ._base import KINDS, Backbone, BackboneSpec, kind_of, load_backbone
 from ._finetuned import finetuned_names, finetuned_spec
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 
-REGISTRY: dict[str, BackboneSpec] = {**_builtin.SPECS, **_hub.SPECS, **_keras.SPECS, "dlib_face": _faces.SPEC,
-                                     **_classical.SPECS}
+REGISTRY: dict[str, BackboneSpec] = {**_builtin.SPECS, **_hub.SPECS, **_keras.SPECS, **_kerashub.SPECS,
+                                     "dlib_face": _faces.SPEC, **_classical.SPECS}
 _BUILTIN_NAMES = frozenset(REGISTRY)
 
 
@@ -54,7 +57,8 @@ def available() -> pd.DataFrame:
 
 
 def get(backbone, input_size: int | None = None) -> BackboneSpec:
-    """Resolve a registered name, a TF-Hub URL, or a local SavedModel folder to a ``BackboneSpec``."""
+    """Resolve a registered name, a TF-Hub URL, a KerasHub preset handle (``kaggle://...``, ``hf://...``), a local
+    KerasHub preset folder, or a local SavedModel folder to a ``BackboneSpec``."""
     if isinstance(backbone, BackboneSpec):
         return backbone
     if not isinstance(backbone, (str, os.PathLike)):
@@ -67,16 +71,21 @@ def get(backbone, input_size: int | None = None) -> BackboneSpec:
     spec = finetuned_spec(handle) if handle and os.sep not in handle and not handle.startswith(".") else None
     if spec is not None:
         return spec if input_size is None else dataclasses.replace(spec, input_size=int(input_size))
+    if _kerashub.is_handle(handle):
+        return _kerashub.spec_of(handle, input_size)
     if _hub.is_url(handle):
         return BackboneSpec(name=handle, source="tfhub", handle=handle, input_size=input_size or 224,
                             feature_dim=None)
     path = Path(handle).expanduser()
+    if _kerashub.is_preset_folder(path):
+        return _kerashub.spec_of(str(path), input_size)
     if (path / "saved_model.pb").exists():
         return BackboneSpec(name=path.name, source="savedmodel", handle=str(path.resolve()),
                             input_size=input_size or 224, feature_dim=None)
     raise ValueError(
         f"backbone={handle!r} is neither a registered name ({', '.join([*REGISTRY, *finetuned_names()])}), an "
-        f"http(s) TF-Hub handle, nor a folder with a saved_model.pb"
+        f"http(s) TF-Hub handle, a kaggle:// or hf:// KerasHub preset handle, nor a folder with a saved_model.pb "
+        f"or a KerasHub preset (config.json)"
     )
 
 
@@ -172,3 +181,37 @@ def kinds() -> list:
 def load(backbone=DEFAULT_BACKBONE, input_size: int | None = None) -> Backbone:
     """Return a (process-wide shared) loaded ``Backbone``; the network is loaded lazily on first use."""
     return load_backbone(get(backbone, input_size))
+
+
+# ------------------------------------------------------------------ KerasHub presets (downloaded once) and text
+def fetch(backbone) -> Path:
+    """Download a KerasHub preset into its local cache (once, online) and return its folder; a preset already
+    there is not downloaded again. Afterwards the backbone works offline.
+
+    Examples
+    --------
+    >>> import kit
+    >>> kit.backbones.fetch("dinov2_small")                                      # doctest: +SKIP
+    PosixPath('/root/.cache/kagglehub/models/keras/dinov2/keras/dinov2_small/1')
+    """
+    spec = get(backbone)
+    if spec.source != _kerashub.SOURCE:
+        raise ValueError(f"backbone={spec.name!r} is a {spec.source!r} backbone; fetch() downloads KerasHub presets "
+                         f"({', '.join(_kerashub.PRESETS)}, kaggle:// or hf:// handles)")
+    return _kerashub.fetch(spec)
+
+
+def has_text(backbone) -> bool:
+    """Whether ``backbone`` also embeds text into its image space (CLIP and SigLIP presets)."""
+    return _kerashub.has_text(get(backbone))
+
+
+def text_features(texts, backbone) -> "np.ndarray":
+    """Raw text embeddings ``(len(texts), D)`` float32 of a language-aligned backbone (not normalised; use
+    ``kit.embed_text`` for rows comparable with ``kit.embed``)."""
+    spec = get(backbone)
+    if not has_text(spec):
+        raise ValueError(f"backbone={spec.name!r} has no text tower; text needs a language-aligned KerasHub preset "
+                         f"({', '.join(n for n, row in _kerashub.PRESETS.items() if row[4])}, or a CLIP/SigLIP "
+                         f"preset handle or folder)")
+    return _kerashub.text_vectors(spec, list(texts))
