@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._utils.quiet import quiet, quiet_import
 from ._base import BackboneSpec, BackboneUnavailableError, BatchKind, register_kind
 
 SOURCE = "kerashub"
@@ -335,8 +336,8 @@ def model(spec: BackboneSpec):
     with _MODELS_LOCK:
         if key not in _MODELS:
             try:
-                import keras
-                import keras_hub
+                keras = quiet_import("keras")
+                keras_hub = quiet_import("keras_hub")
             except ImportError as exc:
                 raise _missing_keras_hub(exc) from exc
             if keras.backend.backend() != "tensorflow":
@@ -346,7 +347,8 @@ def model(spec: BackboneSpec):
                                                f"'tensorflow'")
             kwargs = {"image_shape": (size, size, 3)} if info["fixed_size"] is None and info["native_size"] else {}
             try:
-                _MODELS[key] = keras_hub.models.Backbone.from_preset(str(folder), **kwargs)
+                with quiet():
+                    _MODELS[key] = keras_hub.models.Backbone.from_preset(str(folder), **kwargs)
             except Exception as exc:
                 raise BackboneUnavailableError(f"could not load backbone {spec.name!r} from {folder}: {exc}") from exc
         return _MODELS[key], info
@@ -354,7 +356,7 @@ def model(spec: BackboneSpec):
 
 def image_function(spec: BackboneSpec):
     """A function ``float32 network input (N, S, S, 3) -> (N, D)`` (see the module docstring for the vector)."""
-    import tensorflow as tf
+    tf = quiet_import("tensorflow")
 
     net, info = model(spec)
     if info["text"]:
@@ -388,8 +390,8 @@ def text_vectors(spec: BackboneSpec, texts: list) -> np.ndarray:
     if not info["text"]:
         raise ValueError(f"backbone {spec.name!r} ({info['cls']}) has no text tower; text search needs a "
                          f"language-aligned preset: {', '.join(n for n, r in PRESETS.items() if r[4])}")
-    import keras_hub
-    import tensorflow as tf
+    keras_hub = quiet_import("keras_hub")
+    tf = quiet_import("tensorflow")
 
     key = id(net)
     with _MODELS_LOCK:
