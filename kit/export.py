@@ -136,8 +136,11 @@ def _load_manifest(folder: Path) -> dict:
     return data
 
 
+_MANIFEST_TMP = f"{MANIFEST}.tmp-"  # the record's temporary files: a name only the kit gives
+
+
 def _save_manifest(folder: Path, manifest: dict) -> None:
-    atomic_write(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+    atomic_write(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode(), prefix=_MANIFEST_TMP)
 
 
 def _record(manifest: dict, folder: Path, path: Path, by: str, link: str | None = None) -> None:
@@ -208,6 +211,9 @@ def _remove_previous_export(out_dir: Path, manifest: dict) -> int:
     """Delete the cluster-folder files the kit recorded writing in ``out_dir`` (those still unchanged), then the
     cluster folders it made once empty. Returns the number of files removed; anything else is left alone."""
     removed = 0
+    for leftover in out_dir.glob(f"{_MANIFEST_TMP}*"):  # the record of an export killed while writing it
+        if leftover.is_file() and not leftover.is_symlink():
+            leftover.unlink(missing_ok=True)
     for rel, rec in list(manifest["files"].items()):
         if rec.get("by") not in ("folders", "crops"):
             continue

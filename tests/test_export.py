@@ -185,3 +185,19 @@ def test_exporting_twice_into_the_same_folder_keeps_each_photo_once(tmp_path, ph
     assert sorted(p.parent.name for p in files) == ["cluster_000"] * 3 + ["cluster_001"] * 3
     assert not (tmp_path / "exported" / "noise").exists()  # the folder of the first export, empty, removed
     assert sorted(Path(w) for w in second.table["written"]) == sorted(files)
+
+
+def test_a_record_left_half_written_by_a_killed_export_is_removed_by_the_next(tmp_path, photos):
+    """An export killed while it wrote its record leaves the record's temporary file; the next export into the
+    folder removes it (a name only the kit gives), and nothing else that is not its own."""
+    src, paths, labels = photos
+    out = tmp_path / "out"
+    export.to_folders(paths, labels, out)
+    leftover = out / f"{export.MANIFEST}.tmp-abc123"
+    leftover.write_bytes(b'{"kind": "exp')  # cut mid-write
+    mine = out / ".tmp-user-file"  # a user's file with a similar name is not the kit's
+    mine.write_text("keep")
+    again = export.to_folders(paths, labels, out)
+    assert not leftover.exists() and mine.read_text() == "keep"
+    written = sorted(p for p in out.rglob("*") if p.is_file() and p.name not in (export.MANIFEST, mine.name))
+    assert len(written) == len(paths) == len(again.table)
