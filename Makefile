@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dashboard test setup bench fuzz clean
+.PHONY: dashboard test setup bench fuzz docs screenshots clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed (set PYTHON=/path/to/python3.11)"; exit 1; }
@@ -25,8 +25,14 @@ test: $(STAMP)
 fuzz: $(STAMP)
 	KIT_FUZZ_EXAMPLES=$${KIT_FUZZ_EXAMPLES:-5000} $(PY) -m pytest -q -x tests/test_fuzz.py
 
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
 bench: $(STAMP)
 	for script in embed cluster inspection dashboard faces adapt curate plot quality; do $(PY) bench/$$script.py || exit 1; done
+
+screenshots: $(STAMP)
+	$(PY) docs/screenshots.py
 
 clean:
 	rm -rf $(VENV)

@@ -117,6 +117,8 @@ def register(name: str, fn, input_size: int = 224, feature_dim: int | None = Non
     version : str
         Part of the cache key with the function's code: change it when the weights behind ``fn`` change.
 
+    Notes
+    -----
     Other processes (``python -m kit ...``, ``streamlit run dashboard``) learn a registration by importing the
     module that makes it: list such modules in the environment variable ``KIT_PLUGINS`` (comma-separated) or pass
     ``--plugin MODULE`` to the CLI.
