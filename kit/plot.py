@@ -2,6 +2,8 @@
 (Plotly ``go.Figure``, or Matplotlib ``Figure`` for image grids); nothing is recomputed or shown here."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -167,7 +169,7 @@ def density(coords, color=None, bins: int = 200, title=None, color_title="cluste
 
 
 def scatter(coords, color=None, hover=None, title=None, color_title="cluster", marker_size=6, customdata=None,
-            highlight=None, max_points: int | None = SCATTER_MAX_POINTS):
+            highlight=None, max_points: int | None = SCATTER_MAX_POINTS, x_title=None, y_title=None):
     """2-D (or 3-D) WebGL scatter of a projection, one trace per colour value (noise -1 in grey).
 
     ``coords``: (N, 2|3) array or a ``kit.project.Projection``; ``color``: one value per point (cluster or
@@ -177,6 +179,8 @@ def scatter(coords, color=None, hover=None, title=None, color_title="cluster", m
     point as usual. Each point is drawn once, so a selection returns it once.
     ``max_points``: above this many 2-D points the figure is :func:`density` instead (``SCATTER_MAX_POINTS``,
     measured by ``bench/plot.py``); None always draws every point.
+    ``x_title``, ``y_title``: axis titles (e.g. ``"principal component 1"`` for PCA, whose axes mean something);
+    None: no title (t-SNE and UMAP axes have no meaning). The tick labels stay hidden either way.
     """
     go = _go()
     coords = np.asarray(getattr(coords, "coords", coords))
@@ -210,8 +214,9 @@ def scatter(coords, color=None, hover=None, title=None, color_title="cluster", m
                 fig.add_trace(go.Scatter3d(x=coords[m, 0], y=coords[m, 1], z=coords[m, 2], **trace))
             else:
                 fig.add_trace(go.Scattergl(x=coords[m, 0], y=coords[m, 1], **trace))
-    fig.update_layout(title=title, legend_title_text=color_title, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                      xaxis=dict(showticklabels=False, title=None), yaxis=dict(showticklabels=False, title=None),
+    fig.update_layout(title=title, legend_title_text=color_title,
+                      margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      xaxis=dict(showticklabels=False, title=x_title), yaxis=dict(showticklabels=False, title=y_title),
                       template="plotly_white", height=420)
     return fig
 
@@ -250,6 +255,11 @@ def k_score_name(method: str) -> str:
     return K_SCORE_NAMES.get(str(method), "score")
 
 
+#: ``k_curves``: the height of one row of panels and the gap between rows, in pixels.
+K_CURVES_PANEL_PX = 230
+K_CURVES_GAP_PX = 70
+
+
 def k_curves(result, columns=3):
     """Small multiples of every K estimator's curve from ``kit.k.estimate(...)`` (a ``KResult``, or its
     ``estimates`` dict or a list of ``KEstimate``), the chosen k marked. Each panel's x axis is "K" and its y
@@ -260,8 +270,11 @@ def k_curves(result, columns=3):
     ests = getattr(result, "estimates", result)
     ests = [e for e in (ests.values() if isinstance(ests, dict) else ests) if len(e.curve)]
     rows = max(1, -(-len(ests) // columns))
+    # Plotly's vertical_spacing is a fraction of the plotting height: fix the gap between rows in pixels instead
+    # (room for the upper panel's "K" and the lower panel's title), so more rows do not mean wider gaps
+    plot_height = rows * K_CURVES_PANEL_PX + (rows - 1) * K_CURVES_GAP_PX
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=[f"{e.method}: k={e.k}" for e in ests],
-                        horizontal_spacing=0.12, vertical_spacing=min(0.2, 0.6 / rows) if rows > 1 else 0.1)
+                        horizontal_spacing=0.12, vertical_spacing=K_CURVES_GAP_PX / plot_height)
     for i, e in enumerate(ests):
         r, c = i // columns + 1, i % columns + 1
         fig.add_trace(go.Scatter(x=e.curve["k"], y=e.curve["score"], mode="lines+markers", marker_size=4,
@@ -274,7 +287,7 @@ def k_curves(result, columns=3):
         fig.update_yaxes(title_text=k_score_name(e.method), title_standoff=2, row=r, col=c)
     fig.update_xaxes(title_font_size=11)
     fig.update_yaxes(title_font_size=11)
-    fig.update_layout(template="plotly_white", height=300 * rows, margin=dict(l=60, r=10, t=40, b=10))
+    fig.update_layout(template="plotly_white", height=plot_height + 40 + 40, margin=dict(l=60, r=10, t=40, b=40))
     return fig
 
 
@@ -342,13 +355,35 @@ def k_distance(distances, eps=None, title="Sorted distance to the k-th neighbour
     return fig
 
 
-def scores_bar(table, metric="nmi", by="backbone", color="method"):
-    """Grouped bars of one score across backbones and methods (a ``kit.compare`` table)."""
+#: How scores are named on axes and in titles (``kit.metrics.score``'s keys); other names are shown as they are.
+SCORE_NAMES = {"nmi": "NMI", "ami": "AMI", "ari": "ARI", "pairwise_precision": "pairwise precision",
+               "pairwise_recall": "pairwise recall", "pairwise_f": "pairwise F", "bcubed_precision": "BCubed precision",
+               "bcubed_recall": "BCubed recall", "bcubed_f": "BCubed F", "silhouette": "silhouette",
+               "purity": "purity", "accuracy": "accuracy"}
+
+
+def score_name(name) -> str:
+    """How a score is named on a chart: ``"nmi"`` -> ``"NMI"``, ``"bcubed_f"`` -> ``"BCubed F"``."""
+    return SCORE_NAMES.get(str(name), str(name).replace("_", " "))
+
+
+def scores_bar(table, metric="nmi", by="backbone", color="method", title=None, x_title=None, y_title=None):
+    """Grouped bars of one score across backbones and methods (a ``kit.compare`` table).
+
+    ``metric``: the column drawn (its height); ``by``: the column along the x axis; ``color``: the column that
+    makes the groups' bars (and the legend). Titles default to the columns' names: the y axis ``score_name(metric)``,
+    the x axis ``by``, the figure "{metric} by {by} and {color}"; pass ``title``, ``x_title`` or ``y_title`` to
+    say more (e.g. ``y_title="score"`` for a long table whose ``metric`` column holds several scores).
+    """
     import plotly.express as px
 
+    y_title = score_name(metric) if y_title is None else y_title
+    x_title = str(by).replace("_", " ") if x_title is None else x_title
+    title = f"{y_title} by {x_title} and {str(color).replace('_', ' ')}" if title is None else title
     fig = px.bar(table, x=by, y=metric, color=color, barmode="group", template="plotly_white",
-                 color_discrete_sequence=PALETTE, height=340)
-    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10))
+                 color_discrete_sequence=PALETTE, height=380)
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title,
+                      legend_title_text=str(color).replace("_", " "), margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
 
@@ -411,13 +446,27 @@ def image_grid(images, titles=None, columns=6, size=2.0, marks=None):
     return fig
 
 
-def explanation_grid(explanation, columns=4, size=2.6):
-    """The map overlays of a ``kit.inspect.Explanation``, each titled with the class it explains (and its
-    gradient image beside it, when that is not already the overlay, as it is for guided backprop)."""
+def _short_name(path, limit=24) -> str:
+    name = Path(path).name
+    return name if len(name) <= limit else f"{name[:limit - 11]}…{name[-10:]}"
+
+
+def explanation_grid(explanation, columns=4, size=2.6, names=None):
+    """The map overlays of a ``kit.inspect.Explanation``, each titled with the photo and the class it explains
+    (and its gradient image beside it, when that is not already the overlay, as it is for guided backprop).
+
+    ``names``: one text per photo naming it in the titles (e.g. ``"photo 1 (dress)"``, as in a table beside
+    the grid); None: each photo's file name (shortened), or no name for photos given as arrays.
+    """
+    if names is None:
+        names = [None if p is None else _short_name(p) for p in (explanation.paths or [None] * len(explanation.overlays))]
+    elif len(names) != len(explanation.overlays):
+        raise ValueError(f"names has {len(names)} texts for {len(explanation.overlays)} photos; give one per photo")
     images, titles = [], []
     for i, ov in enumerate(explanation.overlays):
         images.append(ov)
-        titles.append(f"{explanation.kind}: {explanation.class_names[i].split(',')[0]}")
+        what = f"{explanation.kind}: {explanation.class_names[i].split(',')[0]}"
+        titles.append(what if names[i] is None else f"{names[i]}\n{what}")
         if explanation.gradients is not None and explanation.gradients[i] is not ov:
             images.append(explanation.gradients[i])
             titles.append("gradient")
@@ -445,11 +494,13 @@ def k_curve(estimate, title=None, y_title=None):
     return fig
 
 
-def projection_grid(projections, color=None, hover=None, columns=2, marker_size=5, color_title="label", height=420):
+def projection_grid(projections, color=None, hover=None, columns=2, marker_size=5, color_title="label", height=420,
+                    title=None):
     """Several 2-D projections of the same points side by side, coloured alike, with one shared legend.
 
     ``projections``: dict of panel title -> (N, 2) array or ``kit.project.Projection`` (e.g.
-    ``{"t-SNE": tsne, "UMAP": umap}``); ``color`` and ``hover``: one value per point, as in `scatter`.
+    ``{"t-SNE": tsne, "UMAP": umap}``); ``color`` and ``hover``: one value per point, as in `scatter`;
+    ``title``: the figure's title above the panels (e.g. which vectors were projected).
     """
     from plotly.subplots import make_subplots
 
@@ -482,8 +533,8 @@ def projection_grid(projections, color=None, hover=None, columns=2, marker_size=
                 row=j // cols + 1, col=j % cols + 1)
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
-    fig.update_layout(legend_title_text=color_title, template="plotly_white", height=height * rows,
-                      margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(title=title, legend_title_text=color_title, template="plotly_white",
+                      height=height * rows + (40 if title else 0), margin=dict(l=10, r=10, t=80 if title else 40, b=10))
     return fig
 
 

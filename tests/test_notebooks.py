@@ -167,10 +167,13 @@ DEADLINE_SECONDS = 900
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes(path, record_property, tmp_path):
     executed = tmp_path / path.name
+    kernel_tmp = tmp_path / "kernel-tmp"  # the kernel's TMPDIR: what a notebook leaves in temporary folders shows here
+    kernel_tmp.mkdir()
     start = time.perf_counter()
     try:
         run = subprocess.run([sys.executable, "-c", _EXECUTE, str(path), str(executed), str(NOTEBOOKS_DIR)],
-                             capture_output=True, text=True, timeout=DEADLINE_SECONDS)
+                             capture_output=True, text=True, timeout=DEADLINE_SECONDS,
+                             env={**os.environ, "TMPDIR": str(kernel_tmp)})
     except subprocess.TimeoutExpired:
         done = _slowest_cells(_read(executed)) if executed.exists() else "no cell finished"
         pytest.fail(f"{path.name} did not finish within {DEADLINE_SECONDS} s (the kernel stopped answering?); {done}")
@@ -198,6 +201,10 @@ def test_notebook_executes(path, record_property, tmp_path):
     assert "{" not in markdown[0], "an f-string placeholder was left in the summary"
     if path.name in EXPECTED:  # the kernel saw conftest's KIT_HOME: the embeddings went there, not to the user's home
         assert any((Path(os.environ["KIT_HOME"]) / "embeddings").rglob("*.f32"))
+    if path.name == "06_face_clustering.ipynb":  # issue 31: the export's temporary folder is removed at the end
+        assert nb.cells[-3].outputs and "True" in nb.cells[-3].outputs[0]["text"], "the clean-up cell did not run"
+        left = sorted(p.name for p in kernel_tmp.glob("kit-faces-out-*"))
+        assert not left, f"06 left its temporary output folders behind: {left}"
     if path.name == "05_comparing_backbones.ipynb":
         state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
         shown = [o for m in state.values() if m["model_name"] == "OutputModel" for o in m["state"].get("outputs", [])]

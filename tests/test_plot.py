@@ -280,3 +280,68 @@ def test_scatter_switches_to_density_above_the_measured_limit():
     assert sum(len(t.x) for t in forced.data) == 3000
     small_limit = kit.plot.scatter(X[:3000], max_points=1000)
     assert type(small_limit.data[0]).__name__ == "Heatmap"
+
+
+# ------------------------------------------------------------------ titles and layout (issue 31, item 8)
+def test_scores_bar_titles_its_axes_and_itself():
+    table = pd.DataFrame({"backbone": ["a", "a", "b", "b"], "method": ["kmeans", "hdbscan"] * 2,
+                          "nmi": [0.5, 0.4, 0.6, 0.3]})
+    fig = kit.plot.scores_bar(table)
+    assert fig.layout.xaxis.title.text == "backbone" and fig.layout.yaxis.title.text == "NMI"
+    assert fig.layout.title.text == "NMI by backbone and method"
+    assert fig.layout.legend.title.text == "method"
+    long = table.melt(id_vars=["backbone", "method"], value_vars=["nmi"], var_name="score", value_name="value")
+    fig = kit.plot.scores_bar(long, metric="value", by="method", color="score", y_title="score (1 = the folders)",
+                              title="Scores of every method")
+    assert fig.layout.yaxis.title.text == "score (1 = the folders)" and fig.layout.xaxis.title.text == "method"
+    assert fig.layout.title.text == "Scores of every method"
+    assert kit.plot.score_name("bcubed_f") == "BCubed F" and kit.plot.score_name("my_score") == "my score"
+
+
+def test_scatter_titles_its_axes_when_asked():
+    coords = np.arange(12, dtype=float).reshape(6, 2)
+    fig = kit.plot.scatter(coords, x_title="principal component 1", y_title="principal component 2")
+    assert fig.layout.xaxis.title.text == "principal component 1"
+    assert fig.layout.yaxis.title.text == "principal component 2"
+    assert fig.layout.xaxis.showticklabels is False
+    assert kit.plot.scatter(coords).layout.xaxis.title.text is None  # t-SNE/UMAP axes mean nothing: no title
+
+
+def test_projection_grid_can_say_what_was_projected():
+    rng = np.random.default_rng(0)
+    fig = kit.plot.projection_grid({"t-SNE": rng.normal(size=(6, 2)), "UMAP": rng.normal(size=(6, 2))},
+                                   title="efficientnet_lite1: t-SNE and UMAP")
+    assert fig.layout.title.text == "efficientnet_lite1: t-SNE and UMAP"
+    assert fig.layout.margin.t >= 70  # room for the title above the panel titles
+    assert kit.plot.projection_grid({"a": np.zeros((3, 2))}).layout.title.text is None
+
+
+@pytest.mark.parametrize("n_curves", [3, 6, 9, 12])
+def test_k_curves_rows_are_close_together_whatever_their_number(n_curves):
+    """Issue 31: the gap between rows was a fixed share of the height (0.2 of 900 px for 3 rows: 180 px)."""
+    curve = pd.DataFrame({"k": [2, 3, 4], "score": [0.1, 0.4, 0.2]})
+    fig = kit.plot.k_curves([KEstimate("silhouette", 3, curve)] * n_curves, columns=3)
+    rows = -(-n_curves // 3)
+    plot_height = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    tops = sorted({tuple(fig.layout[f"yaxis{'' if i == 0 else i + 1}"].domain) for i in range(n_curves)},
+                  reverse=True)
+    assert len(tops) == rows
+    panels = [(hi - lo) * plot_height for lo, hi in tops]
+    gaps = [(tops[i][0] - tops[i + 1][1]) * plot_height for i in range(rows - 1)]
+    assert all(200 <= p <= 260 for p in panels), panels  # every row the same height, in pixels
+    assert all(50 <= g <= 90 for g in gaps), gaps  # room for "K" and the next title, no more
+
+
+def test_explanation_grid_names_the_photo_in_every_title(tmp_path):
+    from kit.inspect import Explanation
+
+    img = np.zeros((8, 8, 3), np.uint8)
+    cams = Explanation("cam", [str(tmp_path / "short.jpg"), str(tmp_path / ("x" * 40 + ".jpg"))],
+                       [np.zeros((8, 8))] * 2, [img, img], np.array([1, 2]), ["jersey, T-shirt", "jean"])
+    titles = [ax.get_title() for ax in kit.plot.explanation_grid(cams, columns=2).axes]
+    assert titles[0] == "short.jpg\ncam: jersey"
+    assert titles[1].endswith("\ncam: jean") and "…" in titles[1] and len(titles[1].split("\n")[0]) <= 24
+    named = kit.plot.explanation_grid(cams, columns=2, names=["photo 1 (dress)", "photo 2 (pants)"])
+    assert [ax.get_title() for ax in named.axes] == ["photo 1 (dress)\ncam: jersey", "photo 2 (pants)\ncam: jean"]
+    with pytest.raises(ValueError, match="one per photo"):
+        kit.plot.explanation_grid(cams, names=["only one"])
