@@ -15,13 +15,14 @@ NOISE = [
     "To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow with the "
     "appropriate compiler flags.\n",
     "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n",
+    "INFO:tensorflow:Assets written to: /tmp/kit/models/.efficientnet_lite0.tmp-1/assets\n",
 ]
 
 
 def test_the_log_lines_are_recognised_and_nothing_else():
     assert all(is_tensorflow_noise(line) for line in NOISE)
     for line in ("Traceback (most recent call last):\n", "ValueError: bad photo\n", "I0000 is my label\n",
-                 "Embedding 10/20 photos\n", "WARNING: your disk is full\n"):
+                 "Embedding 10/20 photos\n", "WARNING: your disk is full\n", "INFO:mymodule:started\n"):
         assert not is_tensorflow_noise(line)
 
 
@@ -54,3 +55,20 @@ def test_embedding_in_a_new_process_prints_no_tensorflow_line(tmp_path):
         noisy = [line for line in out.stderr.splitlines(keepends=True) if is_tensorflow_noise(line)]
         assert not noisy, (run, noisy[:5])
         assert "1280" in out.stdout
+
+
+def test_a_model_export_logs_nothing_with_the_root_logger_at_info(tmp_path):
+    """A notebook or script with logging.basicConfig(level=INFO) saw 'INFO:tensorflow:Assets written to: ...' for
+    every built-in model the kit exported; the kit now holds TensorFlow's Python logger back during its work and
+    leaves the user's own INFO lines alone."""
+    code = ("import logging; logging.basicConfig(level=logging.INFO)\n"
+            "import kit\n"
+            "imgs = kit.load_folder(kit.datasets.sample_folder())\n"
+            "kit.embed(imgs.paths[:4], backbone='efficientnet_lite0')\n"
+            "logging.getLogger('tensorflow').info('mine')\n")
+    env = {**os.environ, "KIT_HOME": str(tmp_path / "kit")}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    noisy = [ln for ln in (run.stdout + run.stderr).splitlines() if is_tensorflow_noise(ln) and "mine" not in ln]
+    assert not noisy, noisy[:5]
+    assert "INFO:tensorflow:mine" in run.stderr  # the user's own logging through the same logger still shows

@@ -4,8 +4,10 @@ TensorFlow 2.21 writes lines such as ``I0000 00:00:... port.cc:153] oneDNN custo
 ``Could not find cuda drivers``, ``failed call to cuInit`` and the SavedModel loader's and TFLite converter's
 lines straight to file descriptor 2, before (and regardless of) ``TF_CPP_MIN_LOG_LEVEL``; in Jupyter they show as
 red boxes that look like failures. :func:`quiet` runs a block with descriptor 2 sent to a temporary file, then
-passes on every line that is not such a log line (a real error still shows), and raises the ``absl`` Python
-logger to ERROR for the block only: the user's logging settings are as they were afterwards.
+passes on every line that is not such a log line (a real error still shows), and raises the ``absl`` and
+``tensorflow`` Python loggers to ERROR for the block only (with the root logger at INFO, as ``logging.basicConfig``
+or a notebook may set it, a model export would otherwise print ``INFO:tensorflow:Assets written to: ...``): the
+user's logging settings are as they were afterwards.
 
 Every place the kit imports TensorFlow (or Keras, TF-Hub), exports, converts or loads a model runs inside it.
 """
@@ -25,7 +27,9 @@ _NOISE = (
     re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"),
     re.compile(r"^To enable the following instructions: .* in other operations, rebuild TensorFlow"),
     re.compile(r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.?$"),
+    re.compile(r"^(INFO|DEBUG):(tensorflow|absl):"),  # the Python loggers, printed by logging's default format
 )
+_LOGGERS = ("absl", "tensorflow")
 _LOCK = threading.RLock()
 _DEPTH = [0]
 
@@ -44,10 +48,11 @@ def quiet():
         _DEPTH[0] += 1
         outer = _DEPTH[0] == 1
         saved = capture = None
-        absl = logging.getLogger("absl")
-        level = absl.level
+        loggers = [logging.getLogger(name) for name in _LOGGERS]
+        levels = [logger.level for logger in loggers]
         if outer:
-            absl.setLevel(logging.ERROR)
+            for logger in loggers:
+                logger.setLevel(logging.ERROR)
             try:
                 for stream in (sys.stderr, sys.__stderr__):
                     if stream is not None:
@@ -65,7 +70,8 @@ def quiet():
         with _LOCK:
             _DEPTH[0] -= 1
             if outer:
-                absl.setLevel(level)
+                for logger, level in zip(loggers, levels):
+                    logger.setLevel(level)
                 if saved is not None:
                     os.dup2(saved, 2)
                     os.close(saved)
