@@ -6,7 +6,9 @@ splits such as shoes vs garments dominate), the gap statistic rarely peaks, and 
 good as the majority. The consensus therefore drops answers at the ends of the k range, weighs each
 method by how stable its answer is across bootstrap resamples, and reports spread and agreement. On data
 without clusters several indices still answer some k in the middle of the range, so the verdict is gated by
-prediction strength (Tibshirani & Walther 2005): no k reaching the threshold means "no clear K".
+prediction strength (Tibshirani & Walther 2005): K is clear only when k-means reproduces K groups itself (the
+strength at K reaches the threshold); on real photos it often does so only at a coarse k such as 2 or 3, and then a
+consensus of 8 is not clear however many methods land near it.
 
 Every k-means here runs single-threaded (``threadpoolctl``): the runs are small, so threads mostly add
 overhead (measured 10x slower on a busy 2-core machine), and the answers do not depend on the machine's
@@ -430,12 +432,14 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
         ``.table`` has one row per method (``method, k, at_boundary, stability, bootstrap, weight, note``;
         the probe-count baseline and the prediction-strength gate get no weight);
         ``.k`` is the consensus, ``.clear`` the verdict and ``.note`` the spread and the agreement.
-        K is called clear when (1) some k reaches a prediction strength of 0.8 (``prediction_strength``, run on
-        the full data even when it is not among ``methods``: structureless data stays near 0.5 whatever the
-        other indices answer), (2) at least half of the usable weight lies within 20% of the consensus, and
-        (3) at least two methods land there while repeating their answer on at least 2/3 of the runs (with
-        ``n_bootstrap=0``, stability is not measured and two methods landing there suffice); otherwise the
-        note says "no clear K". A run that finds no K counts as disagreeing.
+        K is called clear when (1) the consensus K itself reaches a prediction strength of 0.8
+        (``prediction_strength``, run on the full data even when it is not among ``methods``: structureless data
+        stays near 0.5 whatever the other indices answer, and a strength of 0.8 at some other k, such as a coarse
+        split into 2 or 3, does not back K), (2) more than half of the usable weight lies within 20% of the
+        consensus, and (3) at least two methods land there while repeating their answer on at least 2/3 of the
+        runs (with ``n_bootstrap=0``, stability is not measured and two methods landing there suffice). The note
+        gives the strength at K; when K is not clear it names every condition that failed and ends with "no
+        clear K". A run that finds no K counts as disagreeing.
 
     Examples
     --------
@@ -523,13 +527,13 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
     table["weight"] = np.where(table["at_boundary"] | no_vote | table["k"].isna(), 0.0, table["stability"])
     usable = table[table["weight"] > 0]
     structure = strength.k is not None
+    threshold = strength.detail.get("threshold", STRENGTH_THRESHOLD)
+    strength_by_k = strength.curve.set_index("k")["score"] if len(strength.curve) else pd.Series(dtype=float)
     if "skipped" in strength.detail:
-        no_structure = (f"; too few photos to test for structure (prediction strength "
-                        f"{strength.detail['skipped']}): this data has no clear K")
+        no_structure = f"too few photos to test for structure (prediction strength {strength.detail['skipped']})"
     else:
-        no_structure = (f"; prediction strength stays below {strength.detail['threshold']:.1f} for every k (at most "
-                        f"{strength.detail['max_strength']:.2f}, at k={strength.detail['k_at_max']}): "
-                        f"this data has no clear K")
+        no_structure = (f"prediction strength stays below {threshold:.1f} for every k (at most "
+                        f"{strength.detail['max_strength']:.2f}, at k={strength.detail['k_at_max']})")
     if len(usable):
         ks_u = usable["k"].to_numpy(float)
         w = usable["weight"].to_numpy(float)
@@ -545,20 +549,32 @@ def estimate(X, methods=None, k_range=(2, 30), random_state=0, n_bootstrap=3, bo
         else:  # stability was not measured: count the methods that land near K
             n_backing = int(near.sum())
             backing = f"{n_backing} method(s) back it (stability not measured: n_bootstrap=0)"
-        clear = structure and agree >= 0.5 and n_backing >= 2
+        # the gate at K itself: k-means must find these K groups again on both halves (a strength of 0.8 at a
+        # coarse k such as 2 or 3 says nothing about a consensus of 8)
+        at_k = float(strength_by_k.get(k_cons, np.nan))
+        reproduced = structure and at_k >= threshold
+        clear = reproduced and agree > 0.5 and n_backing >= 2
         note = (f"{len(usable)}/{len(table)} methods usable (others at the range ends, unstable or baselines); "
                 f"IQR {q1:.0f}-{q3:.0f}; {agree:.0%} of the weight within 20% of K; {backing}")
+        measured = (f"prediction strength at K = {k_cons}: {at_k:.2f}" if np.isfinite(at_k)
+                    else f"prediction strength not measured at K = {k_cons}")
+        failed = []
         if not structure:
-            note += no_structure
-        elif agree < 0.5:
-            note += "; low agreement: this data has no clear K"
-        elif not clear:
-            note += "; fewer than 2 methods back it: this data has no clear K"
+            failed.append(no_structure)
+        elif not reproduced:
+            reached = ", ".join(str(int(k)) for k in strength_by_k.index[strength_by_k.to_numpy() >= threshold])
+            failed.append(f"{measured}, below {threshold:.1f} (it reaches {threshold:.1f} only at k = {reached}): "
+                          f"k-means does not reproduce {k_cons} groups")
+        if agree <= 0.5:
+            failed.append("low agreement")
+        elif n_backing < 2:
+            failed.append("fewer than 2 methods back it")
+        note += f"; {measured}" if clear else "; " + "; ".join(failed) + ": this data has no clear K"
     else:
         k_cons, agree, clear = None, 0.0, False
         note = "every method answered at the ends of the k range or never repeated its answer: no clear K"
         if not structure:
-            note += no_structure.replace(": this data has no clear K", "")
+            note += f"; {no_structure}"
     estimates_by_name = {e.method: e for e in all_estimates}
     estimates_by_name.setdefault("prediction_strength", strength)
     warm, _ESTIMATES_RUN[0] = _ESTIMATES_RUN[0] > 0, _ESTIMATES_RUN[0] + 1
@@ -578,6 +594,9 @@ class WordVectorK:
     ``labels`` are the distinct predicted label names in the order of the linkage's leaves 0..n-1,
     ``counts`` how often each was predicted (its weight), ``linkage`` a scipy linkage matrix over them
     (cosine distance, frequency-weighted average linkage), ``groups`` the K lists of label names.
+    ``skipped`` are the predicted labels none of whose words has a vector (e.g. "overskirt" in GloVe 6B) and
+    ``skipped_counts`` how often each was predicted: those photos take no part in the estimate. ``table``
+    shows the groups and the skipped labels, one row each, with their photos (they add up to all the photos).
     """
 
     k: int
@@ -587,6 +606,23 @@ class WordVectorK:
     groups: list
     curve: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["k", "score"]))
     skipped: list = field(default_factory=list)
+    skipped_counts: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per group of labels (``group`` 1..K, largest first), then one per skipped label (``group``
+        "no word vector"): ``photos`` (how many photos' top label is in the row; with ``top`` > 1, the summed
+        probabilities) and ``labels`` (the label names, first synonym only, most frequent first)."""
+        count = dict(zip(self.labels, self.counts))
+        rows = [(str(i + 1), sum(float(count[x]) for x in g),
+                 ", ".join(x.split(",")[0] for x in sorted(g, key=lambda x: -count[x])))
+                for i, g in enumerate(self.groups)]
+        rows += [("no word vector", float(c), name.split(",")[0])
+                 for name, c in zip(self.skipped, self.skipped_counts)]
+        table = pd.DataFrame(rows, columns=["group", "photos", "labels"])
+        if np.allclose(table["photos"], table["photos"].round()):
+            table["photos"] = table["photos"].round().astype(int)
+        return table
 
     def as_estimate(self) -> KEstimate:
         return KEstimate("word_vectors", self.k, self.curve, {"groups": self.groups, "linkage": self.linkage})
@@ -620,6 +656,7 @@ def word_vectors(images, backbone="efficientnet_lite0", vectors="glove", top=1, 
     vecs = _wordvec.phrase_vectors(names, vectors)
     keep = [i for i, v in enumerate(vecs) if v is not None]
     skipped = [names[i] for i in range(len(names)) if i not in keep]
+    skipped_counts = np.array([float(counts.iloc[i]) for i in range(len(names)) if i not in keep])
     names = [names[i] for i in keep]
     w = counts.to_numpy(float)[keep] if weighted else np.ones(len(keep))
     if len(names) < 3:
@@ -639,4 +676,4 @@ def word_vectors(images, backbone="efficientnet_lite0", vectors="glove", top=1, 
     groups = [[names[i] for i in np.flatnonzero(assign == g)] for g in np.unique(assign)]
     groups.sort(key=lambda g: -sum(float(counts[x]) for x in g))
     return WordVectorK(k=k, linkage=Z, labels=names, counts=counts.to_numpy(float)[keep], groups=groups,
-                       curve=pd.DataFrame({"k": ks, "score": gaps}), skipped=skipped)
+                       curve=pd.DataFrame({"k": ks, "score": gaps}), skipped=skipped, skipped_counts=skipped_counts)

@@ -294,11 +294,20 @@ def k_curves(result, columns=3):
 def dendrogram(linkage, labels=None, p=30, title=None, color_threshold=None, orientation="bottom", cut=None):
     """Dendrogram of a scipy linkage matrix (truncated to the last ``p`` merges), drawn with Plotly.
 
-    ``labels``: leaf names (e.g. the word-vector method's label names); with ``p`` below the number of
-    leaves, leaves are shown as merged groups with their sizes. ``cut``: a number of clusters K (2 up to the
-    number of leaves - 1): a dashed line, annotated "K = {cut}", at the height that cuts the tree into K
-    clusters (midway between the merges that leave K and K - 1 clusters: ``linkage[-K, 2]`` and
-    ``linkage[-K + 1, 2]``); the branches below it are coloured by cluster unless ``color_threshold`` is given.
+    ``labels``: leaf names (e.g. the word-vector method's label names). With ``p`` below the number of
+    leaves, only the last ``p`` merges are drawn and a leaf named ``(n)`` stands for a branch of n leaves merged
+    below them (the axis title says so). ``cut``: a number of clusters K (2 up to the number of leaves - 1): a
+    dashed line, annotated "K = {cut}", at the height that cuts the tree into K clusters (midway between the
+    merges that leave K and K - 1 clusters: ``linkage[-K, 2]`` and ``linkage[-K + 1, 2]``). ``color_threshold``
+    (default: that height) colours each cluster below it in a colour of its own, its branches and a dot under
+    each of its leaves, so a cut at K shows K colours (a cluster of a single leaf has only its dot; with K above
+    ``p``, clusters hide inside the leaves); the merges above it are grey. Without either, one colour.
+
+    Examples
+    --------
+    >>> from scipy.cluster import hierarchy
+    >>> Z = hierarchy.linkage([[0.0], [1.0], [5.0], [7.0], [20.0]], method="single")
+    >>> fig = dendrogram(Z, cut=2)  # two colours: {0, 1, 5, 7} and the lone 20
     """
     from scipy.cluster import hierarchy
 
@@ -313,22 +322,43 @@ def dendrogram(linkage, labels=None, p=30, title=None, color_threshold=None, ori
         height = float(linkage[-cut, 2] + linkage[-cut + 1, 2]) / 2
         if color_threshold is None:
             color_threshold = height
-    kwargs = dict(no_plot=True, labels=None if labels is None else list(labels), color_threshold=color_threshold)
-    if p and n > p:
+    kwargs = dict(no_plot=True, labels=None if labels is None else list(labels))
+    truncated = bool(p) and n > p
+    if truncated:
         kwargs.update(truncate_mode="lastp", p=p)
-    d = hierarchy.dendrogram(linkage, **kwargs)
-    fig = go.Figure()
+    # Nodes: leaves 0..n-1, merge i is node n + i. A merge below the threshold (and its whole subtree) belongs to
+    # the cluster named by its highest such ancestor; merges above belong to none and are grey (scipy's own
+    # colouring draws them in one more colour, and cycles through 9 colours only).
+    below = np.full(2 * n - 1, color_threshold is not None)
+    if color_threshold is not None:
+        for i, (a, b, h, _) in enumerate(linkage):
+            below[n + i] = h < color_threshold and below[int(a)] and below[int(b)]
+    group = np.arange(2 * n - 1)
+    for i in range(n - 2, -1, -1):  # top down: a parent is named before its children
+        if below[n + i]:
+            group[int(linkage[i, 0])] = group[int(linkage[i, 1])] = group[n + i]
+    order = hierarchy.dendrogram(linkage, **kwargs)["leaves"]  # node ids of the drawn leaves, left to right
     colours = {}
+    for node in order:
+        if below[node]:
+            colours.setdefault(int(group[node]), PALETTE[len(colours) % len(PALETTE)])
+    uncut = PALETTE[0] if color_threshold is None else NOISE_COLOUR  # no threshold: one colour, nothing cut
+    node_colour = {node: colours[int(group[node])] if below[node] and int(group[node]) in colours else uncut
+                   for node in range(2 * n - 1)}
+    d = hierarchy.dendrogram(linkage, link_color_func=node_colour.__getitem__, **kwargs)
+    fig = go.Figure()
     for xs, ys, col in zip(d["icoord"], d["dcoord"], d["color_list"]):
-        colours.setdefault(col, PALETTE[len(colours) % len(PALETTE)])
-        if orientation == "left":
-            fig.add_trace(go.Scatter(x=ys, y=xs, mode="lines", line=dict(color=colours[col], width=1.5),
-                                     hoverinfo="skip", showlegend=False))
-        else:
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colours[col], width=1.5),
-                                     hoverinfo="skip", showlegend=False))
+        xy = dict(x=ys, y=xs) if orientation == "left" else dict(x=xs, y=ys)
+        fig.add_trace(go.Scatter(**xy, mode="lines", line=dict(color=col, width=1.5), hoverinfo="skip",
+                                 showlegend=False))
     ticks = [5 + 10 * i for i in range(len(d["ivl"]))]
+    if colours:  # a dot under each leaf in its cluster's colour: every cluster shows, even a single leaf
+        dots = dict(x=[0.0] * len(ticks), y=ticks) if orientation == "left" else dict(x=ticks, y=[0.0] * len(ticks))
+        fig.add_trace(go.Scatter(**dots, mode="markers", marker=dict(color=[node_colour[v] for v in order], size=7),
+                                 text=d["ivl"], hoverinfo="text", showlegend=False))
     axis = dict(tickmode="array", tickvals=ticks, ticktext=d["ivl"])
+    if truncated:
+        axis["title"] = f"the top {len(d['ivl'])} branches of {n} leaves; a leaf '(n)' is a branch of n leaves"
     if orientation == "left":
         fig.update_layout(yaxis=axis, xaxis_title="merge distance", height=max(360, 14 * len(ticks)))
     else:

@@ -3,6 +3,7 @@ structureless data never gets a clear K (prediction strength gates the verdict).
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import make_blobs
 from threadpoolctl import threadpool_limits
@@ -145,6 +146,82 @@ def test_clothing10_consensus(clothing10_lite0):
     print(result.table.drop(columns=["bootstrap"]).to_string())
     assert 4 <= result.k <= 20  # true K = 10
     assert "IQR" in result.note
-    # measured: elbow and HDBSCAN land at 9 on every subsample, and prediction strength reaches 0.87 (k=3):
-    # the kit calls this K clear
-    assert result.clear and result.strength.detail["max_strength"] >= 0.8
+    # measured: elbow and HDBSCAN land at 9 on every subsample, and prediction strength reaches 0.87, but only at
+    # k=3 (issue 31): k-means does not reproduce the consensus, so the verdict is "no clear K" and the note says why
+    # (this test expected "clear" before the gate was checked at K itself)
+    strength = result.strength.curve.set_index("k")["score"]
+    assert result.strength.detail["max_strength"] >= 0.8 and strength[result.k] < 0.8
+    assert not result.clear and f"prediction strength at K = {result.k}: " in result.note
+    assert "k-means does not reproduce" in result.note and result.note.endswith("no clear K")
+
+
+# ------------------------------------------------------------------ the verdict agrees with its own evidence (issue 31)
+def _strength(curve, threshold=0.8):
+    """A hand-built prediction-strength estimate: ``curve`` maps k -> strength."""
+    ks = np.array(sorted(curve))
+    score = np.array([curve[k] for k in ks])
+    reached = ks[score >= threshold]
+    best = int(np.argmax(score))
+    return K.KEstimate("prediction_strength", int(reached[-1]) if len(reached) else None,
+                       pd.DataFrame({"k": ks, "score": score, "sd": 0.0}),
+                       {"threshold": threshold, "max_strength": float(score[best]), "k_at_max": int(ks[best])})
+
+
+def _scripted_verdict(monkeypatch, blobs, answers, strength):
+    _scripted(monkeypatch, answers)
+    monkeypatch.setattr(K, "prediction_strength", lambda *args, **kwargs: strength)
+    return K.estimate(blobs, methods=list(answers), k_range=(2, 12), n_bootstrap=2, reduce_to=None)
+
+
+# three methods land on 8 on every run; the strength curve decides
+AGREE_ON_8 = {"elbow": [8, 8, 8], "silhouette": [8, 8, 8], "eigengap": [8, 8, 8]}
+COARSE_ONLY = {k: (0.9 if k == 3 else 0.4) for k in range(2, 13)}  # reaches 0.8 at k = 3 only
+
+
+def test_a_strength_reached_only_at_another_k_does_not_make_k_clear(blobs, monkeypatch):
+    result = _scripted_verdict(monkeypatch, blobs, AGREE_ON_8, _strength(COARSE_ONLY))
+    assert result.k == 8 and result.agreement == 1.0 and result.strength.k == 3
+    assert not result.clear and result.verdict == "no clear K (the consensus would be 8)"
+    assert ("prediction strength at K = 8: 0.40, below 0.8 (it reaches 0.8 only at k = 3): k-means does not "
+            "reproduce 8 groups: this data has no clear K") in result.note
+
+
+def test_k_is_clear_when_its_own_strength_reaches_the_threshold(blobs, monkeypatch):
+    curve = {**COARSE_ONLY, 8: 0.85}
+    result = _scripted_verdict(monkeypatch, blobs, AGREE_ON_8, _strength(curve))
+    assert result.clear and result.verdict == "K = 8 (clear)"
+    assert result.note.endswith("prediction strength at K = 8: 0.85") and "no clear K" not in result.note
+
+
+def test_every_failed_condition_is_named(blobs, monkeypatch):
+    # an even split between 3 and 10 is no agreement, even where the strength reaches 0.8 (at 3)
+    answers = {"elbow": [3, 3, 3], "silhouette": [3, 3, 3], "eigengap": [10, 10, 10], "davies_bouldin": [10, 10, 10]}
+    result = _scripted_verdict(monkeypatch, blobs, answers, _strength(COARSE_ONLY))
+    assert result.k == 3 and result.agreement == 0.5 and not result.clear
+    assert result.note.endswith("; low agreement: this data has no clear K")
+    answers = {"elbow": [3, 3, 3], "silhouette": [6, 6, 6], "eigengap": [10, 10, 10]}
+    result = _scripted_verdict(monkeypatch, blobs, answers, _strength(COARSE_ONLY))
+    assert result.k == 6 and result.agreement < 0.5 and not result.clear
+    assert ("prediction strength at K = 6: 0.40, below 0.8 (it reaches 0.8 only at k = 3): k-means does not "
+            "reproduce 6 groups; low agreement: this data has no clear K") in result.note
+
+
+def test_a_consensus_outside_the_strength_curve_is_not_clear(blobs, monkeypatch):
+    short = _strength({k: (0.9 if k == 3 else 0.4) for k in range(2, 7)})  # measured up to k = 6 only
+    result = _scripted_verdict(monkeypatch, blobs, AGREE_ON_8, short)
+    assert not result.clear and "prediction strength not measured at K = 8" in result.note
+
+
+# ------------------------------------------------------------------ word vectors: the skipped labels are shown
+def test_word_vector_table_adds_up_with_the_labels_that_have_no_vector():
+    top = pd.DataFrame({"path": [f"p{i}.jpg" for i in range(20)], "rank": 1, "class_index": 0, "synset": "",
+                        "name": (["jersey, T-shirt, tee shirt"] * 6 + ["sweatshirt"] * 3 + ["sandal"] * 4
+                                 + ["Loafer"] * 2 + ["overskirt"] * 5), "probability": 0.5})
+    words = K.word_vectors(None, top_table=top, k_range=(2, 3))
+    assert words.skipped == ["overskirt"] and words.skipped_counts.tolist() == [5.0]
+    table = words.table
+    assert list(table.columns) == ["group", "photos", "labels"] and table["photos"].dtype.kind == "i"
+    assert table["photos"].sum() == 20 == len(top)
+    assert table.iloc[-1].tolist() == ["no word vector", 5, "overskirt"]
+    assert table["group"].tolist()[:-1] == [str(i + 1) for i in range(words.k)]
+    assert "overskirt" not in words.labels and sum(words.counts) == 15

@@ -210,9 +210,54 @@ def test_notebook_executes(path, record_property, tmp_path):
         shown = [o for m in state.values() if m["model_name"] == "OutputModel" for o in m["state"].get("outputs", [])]
         assert any("application/vnd.plotly.v1+json" in o.get("data", {}) for o in shown), \
             "the ipywidgets panel did not draw a Plotly figure"
+    if path.name == "03_estimating_k.ipynb":  # issue 31: one method, one answer; a verdict that agrees with it
+        _check_notebook_03(nb, markdown[0])
     # The budget is checked on the time the cells ran (kernel start and stop excluded): this VM's clock has been
     # seen to jump minutes ahead while idle, which a plain wall-clock check would blame on the notebook.
     busy = sum(t for t, _ in _cell_seconds(nb))
     record_property("cell_seconds", round(busy, 1))
     assert busy < BUDGET_SECONDS, (f"{path.name}'s cells took {busy:.0f} s ({seconds:.0f} s in all), over the "
                                    f"{BUDGET_SECONDS} s budget; slowest cells: {_slowest_cells(nb)}")
+
+
+def _k_or_none(text):
+    return None if text in ("None", "<NA>") else int(text)
+
+
+def _check_notebook_03(nb, summary):
+    """Every K the notebook prints ("name: K = n") or quotes in its summary ("`name` n") is the answer in
+    kit.k.estimate's table (the displayed ``result.table``), the summary quotes the estimate's verdict, and the
+    word-vector table adds up to all the photos."""
+    import re
+
+    outputs = [o for _, cell in _code_cells(nb) for o in cell.outputs]
+    shown = [o.data["text/plain"] for o in outputs if "text/plain" in o.get("data", {})]
+    tables = [t for t in shown if "at_boundary" in t and "stability" in t and "prediction_strength" in t]
+    assert tables, "the notebook must display kit.k.estimate's table (result.table)"
+    table = {}
+    for line in tables[0].splitlines():  # the first block of the frame: index, method, k, ...
+        row = re.match(r"^\s*\d+\s+([a-z_]+)\s+(\d+|<NA>)\s", line)
+        if row:
+            table.setdefault(row.group(1), _k_or_none(row.group(2)))
+    assert {"elbow", "silhouette", "eigengap", "dendrogram_gap", "gap", "word_vectors", "probe_count",
+            "prediction_strength"} <= set(table), table
+    text = "".join(o.text for o in outputs if o.output_type == "stream" and o.name == "stdout")
+    printed = re.findall(r"\b([a-z_]+): K = (\d+|None|<NA>)\b", text)
+    assert {m for m, _ in printed} >= {"elbow", "silhouette", "eigengap", "dendrogram_gap", "gap", "word_vectors",
+                                        "probe_count", "prediction_strength"}, printed
+    wrong = [(m, k, table.get(m)) for m, k in printed if m in table and _k_or_none(k) != table[m]]
+    assert not wrong, f"(method, printed K, the estimate's K): {wrong}"
+    quoted = re.findall(r"`([a-z_]+)`\s+(\d+|None|<NA>)\b", summary)
+    assert {m for m, _ in quoted} >= set(table) - {"prediction_strength"}, quoted
+    wrong = [(m, k, table.get(m)) for m, k in quoted if _k_or_none(k) != table.get(m)]
+    assert not wrong, f"the summary quotes (method, K, the estimate's K): {wrong}"
+    verdicts = re.findall(r"^(K = \d+ \(clear\)|no clear K(?: \(the consensus would be \d+\))?): ", text, re.M)
+    assert verdicts and f"**{verdicts[0]}**" in summary, (verdicts, summary[:500])
+    if "(clear)" in verdicts[0]:
+        assert "no clear K" not in summary.split("Why:")[1].split("\n- ")[0]
+    else:
+        assert "no clear K" in summary
+    sums = re.findall(r"(\d+) photos in the \d+ groups \+ (\d+) without a word vector = (\d+) photos", text)
+    assert sums and int(sums[0][0]) + int(sums[0][1]) == int(sums[0][2]), sums
+    n_photos = re.search(r"Embeddings\((\d+) x", text)
+    assert n_photos and int(sums[0][2]) == int(n_photos.group(1)), (sums, text[:300])

@@ -186,6 +186,44 @@ def test_dendrogram_without_cut_and_bad_cuts():
             kit.plot.dendrogram(Z, cut=bad)
 
 
+def _dendrogram_colours(fig):
+    """(colours of the branches, colours of the leaf dots) of a kit.plot.dendrogram figure."""
+    lines = [t.line.color for t in fig.data if t.mode == "lines"]
+    dots = [list(t.marker.color) for t in fig.data if t.mode == "markers"]
+    return lines, (dots[0] if dots else [])
+
+
+@pytest.mark.parametrize("cut", [2, 3, 4])
+def test_dendrogram_cut_at_k_shows_k_colours_and_grey_above(cut):
+    """Issue 31: a tree cut at K is coloured in K groups (scipy's own colouring adds one more for the merges
+    above the cut); a cluster of one leaf (20 here, for every cut) shows as its dot."""
+    from kit.plot import NOISE_COLOUR
+
+    lines, dots = _dendrogram_colours(kit.plot.dendrogram(_linkage(), cut=cut))
+    assert len(set(dots)) == cut and NOISE_COLOUR not in dots
+    assert lines.count(NOISE_COLOUR) == cut - 1  # the K - 1 merges above the cut
+    assert set(lines) - {NOISE_COLOUR} <= set(dots)
+
+
+def test_dendrogram_truncated_leaves_are_explained_and_coloured_by_cluster():
+    from scipy.cluster import hierarchy
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(120, n_features=4, centers=3, random_state=0)
+    Z = hierarchy.linkage(X, method="ward")
+    fig = kit.plot.dendrogram(Z, p=12, cut=3)
+    _, dots = _dendrogram_colours(fig)
+    assert len(dots) == 12 and len(set(dots)) == 3
+    assert "'(n)' is a branch of n leaves" in fig.layout.xaxis.title.text
+    assert any(t.startswith("(") for t in fig.layout.xaxis.ticktext)
+    left = kit.plot.dendrogram(Z, p=12, cut=3, orientation="left")
+    assert "'(n)'" in left.layout.yaxis.title.text and len(set(_dendrogram_colours(left)[1])) == 3
+    whole = kit.plot.dendrogram(Z, p=None)
+    assert not whole.layout.xaxis.title.text and len(whole.layout.xaxis.ticktext) == 120
+    lines, dots = _dendrogram_colours(whole)  # no cut, no threshold: one colour, no cluster dots
+    assert len(set(lines)) == 1 and dots == []
+
+
 def _points_by_index(fig):
     """customdata -> (trace number, marker) for every drawn point."""
     found = {}
