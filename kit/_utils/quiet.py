@@ -4,10 +4,11 @@ TensorFlow 2.21 writes lines such as ``I0000 00:00:... port.cc:153] oneDNN custo
 ``Could not find cuda drivers``, ``failed call to cuInit`` and the SavedModel loader's and TFLite converter's
 lines straight to file descriptor 2, before (and regardless of) ``TF_CPP_MIN_LOG_LEVEL``; in Jupyter they show as
 red boxes that look like failures. :func:`quiet` runs a block with descriptor 2 sent to a temporary file, then
-passes on every line that is not such a log line (a real error still shows), and raises the ``absl`` and
-``tensorflow`` Python loggers to ERROR for the block only (with the root logger at INFO, as ``logging.basicConfig``
-or a notebook may set it, a model export would otherwise print ``INFO:tensorflow:Assets written to: ...``): the
-user's logging settings are as they were afterwards.
+passes on every line that is not such a log line (a real error still shows), raises the ``absl`` Python logger to
+ERROR and holds back records below ERROR of the ``tensorflow`` Python logger, for the block only. (TensorFlow sets
+its own logger to INFO, with a handler of its own, the first time it logs in an interactive session such as a
+notebook, and a model export then prints ``INFO:tensorflow:Assets written to: ...``; a filter holds whatever level
+it sets.) The user's logging settings are as they were afterwards.
 
 Every place the kit imports TensorFlow (or Keras, TF-Hub), exports, converts or loads a model runs inside it.
 """
@@ -29,7 +30,10 @@ _NOISE = (
     re.compile(r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.?$"),
     re.compile(r"^(INFO|DEBUG):(tensorflow|absl):"),  # the Python loggers, printed by logging's default format
 )
-_LOGGERS = ("absl", "tensorflow")
+
+
+def _below_error(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
 _LOCK = threading.RLock()
 _DEPTH = [0]
 
@@ -48,11 +52,11 @@ def quiet():
         _DEPTH[0] += 1
         outer = _DEPTH[0] == 1
         saved = capture = None
-        loggers = [logging.getLogger(name) for name in _LOGGERS]
-        levels = [logger.level for logger in loggers]
+        absl, tensorflow = logging.getLogger("absl"), logging.getLogger("tensorflow")
+        level = absl.level
         if outer:
-            for logger in loggers:
-                logger.setLevel(logging.ERROR)
+            absl.setLevel(logging.ERROR)
+            tensorflow.addFilter(_below_error)
             try:
                 for stream in (sys.stderr, sys.__stderr__):
                     if stream is not None:
@@ -70,8 +74,8 @@ def quiet():
         with _LOCK:
             _DEPTH[0] -= 1
             if outer:
-                for logger, level in zip(loggers, levels):
-                    logger.setLevel(level)
+                absl.setLevel(level)
+                tensorflow.removeFilter(_below_error)
                 if saved is not None:
                     os.dup2(saved, 2)
                     os.close(saved)

@@ -54,7 +54,7 @@ from .._utils.config import __version__
 from .._utils.validation import Interval, StrOptions, validate_params
 from ..io import ImageSet, load_folder, read_image
 from ..progress import report
-from .._utils.quiet import quiet_import
+from .._utils.quiet import quiet, quiet_import
 
 # Measured on clothing10 (bench/adapt.py): training the head convolution and the last 4 blocks of
 # efficientnet_lite0 gave the largest NMI gain within the time budget on 2 cores.
@@ -247,6 +247,7 @@ def _digest_arrays(arrays: dict) -> str:
     return h.hexdigest()
 
 
+@quiet()  # saving logs "INFO:tensorflow:Assets written to: ..." when the root logger is at INFO
 def _export(model, folder: Path, input_size: int) -> None:
     """Two TF-Hub-style SavedModels of ``model`` ([features, logits]): a ``tf.Module`` holding each variable once
     and a ``tf.function`` with a fixed input signature (a Keras 3 model exported naively saves weights twice)."""
