@@ -162,6 +162,7 @@ finally:
     nbformat.write(nb, dst)
 """
 DEADLINE_SECONDS = 900
+GUIDANCE_COLUMNS = ("trust it when", "threshold means")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -201,6 +202,15 @@ def test_notebook_executes(path, record_property, tmp_path):
     assert "{" not in markdown[0], "an f-string placeholder was left in the summary"
     if path.name in EXPECTED:  # the kernel saw conftest's KIT_HOME: the embeddings went there, not to the user's home
         assert any((Path(os.environ["KIT_HOME"]) / "embeddings").rglob("*.f32"))
+    # guidance tables are read in full: no cell cut by pandas' "..." (issue 31, item 4: 03's "trust it when",
+    # 06's "threshold means")
+    import re
+
+    for i, o in outputs:
+        html = o.get("data", {}).get("text/html", "")
+        if any(f"<th>{h}</th>" in html for h in GUIDANCE_COLUMNS):
+            cut = [td for td in re.findall(r"<td>(.*?)</td>", html, re.S) if td.strip().endswith("...")]
+            assert not cut, f"{path.name} cell {i} shows a guidance table with cells cut short: {cut[:3]}"
     if path.name == "06_face_clustering.ipynb":  # issue 31: the export's temporary folder is removed at the end
         assert nb.cells[-3].outputs and "True" in nb.cells[-3].outputs[0]["text"], "the clean-up cell did not run"
         left = sorted(p.name for p in kernel_tmp.glob("kit-faces-out-*"))
