@@ -211,6 +211,17 @@ def test_notebook_executes(path, record_property, tmp_path):
         if any(f"<th>{h}</th>" in html for h in GUIDANCE_COLUMNS):
             cut = [td for td in re.findall(r"<td>(.*?)</td>", html, re.S) if td.strip().endswith("...")]
             assert not cut, f"{path.name} cell {i} shows a guidance table with cells cut short: {cut[:3]}"
+    if path.name == "04_clustering_and_scores.ipynb":  # issue 31, item 6: the long cells say how long, show progress
+        long_cells = [(i, c) for i, c in _code_cells(nb)
+                      if "kit.cluster_photos(" in c.source or "backbone=GRID_BACKBONE" in c.source]
+        assert len(long_cells) == 2, [i for i, _ in long_cells]
+        for i, cell in long_cells:
+            # the bar: a tqdm widget (its text/plain holds the bar as text) or, without ipywidgets, text on stderr
+            bars = "".join(o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", "")
+                           for o in cell.outputs if o.output_type in ("stream", "display_data", "update_display_data"))
+            out = "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
+            assert "%|" in bars, f"04 cell {i} ran without a progress bar"
+            assert re.search(r"at most \d+ s|not timed on this machine yet", out), f"04 cell {i} gave no forecast"
     if path.name == "06_face_clustering.ipynb":  # issue 31: the export's temporary folder is removed at the end
         assert nb.cells[-3].outputs and "True" in nb.cells[-3].outputs[0]["text"], "the clean-up cell did not run"
         left = sorted(p.name for p in kernel_tmp.glob("kit-faces-out-*"))
