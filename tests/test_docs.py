@@ -107,7 +107,10 @@ print(json.dumps(results))
 def test_the_examples_of_every_page_run(tmp_path, record_property):
     pages = {p.name: [b for b in _blocks(p, "python") if not b.startswith(NOT_RUN)] for p in PAGES}
     pages = {k: v for k, v in pages.items() if v}
-    env = {**os.environ, "MPLBACKEND": "Agg", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    scratch = tmp_path / "tmp"  # the examples' temporary folders: they clean up after themselves
+    scratch.mkdir()
+    env = {**os.environ, "MPLBACKEND": "Agg", "TMPDIR": str(scratch),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     run = subprocess.run([sys.executable, "-c", _RUN_EXAMPLES, json.dumps(pages)], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -123,3 +126,5 @@ def test_the_examples_of_every_page_run(tmp_path, record_property):
         run = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env,
                              capture_output=True, text=True, timeout=600)
         assert run.returncode == 0, f"cli.md example failed:\n{block}\n{run.stderr[-3000:]}"
+    left = sorted(p.name for p in scratch.iterdir())
+    assert not left, f"the examples left temporary files behind: {left}"
