@@ -8,8 +8,6 @@ Then the Embedding store page on a store of 100,000 photos' vectors: first map c
 Usage: python bench/dashboard.py [--store-only]
 """
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -19,12 +17,9 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from dashboard.serve import Served  # noqa: E402
 
 
 def first_scatter(kit_home: str, page_name: str = "backbones",
@@ -35,15 +30,11 @@ def first_scatter(kit_home: str, page_name: str = "backbones",
     cached on disk), so that the next, warm, run finds every cache filled as a user who waited would."""
     from playwright.sync_api import sync_playwright
 
-    port = free_port()
     # HOME beside the kit home: Streamlit's disk cache (~/.streamlit/cache) starts empty with it, as the kit's does
     Path(kit_home, "home").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "KIT_HOME": kit_home, "HOME": str(Path(kit_home, "home")), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(app),
-                             "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
-                             "--browser.gatherUsageStats", "false"], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    served = Served(app, env=env, wait=False).__enter__()  # timed from the process start, not from healthy
+    proc, t0, url = served.proc, served.started, served.url
     peak = [0]
     stop = threading.Event()
 
@@ -66,7 +57,7 @@ def first_scatter(kit_home: str, page_name: str = "backbones",
             deadline = time.time() + 60
             while True:
                 try:
-                    page.goto(f"http://127.0.0.1:{port}/{page_name}", timeout=5000)
+                    page.goto(f"{url}/{page_name}", timeout=5000)
                     break
                 except Exception:
                     if time.time() > deadline:
@@ -79,8 +70,7 @@ def first_scatter(kit_home: str, page_name: str = "backbones",
             browser.close()
     finally:
         stop.set()
-        proc.terminate()
-        proc.wait(timeout=30)
+        served.__exit__()
     return elapsed, peak[0] / 1e9
 
 
@@ -90,13 +80,9 @@ def store_first_map(kit_home: str, store: str) -> tuple[float, float, float]:
     (warm: served from the page's cache), and the server's peak memory in GB."""
     from playwright.sync_api import sync_playwright
 
-    port = free_port()
     env = {**os.environ, "KIT_HOME": kit_home, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard"),
-                             "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
-                             "--browser.gatherUsageStats", "false"], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    served = Served(env=env, wait=False).__enter__()
+    proc, t0, url = served.proc, served.started, served.url
     peak = 0.0
     try:
         with sync_playwright() as pw:
@@ -109,7 +95,7 @@ def store_first_map(kit_home: str, store: str) -> tuple[float, float, float]:
                 deadline = time.time() + 60
                 while True:
                     try:
-                        page.goto(f"http://127.0.0.1:{port}/store", timeout=5000)
+                        page.goto(f"{url}/store", timeout=5000)
                         break
                     except Exception:
                         if time.time() > deadline:
@@ -126,8 +112,7 @@ def store_first_map(kit_home: str, store: str) -> tuple[float, float, float]:
             peak = sum(c.memory_info().rss for c in [p, *p.children(recursive=True)]) / 1e9
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        served.__exit__()
     return times[0], times[1], peak
 
 

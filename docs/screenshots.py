@@ -7,22 +7,21 @@
 - ``notebook.png``: the backbone comparison of notebook 05, ``kit.plot.projection_grid`` of each built-in
   backbone's t-SNE map coloured by folder, drawn in Chromium from the figure's HTML.
 
-The dashboard runs as ``streamlit run dashboard`` headless on a free port (as tests/test_dashboard.py starts it)
+The dashboard runs as ``streamlit run dashboard`` headless on a free port (``dashboard/serve.py``, as the browser tests start it)
 and is driven by Playwright in Debian's Chromium (``/usr/bin/chromium``). It uses the kit's normal cache
 (``$KIT_HOME``, else ``~/.cache/kit``): the first run embeds the photos with three backbones (a few minutes on two
 cores), later runs take about half a minute. Each PNG is reduced to a 256-colour palette and must stay under 300 KB.
 """
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's kit, as the server (run from ROOT) uses it
+
+from dashboard.serve import Served  # noqa: E402
 
 OUT = ROOT / "docs" / "images"
 CHROMIUM = "/usr/bin/chromium"
@@ -39,47 +38,6 @@ IDLE = ("() => !document.querySelector('[data-testid=stStatusWidget]') && "
 IMAGES_LOADED = "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run", "--hide-scrollbars"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Dashboard:
-    """``streamlit run dashboard`` headless on a free port, as the browser tests start it; ``url`` once healthy."""
-
-    def __enter__(self):
-        port = free_port()
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard"), "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-             "--client.toolbarMode", "minimal"],
-            stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-        self.url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if urllib.request.urlopen(self.url + "/_stcore/health", timeout=2).read() == b"ok":
-                    return self
-            except OSError:
-                time.sleep(0.5)
-        self.__exit__()
-        raise SystemExit("streamlit did not start:\n" + self.output())
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-3000:]
-
-    def __exit__(self, *exc):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        return False
 
 
 def settle(page, what: str, timeout: float = 900_000) -> None:
@@ -221,7 +179,7 @@ def main() -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
-            with Dashboard() as app:
+            with Served(args=["--client.toolbarMode", "minimal"]) as app:
                 try:
                     shoot_dashboard(browser, app.url, files)
                     shoot_gallery(browser, app.url, files)

@@ -2,18 +2,15 @@
 writes files), then the real app in Debian's Chromium (plots and tables rendered, gallery reachable)."""
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from dashboard.serve import Served
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "dashboard" / "streamlit_app.py")
-APP_FOLDER = str(ROOT / "dashboard")  # what users type: `streamlit run dashboard`
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "screenshots"
 PAGES = ["data", "backbones", "k", "cluster", "gallery", "curate", "inspect", "export", "store"]
@@ -747,34 +744,10 @@ def test_the_store_page_explores_a_store_of_any_size(tmp_path):
 
 
 # ------------------------------------------------------------------ real browser
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served_app():
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", APP_FOLDER, "--server.headless", "true", "--server.address",
-         "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with Served() as app:  # `streamlit run dashboard`, as users type it
+        yield app.url
 
 
 def _wait_idle(page, timeout=300_000):

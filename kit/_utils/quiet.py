@@ -32,8 +32,11 @@ _NOISE = (
 )
 
 
-def _below_error(record: logging.LogRecord) -> bool:
+def _error_and_above(record: logging.LogRecord) -> bool:
+    """Logging filter: keep a record only at ERROR or above (TensorFlow's INFO lines stay out of the notebook)."""
     return record.levelno >= logging.ERROR
+
+
 _LOCK = threading.RLock()
 _DEPTH = [0]
 
@@ -56,7 +59,7 @@ def quiet():
         level = absl.level
         if outer:
             absl.setLevel(logging.ERROR)
-            tensorflow.addFilter(_below_error)
+            tensorflow.addFilter(_error_and_above)
             try:
                 for stream in (sys.stderr, sys.__stderr__):
                     if stream is not None:
@@ -75,7 +78,7 @@ def quiet():
             _DEPTH[0] -= 1
             if outer:
                 absl.setLevel(level)
-                tensorflow.removeFilter(_below_error)
+                tensorflow.removeFilter(_error_and_above)
                 if saved is not None:
                     os.dup2(saved, 2)
                     os.close(saved)
