@@ -151,7 +151,7 @@ def _cluster_labels(fp: str, folder: str, backbone: str, method: str, params_jso
     return kit.cluster.make(method, random_state=0, **json.loads(params_json)).fit(emb.vectors).labels_
 
 
-@st.cache_data(show_spinner="Choosing the method and K without labels (stability on two halves, held-out "
+@st.cache_data(show_spinner="Choosing K without labels and clustering (stability on two halves, held-out "
                             "silhouette)...", max_entries=16, persist="disk")
 def _auto(fp: str, folder: str, backbone: str, method: str, params_json: str):
     emb = _embed(folder, backbone)

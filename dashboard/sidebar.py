@@ -116,7 +116,8 @@ def sidebar_footer() -> None:
         automatic = [spec.label for spec in settings.entry(c.method).settings
                      if spec.auto is not None and s.get(spec.key) is None]
         if c.method in settings.AUTOMATIC:
-            text += ", method and K chosen from the photos"
+            text += ", K chosen from the photos" if c.method == settings.RECOMMENDED else \
+                ", method and K chosen from the photos"
         elif c.params:
             text += ", " + settings.params_text({k: v for k, v in c.params.items() if v != "auto"})
         if automatic:

@@ -280,10 +280,39 @@ def test_the_recommended_choice_says_no_clear_k_on_noise():
     """Issue 28: what kit.cluster_photos runs (auto over three blocks and their concatenation, its methods) keeps
     an honest verdict: on three blocks of noise it reports no clear K, whatever the seed (4 seeds here, about 10 s
     each; bench/quality.py --noise-seeds 10 checks more)."""
-    from kit._photos import RECOMMENDED_METHODS
+    from kit._photos import recommended_auto
 
     for seed in range(4):
         rng = np.random.default_rng(seed)
         blocks = {f"b{i}": rng.normal(size=(100, 8)).astype(np.float32) for i in range(3)}
-        result = C.auto(blocks, methods=RECOMMENDED_METHODS, random_state=seed)
+        result = recommended_auto(blocks, random_state=seed)
         assert not result.clear and "no clear structure" in result.reason.lower(), (seed, result.reason)
+
+
+def test_centring_by_hand():
+    """Two photos at right angles share the mean direction; centred on their mean they point apart (cosine -1);
+    a row equal to the mean stays a zero row (no division by zero)."""
+    from kit.cluster._auto import _centred
+
+    X = np.array([[2.0, 0.0], [0.0, 3.0]], np.float32)
+    out = _centred(X)
+    np.testing.assert_allclose(out, [[2 ** -0.5, -(2 ** -0.5)], [-(2 ** -0.5), 2 ** -0.5]], atol=1e-6)
+    assert float(out[0] @ out[1]) == pytest.approx(-1.0, abs=1e-6)
+    same = _centred(np.ones((3, 4), np.float32))
+    assert np.isfinite(same).all() and np.abs(same).max() == 0
+
+
+def test_auto_with_one_representation_and_centred_blocks(small):
+    """representation= fixes the representation (no choice among blocks: no representation rows in the table);
+    center=True keeps the blobs found and says so in the reason; an unknown name is refused with the options."""
+    X, y = small
+    blocks = {"a": X, "b": X[:, ::-1] + np.float32(0.1)}
+    result = C.auto(blocks, methods=("leiden",), k_range=(2, 8), center=True, representation="concat")
+    assert result.representation == "concat" and result.method == "leiden"
+    assert result.k == 4 and nmi(y, result.labels) > 0.9, result.reason
+    assert set(result.table["stage"]) == {"method"} and len(result.table) == 1
+    assert "centred" in result.reason and "the one method asked for" in result.reason
+    with pytest.raises(InvalidParameterError, match=r"'representation' parameter of auto.*\['a', 'b', 'concat'\]"):
+        C.auto(blocks, representation="lite9")
+    with pytest.raises(InvalidParameterError, match="'center' parameter of auto"):
+        C.auto(X, center="yes")
